@@ -1,0 +1,1 @@
+"""Datasets, mappers, samplers and data loaders."""
