@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 
 import yaml
+from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 __all__ = ["CfgNode", "ConfigError", "add_clouds_config", "get_cfg", "load_config"]
@@ -30,22 +31,19 @@ class CfgNode(_FvCfgNode):
             raise ConfigError(f"Config file not found: {filename}")
         with open(filename) as f:
             try:
-                cfg = yaml.safe_load(f) or {}
+                content = yaml.safe_load(f) or {}
             except yaml.YAMLError as e:
                 raise ConfigError(f"Config file {filename} is not valid YAML: {e}") from e
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"Config file {filename} must hold a mapping, got {type(cfg)}")
-        base = cfg.pop(cls.BASE_KEY, None)
-        if base is None:
-            return cfg
-        base_path = os.path.expanduser(base)
-        if not os.path.isabs(base_path):
-            base_path = os.path.join(os.path.dirname(filename), base_path)
-        if not os.path.isfile(base_path):
-            raise ConfigError(f"_BASE_ file {base!r} of {filename} not found (looked at {base_path})")
-        base_cfg = cls.load_yaml_with_base(base_path, allow_unsafe=allow_unsafe)
-        _merge_dicts(cfg, base_cfg)
-        return base_cfg
+        if not isinstance(content, dict):
+            raise ConfigError(f"Config file {filename} must hold a mapping, got {type(content)}")
+        bases = content.get(BASE_KEY, [])
+        for base in [bases] if isinstance(bases, str) else bases:
+            base_path = os.path.join(os.path.dirname(filename), os.path.expanduser(base))
+            if not os.path.isfile(base_path):
+                raise ConfigError(
+                    f"_BASE_ file {base!r} of {filename} not found (looked at {base_path})"
+                )
+        return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
@@ -65,15 +63,6 @@ class CfgNode(_FvCfgNode):
 
 def _message(e: Exception) -> str:
     return e.args[0] if e.args else str(e)
-
-
-def _merge_dicts(child: dict, base: dict) -> None:
-    """Recursively merge ``child`` into ``base`` in place (child wins)."""
-    for key, value in child.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge_dicts(value, base[key])
-        else:
-            base[key] = value
 
 
 def add_clouds_config(cfg: CfgNode) -> None:
@@ -108,7 +97,11 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.SEM_SEG_HEAD.COMMON_STRIDE = 4  # stride of the mask features
     _C.MODEL.SEM_SEG_HEAD.PIXEL_DECODER_NAME = "MSDeformAttnPixelDecoder"  # PIXEL_DECODER_REGISTRY
     _C.MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS = 6  # deformable encoder layers
-    _C.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES = ["res3", "res4", "res5"]  # levels
+    _C.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES = [
+        "res3",
+        "res4",
+        "res5",
+    ]  # levels
     _C.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS = 4  # sampling points per level
     _C.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS = 8  # attention heads
     _C.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_DIM_FEEDFORWARD = 1024  # encoder FFN width
@@ -125,7 +118,9 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.MASK_FORMER.NHEADS = 8  # decoder attention heads
     _C.MODEL.MASK_FORMER.DROPOUT = 0.0  # decoder dropout
     _C.MODEL.MASK_FORMER.DIM_FEEDFORWARD = 2048  # decoder FFN width
-    _C.MODEL.MASK_FORMER.DEC_LAYERS = 10  # Mask2Former convention: DEC_LAYERS - 1 = 9 decoder layers
+    _C.MODEL.MASK_FORMER.DEC_LAYERS = (
+        10  # Mask2Former convention: DEC_LAYERS - 1 = 9 decoder layers
+    )
     _C.MODEL.MASK_FORMER.PRE_NORM = False  # pre-norm decoder layers
     _C.MODEL.MASK_FORMER.HIDDEN_DIM = 256  # query / transformer width
     _C.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES = 100  # number of queries
@@ -136,7 +131,9 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.MASK_FORMER.IMPORTANCE_SAMPLE_RATIO = 0.75  # share of uncertain points
     _C.MODEL.MASK_FORMER.TEST = CfgNode()
     _C.MODEL.MASK_FORMER.TEST.SEMANTIC_ON = True  # produce semantic segmentation
-    _C.MODEL.MASK_FORMER.TEST.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE = False  # resize before combine
+    _C.MODEL.MASK_FORMER.TEST.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE = (
+        False  # resize before combine
+    )
 
     _C.MODEL.CLOUDS = CfgNode()
     _C.MODEL.CLOUDS.CLIP_MODEL_NAME = "convnext_large_d_320"  # open_clip model name

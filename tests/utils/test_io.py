@@ -1,0 +1,44 @@
+"""Atomic writes and image / label reads with errors that name the file."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clouds.utils.io import ImageReadError, atomic_path, read_image, read_label, write_png_atomic
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "file.png"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        Path(tmp).write_bytes(b"partial")
+        raise RuntimeError("crash while writing")
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+
+
+def test_write_and_read_back_rgb_and_16bit(tmp_path: Path) -> None:
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    write_png_atomic(rgb, tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png", format="BGR"), rgb[:, :, ::-1])
+    label16 = np.array([[0, 300], [65535, 7]], dtype=np.uint16)
+    write_png_atomic(label16, tmp_path / "l.png")
+    np.testing.assert_array_equal(read_label(tmp_path / "l.png"), label16)
+
+
+def test_missing_and_corrupt_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError, match="nope.png"):
+        read_image(tmp_path / "nope.png")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(ImageReadError, match="corrupt.png"):
+        read_image(corrupt)
+    with pytest.raises(ImageReadError, match="corrupt.png"):
+        read_label(corrupt)
+
+
+def test_label_of_wrong_size_is_named(tmp_path: Path) -> None:
+    write_png_atomic(np.zeros((4, 6), np.uint8), tmp_path / "lab.png")
+    with pytest.raises(ImageReadError, match=r"lab\.png.*4x6.*5x6"):
+        read_label(tmp_path / "lab.png", expected_hw=(5, 6))
