@@ -19,4 +19,6 @@ SEM_SEG_HEADS_REGISTRY.__doc__ = "Segmentation heads: ``cls.from_config(cfg, inp
 PIXEL_DECODER_REGISTRY = Registry("PIXEL_DECODER")
 PIXEL_DECODER_REGISTRY.__doc__ = "Pixel decoders: ``cls.from_config(cfg, input_shape)``."
 TRANSFORMER_DECODER_REGISTRY = Registry("TRANSFORMER_DECODER")
-TRANSFORMER_DECODER_REGISTRY.__doc__ = "Transformer decoders: ``cls.from_config(cfg, in_channels)``."
+TRANSFORMER_DECODER_REGISTRY.__doc__ = (
+    "Transformer decoders: ``cls.from_config(cfg, in_channels)``."
+)
