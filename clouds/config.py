@@ -157,6 +157,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.CLOUDS.SAM.ALPHA_EMA = 0.999  # EMA decay of the teacher
     _C.MODEL.CLOUDS.SAM.NUM_POINTS = 5  # point prompts per region
     _C.MODEL.CLOUDS.SAM.SIZE_THRESHOLD = 5000  # min region size (px, full resolution)
+    _C.MODEL.CLOUDS.SAM.SIZE_REFERENCE = (768, 768)  # (H, W) of SIZE_THRESHOLD; area-scaled below
     _C.MODEL.CLOUDS.SAM.SELECTION_MODE = "random"  # "random" (seeded) or "interior"
     _C.MODEL.CLOUDS.SAM.EROSION = False  # erode regions before choosing points
     _C.MODEL.CLOUDS.SAM.EROSION_SIZE = 3  # erosion kernel size
@@ -173,6 +174,10 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.VFM.OUT_INDICES = [7, 11, 15, 23]  # 0-based blocks whose outputs are features
     _C.MODEL.VFM.PATCH_SIZE = 16  # patch size the model runs at (kernels resized)
     _C.MODEL.VFM.TINY = False  # build a tiny random variant (tests, quickstart)
+    _C.MODEL.VFM.TINY_WIDTH = 32  # embedding width of the tiny variant
+    _C.MODEL.VFM.TINY_DEPTH = 4  # blocks of the tiny variant
+    _C.MODEL.VFM.TINY_HEADS = 2  # attention heads of the tiny variant
+    _C.MODEL.VFM.PRETRAINED_TAG = "openai"  # open_clip pretrained tag (CLIPViT only)
     _C.MODEL.LORA = CfgNode()
     _C.MODEL.LORA.ENABLED = True  # wrap the VFM with peft LoRA
     _C.MODEL.LORA.RANK = 32  # LoRA rank r
@@ -238,6 +243,8 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.SOLVER.WARMUP_ITERS = 0  # warm-up iterations
     _C.SOLVER.WARMUP_METHOD = "linear"  # linear or constant
     _C.SOLVER.CHECKPOINT_PERIOD = 5000  # iterations between checkpoints
+    _C.SOLVER.LOG_PERIOD = 20  # iterations between training metric logs (metrics.json, TB)
+    _C.SOLVER.FIND_UNUSED_PARAMETERS = False  # DDP: allow trainable params without grads
     _C.SOLVER.CLIP_GRADIENTS = CfgNode()
     _C.SOLVER.CLIP_GRADIENTS.ENABLED = True  # clip gradients
     _C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "full_model"  # full_model (norm over all) or value
@@ -251,6 +258,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.TEST = CfgNode()
     _C.TEST.EVAL_PERIOD = 5000  # iterations between evaluations (0: only at the end)
     _C.TEST.SAVE_PREDICTIONS = False  # write Cityscapes label-ID PNGs of predictions
+    _C.TEST.NUM_REPORT_EXAMPLES = 2  # prediction overlays per dataset in report.md
     _C.TEST.MODE = "whole"  # "whole", "slide" or "coarse_to_fine"
     _C.TEST.SLIDE = CfgNode()
     _C.TEST.SLIDE.WINDOW = (512, 512)  # sliding window size (h, w)

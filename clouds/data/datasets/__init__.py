@@ -1,0 +1,70 @@
+"""The project's named datasets (detectron2-style dicts + metadata on the 19 Cityscapes classes).
+
+``register_all_datasets(root)`` registers ``gta5``, ``synthia``, ``cityscapes_{train,val}``,
+``bdd_{train,val}``, ``mapillary_{train,val}``, ``acdc_{fog,night,rain,snow}_{train,val}``
+and lets ``sd_<folder>`` resolve on demand. Nothing touches the disk until a dataset is
+loaded. See datasets/README.md for the layouts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clouds.data.datasets.loading import DatasetNotFoundError
+from clouds.data.datasets.register_acdc import ACDC_CONDITIONS, register_acdc
+from clouds.data.datasets.register_bdd import register_bdd
+from clouds.data.datasets.register_cityscapes import register_cityscapes
+from clouds.data.datasets.register_gta5 import register_gta5
+from clouds.data.datasets.register_mapillary import register_mapillary
+from clouds.data.datasets.register_sd import register_generated_sets
+from clouds.data.datasets.register_synthia import register_synthia
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetNotFoundError",
+    "datasets_root",
+    "register_all_datasets",
+]
+
+# Every fixed dataset name ``register_all_datasets`` registers (generated sets come on demand).
+DATASET_NAMES: tuple[str, ...] = (
+    "gta5",
+    "synthia",
+    "cityscapes_train",
+    "cityscapes_val",
+    "bdd_train",
+    "bdd_val",
+    "mapillary_train",
+    "mapillary_val",
+    *(f"acdc_{c}_{s}" for c in ACDC_CONDITIONS for s in ("train", "val")),
+)
+
+
+def datasets_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$DETECTRON2_DATASETS``, else ``datasets``."""
+    if root is None:
+        root = os.environ.get("DETECTRON2_DATASETS", "datasets")
+    return Path(root)
+
+
+def register_all_datasets(root: str | os.PathLike | None = None) -> Path:
+    """Register every dataset under ``root`` (see :func:`datasets_root`); safe to call again.
+
+    A second call replaces the earlier registrations, so it can point them at another root.
+
+    Returns:
+        The datasets root used.
+    """
+    path = datasets_root(root)
+    for register in (
+        register_gta5,
+        register_synthia,
+        register_cityscapes,
+        register_bdd,
+        register_mapillary,
+        register_acdc,
+        register_generated_sets,
+    ):
+        register(path)
+    return path

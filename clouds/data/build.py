@@ -1,0 +1,203 @@
+"""Data loaders: training (infinite, weighted over datasets, seeded per sample) and test.
+
+Training batches are lists of mapped dicts (detectron2 style), ``SOLVER.IMS_PER_BATCH /
+world_size`` per process. The training sampler yields ``(index, seed)``; the dataset maps the
+image under ``torch.random.fork_rng`` seeded with ``seed``, so augmentation does not depend on
+worker count, prefetching or where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from clouds.config import CfgNode, ConfigError
+from clouds.data.catalog import DatasetCatalog
+from clouds.data.mappers import SemSegTestMapper, SemSegTrainMapper
+from clouds.data.samplers import InferenceSampler, RareClassSampler, WeightedMultiDatasetSampler
+from clouds.utils.io import atomic_path, read_label
+
+__all__ = [
+    "MappedDataset",
+    "build_test_loader",
+    "build_train_loader",
+    "build_train_sampler",
+    "class_pixel_counts",
+    "get_dataset_dicts",
+    "trivial_batch_collator",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def trivial_batch_collator(batch: list[dict]) -> list[dict]:
+    """Keep a batch as the list of dicts the model takes."""
+    return batch
+
+
+def get_dataset_dicts(names: Sequence[str], *, filter_empty: bool = False) -> list[list[dict]]:
+    """Load each named dataset (one list per name); each dict gets "dataset_name"."""
+    out = []
+    for name in names:
+        dicts = [dict(d, dataset_name=name) for d in DatasetCatalog.get(name)]
+        if filter_empty:
+            dicts = [d for d in dicts if not d.get("sem_seg_file_name") or _has_labels(d)]
+        if not dicts:
+            raise ValueError(f"Dataset {name!r} has no images")
+        out.append(dicts)
+    return out
+
+
+def _has_labels(d: dict, ignore_label: int = 255) -> bool:
+    return bool((read_label(d["sem_seg_file_name"]) != ignore_label).any())
+
+
+class MappedDataset(Dataset):
+    """Map-style dataset over dataset dicts, mapped on access.
+
+    A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs under a forked
+    torch RNG seeded by it, so the sample is reproducible.
+    """
+
+    def __init__(self, dicts: list[dict], mapper: Callable[[dict], dict]) -> None:
+        self.dicts = dicts
+        self.mapper = mapper
+
+    def __len__(self) -> int:
+        return len(self.dicts)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        if isinstance(key, tuple):
+            index, seed = key
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return self.mapper(self.dicts[index])
+        return self.mapper(self.dicts[key])
+
+
+def class_pixel_counts(
+    dicts: list[dict], *, num_classes: int, cache_file: str | None = None
+) -> np.ndarray:
+    """(N, K) pixel count of each train class in each image (0 for unlabelled images).
+
+    Reads every label once (progress bar) and caches the table as JSON in ``cache_file``.
+    """
+    keys = [d.get("sem_seg_file_name") or "" for d in dicts]
+    if cache_file and os.path.isfile(cache_file):
+        with open(cache_file) as f:
+            cached = json.load(f)
+        if cached.get("files") == keys and cached.get("num_classes") == num_classes:
+            return np.asarray(cached["counts"], dtype=np.int64).reshape(len(keys), num_classes)
+    counts = np.zeros((len(dicts), num_classes), dtype=np.int64)
+    for i, key in enumerate(tqdm(keys, desc="class statistics", disable=len(keys) < 100)):
+        if key:
+            label = read_label(key).astype(np.int64).ravel()
+            counts[i] = np.bincount(label[label < num_classes], minlength=num_classes)
+    if cache_file:
+        with atomic_path(cache_file) as tmp, open(tmp, "w") as f:
+            json.dump({"files": keys, "num_classes": num_classes, "counts": counts.tolist()}, f)
+    return counts
+
+
+def build_train_sampler(
+    cfg: CfgNode, datasets: list[list[dict]], *, rank: int, world_size: int
+) -> WeightedMultiDatasetSampler | RareClassSampler:
+    """The sampler named by ``DATALOADER.SAMPLER_TRAIN`` over the concatenated ``datasets``.
+
+    "TrainingSampler": weighted over datasets, 1.0 for the first (source) and
+    ``DATASETS.TARGET_FACTOR`` for each further one. "RareClassSampler": rare-class sampling
+    with ``DATALOADER.RARE_CLASS_TEMPERATURE``.
+    """
+    name = cfg.DATALOADER.SAMPLER_TRAIN
+    if name == "TrainingSampler":
+        weights = [1.0] + [cfg.DATASETS.TARGET_FACTOR] * (len(datasets) - 1)
+        return WeightedMultiDatasetSampler(
+            dataset_sizes=[len(d) for d in datasets],
+            weights=weights,
+            seed=cfg.SEED,
+            rank=rank,
+            world_size=world_size,
+        )
+    if name == "RareClassSampler":
+        flat = [d for ds in datasets for d in ds]
+        counts = class_pixel_counts(
+            flat,
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            cache_file=os.path.join(cfg.OUTPUT_DIR, "rare_class_stats.json"),
+        )
+        return RareClassSampler(
+            class_pixel_counts=counts,
+            temperature=cfg.DATALOADER.RARE_CLASS_TEMPERATURE,
+            seed=cfg.SEED,
+            rank=rank,
+            world_size=world_size,
+        )
+    raise ConfigError(
+        f"DATALOADER.SAMPLER_TRAIN must be TrainingSampler or RareClassSampler, got {name!r}"
+    )
+
+
+def images_per_rank(cfg: CfgNode, world_size: int) -> int:
+    """``SOLVER.IMS_PER_BATCH`` split over ``world_size`` processes (must divide evenly)."""
+    total = cfg.SOLVER.IMS_PER_BATCH
+    if total % world_size != 0 or total < world_size:
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH={total} must be a positive multiple of the number of "
+            f"processes ({world_size})"
+        )
+    return total // world_size
+
+
+def build_train_loader(
+    cfg: CfgNode,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    mapper: Callable[[dict], dict] | None = None,
+) -> DataLoader:
+    """Infinite training loader over ``DATASETS.TRAIN``; its sampler is ``loader.sampler``."""
+    datasets = get_dataset_dicts(
+        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+    )
+    sampler = build_train_sampler(cfg, datasets, rank=rank, world_size=world_size)
+    dataset = MappedDataset(
+        [d for ds in datasets for d in ds], mapper or SemSegTrainMapper.from_config(cfg)
+    )
+    workers = cfg.DATALOADER.NUM_WORKERS
+    return DataLoader(
+        dataset,
+        batch_size=images_per_rank(cfg, world_size),
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=trivial_batch_collator,
+        persistent_workers=False,
+        pin_memory=False,
+        prefetch_factor=2 if workers > 0 else None,
+    )
+
+
+def build_test_loader(
+    cfg: CfgNode,
+    dataset_name: str,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    mapper: Callable[[dict], dict] | None = None,
+) -> DataLoader:
+    """Batch-1 loader over ``dataset_name``; each rank gets a disjoint shard, no padding."""
+    dicts = get_dataset_dicts([dataset_name])[0]
+    dataset = MappedDataset(dicts, mapper or SemSegTestMapper.from_config(cfg))
+    return DataLoader(
+        dataset,
+        batch_size=1,
+        sampler=InferenceSampler(len(dataset), rank=rank, world_size=world_size),
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        collate_fn=trivial_batch_collator,
+    )

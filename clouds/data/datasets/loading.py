@@ -1,0 +1,145 @@
+"""Shared loading code of the dataset registrations: file pairing, sizes, clear errors.
+
+Loaders run only when a dataset is asked for (``DatasetCatalog.get``); registering one only
+stores a function and metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from clouds.data.catalog import DatasetCatalog, MetadataCatalog
+from clouds.data.datasets.cityscapes_meta import cityscapes_metadata
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DatasetNotFoundError",
+    "image_hw",
+    "load_image_label_pairs",
+    "load_images",
+    "register_dataset",
+]
+
+README = "datasets/README.md"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset folder, image or label that is missing or empty; the message names the path."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def image_hw(path: Path) -> tuple[int, int]:
+    """(height, width) of an image, read from its header only.
+
+    Raises:
+        DatasetNotFoundError: naming ``path`` if it cannot be opened as an image.
+    """
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+        raise DatasetNotFoundError(f"Cannot read the image header of {path}: {e}") from e
+    return height, width
+
+
+def _list_images(name: str, image_dir: Path, pattern: str) -> list[Path]:
+    if not image_dir.is_dir():
+        raise DatasetNotFoundError(
+            f"Dataset {name!r}: folder {image_dir} does not exist. See {README} for where "
+            f"{name} comes from and how to lay it out under $DETECTRON2_DATASETS."
+        )
+    images = sorted(p for p in image_dir.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise DatasetNotFoundError(
+            f"Dataset {name!r}: folder {image_dir} holds no images matching {pattern!r}. See "
+            f"{README} for the expected layout."
+        )
+    return images
+
+
+def load_image_label_pairs(
+    name: str,
+    image_dir: Path,
+    pattern: str,
+    label_of: Callable[[Path], Path],
+    image_id_of: Callable[[Path], str],
+    missing_hint: str = "",
+) -> list[dict[str, Any]]:
+    """Detectron2-style dicts of every image under ``image_dir`` and its label.
+
+    Args:
+        name: dataset name (for messages).
+        image_dir: folder searched with ``pattern`` (a glob relative to it).
+        label_of: the train-ID label path of an image.
+        image_id_of: the id of an image (its file stem without dataset suffixes).
+        missing_hint: appended to the missing-label message (e.g. the conversion command).
+
+    Raises:
+        DatasetNotFoundError: if the folder is missing or empty, or an image has no label.
+    """
+    images = _list_images(name, image_dir, pattern)
+    labels = [label_of(image) for image in images]
+    missing = [(image, label) for image, label in zip(images, labels) if not label.is_file()]
+    if missing:
+        image, label = missing[0]
+        raise DatasetNotFoundError(
+            f"Dataset {name!r}: {len(missing)} of {len(images)} images have no label file, "
+            f"e.g. {label} for {image}. {missing_hint}See {README}."
+        )
+    dicts = []
+    for image, label in zip(images, labels):
+        height, width = image_hw(image)
+        dicts.append(
+            {
+                "file_name": str(image),
+                "sem_seg_file_name": str(label),
+                "height": height,
+                "width": width,
+                "image_id": image_id_of(image),
+            }
+        )
+    return dicts
+
+
+def load_images(name: str, image_dir: Path) -> list[dict[str, Any]]:
+    """Detectron2-style dicts of an unlabelled image folder (``sem_seg_file_name`` None).
+
+    Raises:
+        DatasetNotFoundError: if the folder is missing or holds no image.
+    """
+    dicts = []
+    for image in _list_images(name, image_dir, "*"):
+        height, width = image_hw(image)
+        dicts.append(
+            {
+                "file_name": str(image),
+                "sem_seg_file_name": None,
+                "height": height,
+                "width": width,
+                "image_id": image.stem,
+            }
+        )
+    return dicts
+
+
+def register_dataset(
+    name: str,
+    loader: Callable[[], list[dict[str, Any]]],
+    image_root: Path,
+    sem_seg_root: Path | None,
+) -> None:
+    """Register ``loader`` under ``name`` (replacing an earlier registration) with metadata."""
+    DatasetCatalog.remove(name)
+    DatasetCatalog.register(name, loader)
+    MetadataCatalog.get(name).set(
+        image_root=str(image_root),
+        sem_seg_root=None if sem_seg_root is None else str(sem_seg_root),
+        **cityscapes_metadata(),
+    )

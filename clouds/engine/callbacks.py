@@ -1,0 +1,98 @@
+"""Lightning callbacks of the engine: iteration progress bar, final checkpoint, report writer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_only
+
+from clouds.config import CfgNode
+from clouds.utils.io import read_image, read_label
+
+__all__ = [
+    "FinalCheckpoint",
+    "IterationProgressBar",
+    "ReportWriter",
+    "build_checkpoint_callback",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class IterationProgressBar(TQDMProgressBar):
+    """tqdm bar over iterations (``global_step`` of ``max_steps``, with ETA), not epochs."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        super().on_train_epoch_start(trainer)
+        self.train_progress_bar.reset(total=trainer.max_steps)
+        self.train_progress_bar.initial = trainer.global_step
+        self.train_progress_bar.set_description("Iteration")
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        n = trainer.global_step
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(n, trainer.max_steps):
+            bar.n = n
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()
+
+
+def build_checkpoint_callback(cfg: CfgNode) -> ModelCheckpoint:
+    """``model_<iteration>.ckpt`` every ``SOLVER.CHECKPOINT_PERIOD`` iterations in
+    ``OUTPUT_DIR``, all kept, plus ``last.ckpt`` (what ``--resume`` continues from)."""
+    return ModelCheckpoint(
+        dirpath=cfg.OUTPUT_DIR,
+        filename="model_{step:07d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=cfg.SOLVER.CHECKPOINT_PERIOD,
+        save_top_k=-1,
+        save_last=True,
+        save_on_train_epoch_end=False,
+    )
+
+
+class FinalCheckpoint(pl.Callback):
+    """At the end of training write ``model_final.ckpt`` and refresh ``last.ckpt``."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for name in ("model_final.ckpt", "last.ckpt"):
+            trainer.save_checkpoint(os.path.join(self.output_dir, name), weights_only=False)
+
+
+class ReportWriter(pl.Callback):
+    """After each evaluation write ``OUTPUT_DIR/report.md`` (per-dataset mIoU table, per-class
+    IoU, a few prediction overlays) with :func:`clouds.evaluation.report.write_report`."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from clouds.evaluation.report import write_report
+
+        results = getattr(pl_module, "eval_results", None)
+        if not results:
+            return
+        examples = {}
+        for name, items in getattr(pl_module, "eval_examples", {}).items():
+            examples[name] = []
+            for file_name, label_file, pred in items:
+                if label_file:
+                    gt = read_label(label_file)
+                    examples[name].append((read_image(file_name), gt, pred.numpy()))
+        path = write_report(self.output_dir, results, examples)
+        logger.info("Wrote %s", path)

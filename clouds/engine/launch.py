@@ -1,0 +1,236 @@
+"""Command line, config setup, Trainer construction and the train / evaluate entry point.
+
+Distributed runs go through Lightning's DDP strategy: with ``--num-gpus N`` Lightning starts the
+other N-1 local processes itself (re-running the same command with ``LOCAL_RANK`` set); under
+torchrun or SLURM it detects the environment and starts nothing. ``--dist-url tcp://host:port``
+sets ``MASTER_ADDR``/``MASTER_PORT`` and ``--machine-rank`` sets ``NODE_RANK`` for multi-node
+runs started by hand (one command per machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.utilities.rank_zero import _get_rank
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+
+from clouds.config import CfgNode, ConfigError, load_config
+from clouds.engine.callbacks import (
+    FinalCheckpoint,
+    IterationProgressBar,
+    ReportWriter,
+    build_checkpoint_callback,
+)
+from clouds.engine.checkpointing import AtomicCheckpointIO, load_model_weights
+from clouds.engine.data_module import CloudsDataModule
+from clouds.engine.lightning_module import CloudsLightningModule
+from clouds.engine.writers import JsonLinesLogger, setup_logging
+from clouds.utils.io import atomic_path
+
+__all__ = [
+    "build_trainer",
+    "configure_distributed_env",
+    "default_argument_parser",
+    "resolve_accelerator",
+    "resolve_precision",
+    "run",
+    "setup",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def default_argument_parser() -> argparse.ArgumentParser:
+    """detectron2's training flags, then ``KEY VALUE`` config overrides."""
+    parser = argparse.ArgumentParser(
+        description="CLOUDS training and evaluation",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Examples:\n"
+            "  train_net.py --config-file cfg.yaml --num-gpus 8\n"
+            "  train_net.py --config-file cfg.yaml --eval-only MODEL.WEIGHTS model_final.ckpt\n"
+            "  (machine 0) train_net.py --config-file cfg.yaml --num-gpus 8 --num-machines 2 "
+            "--machine-rank 0 --dist-url tcp://10.0.0.1:29500\n"
+            "  torchrun --nproc-per-node 8 train_net.py --config-file cfg.yaml --num-gpus 8"
+        ),
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT_DIR/last.ckpt if it exists"
+    )
+    parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
+    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine")
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="tcp://host:port of machine 0 for multi-machine runs; 'auto' picks a free local port",
+    )
+    parser.add_argument(
+        "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
+    )
+    return parser
+
+
+def configure_distributed_env(args: argparse.Namespace) -> None:
+    """Export ``MASTER_ADDR``/``MASTER_PORT``/``NODE_RANK`` from the flags, unless a launcher
+    (torchrun, SLURM) already set them."""
+    if args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise ConfigError(
+            f"--machine-rank {args.machine_rank} must be in [0, --num-machines={args.num_machines})"
+        )
+    if args.dist_url != "auto":
+        url = urlparse(args.dist_url)
+        if url.scheme != "tcp" or not url.hostname or not url.port:
+            raise ConfigError(f"--dist-url must look like tcp://host:port, got {args.dist_url!r}")
+        os.environ.setdefault("MASTER_ADDR", url.hostname)
+        os.environ.setdefault("MASTER_PORT", str(url.port))
+    elif args.num_machines > 1:
+        raise ConfigError("--num-machines > 1 needs --dist-url tcp://<machine 0>:<port>")
+    if args.num_machines > 1:
+        os.environ.setdefault("NODE_RANK", str(args.machine_rank))
+
+
+def setup(args: argparse.Namespace) -> CfgNode:
+    """Load the config, draw a seed if negative, write ``OUTPUT_DIR/config.yaml`` (rank 0) and
+    start logging to ``OUTPUT_DIR/log.txt``."""
+    cfg = load_config(args.config_file or None, args.opts or [])
+    if cfg.SEED < 0:
+        cfg.SEED = int(torch.randint(0, 2**31 - 1, ()).item())
+    cfg.freeze()
+    rank = _get_rank() or 0
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    log = setup_logging(cfg.OUTPUT_DIR, rank)
+    if rank == 0:
+        with atomic_path(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as tmp, open(tmp, "w") as f:
+            f.write(cfg.dump())
+        log.info("Command line arguments: %s", args)
+        log.info("Full config saved to %s", os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+    return cfg
+
+
+def resolve_accelerator(cfg: CfgNode) -> str:
+    """"gpu" when ``MODEL.DEVICE`` asks for CUDA and one is available, else "cpu"."""
+    if cfg.MODEL.DEVICE not in ("cuda", "cpu"):
+        raise ConfigError(f"MODEL.DEVICE must be 'cuda' or 'cpu', got {cfg.MODEL.DEVICE!r}")
+    if cfg.MODEL.DEVICE == "cuda":
+        if torch.cuda.is_available():
+            return "gpu"
+        logger.warning("MODEL.DEVICE is cuda but no GPU is available: running on the CPU")
+    return "cpu"
+
+
+def resolve_precision(cfg: CfgNode, accelerator: str) -> str:
+    """Lightning precision from ``SOLVER.AMP``: "32-true", "bf16-mixed" or "16-mixed"."""
+    if not cfg.SOLVER.AMP.ENABLED:
+        return "32-true"
+    kind = cfg.SOLVER.AMP.PRECISION
+    if kind not in ("bf16", "fp16"):
+        raise ConfigError(f"SOLVER.AMP.PRECISION must be bf16 or fp16, got {kind!r}")
+    if kind == "fp16" and accelerator == "cpu":
+        raise ConfigError("SOLVER.AMP.PRECISION fp16 needs a GPU; use bf16 on the CPU")
+    return "bf16-mixed" if kind == "bf16" else "16-mixed"
+
+
+def build_trainer(
+    cfg: CfgNode,
+    *,
+    num_gpus: int = 1,
+    num_machines: int = 1,
+    callbacks: Sequence[pl.Callback] = (),
+) -> pl.Trainer:
+    """A Lightning Trainer for iteration-based training (``max_steps=SOLVER.MAX_ITER``) that
+    evaluates every ``TEST.EVAL_PERIOD`` iterations (or at the end when 0), checkpoints every
+    ``SOLVER.CHECKPOINT_PERIOD`` and logs to TensorBoard and ``metrics.json``."""
+    if num_gpus < 1:
+        raise ConfigError(f"--num-gpus must be >= 1, got {num_gpus}")
+    accelerator = resolve_accelerator(cfg)
+    distributed = num_gpus * num_machines > 1
+    strategy: str | DDPStrategy = "auto"
+    if distributed:
+        strategy = DDPStrategy(
+            process_group_backend="nccl" if accelerator == "gpu" else "gloo",
+            find_unused_parameters=cfg.SOLVER.FIND_UNUSED_PARAMETERS,
+            broadcast_buffers=False,
+        )
+    max_iter = cfg.SOLVER.MAX_ITER
+    eval_period = cfg.TEST.EVAL_PERIOD if cfg.TEST.EVAL_PERIOD > 0 else max_iter
+    out = cfg.OUTPUT_DIR
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=num_gpus,
+        num_nodes=num_machines,
+        strategy=strategy,
+        precision=resolve_precision(cfg, accelerator),
+        max_steps=max_iter,
+        max_epochs=-1,
+        val_check_interval=min(eval_period, max_iter),
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=cfg.SOLVER.LOG_PERIOD,
+        logger=[
+            TensorBoardLogger(save_dir=out, name="", version="", default_hp_metric=False),
+            JsonLinesLogger(os.path.join(out, "metrics.json")),
+        ],
+        callbacks=[
+            IterationProgressBar(),
+            build_checkpoint_callback(cfg),
+            FinalCheckpoint(out),
+            ReportWriter(out),
+            *callbacks,
+        ],
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,
+        benchmark=cfg.CUDNN_BENCHMARK,
+        default_root_dir=out,
+        enable_model_summary=False,
+    )
+
+
+def run(
+    cfg: CfgNode,
+    *,
+    num_gpus: int = 1,
+    num_machines: int = 1,
+    resume: bool = False,
+    eval_only: bool = False,
+    callbacks: Sequence[pl.Callback] = (),
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Train (or only evaluate) as the config says; returns the last evaluation results
+    ``{dataset: {"sem_seg": metrics}}``.
+
+    Training starts from ``OUTPUT_DIR/last.ckpt`` when ``resume`` and it exists (model,
+    optimizer, scheduler, sampler and iteration restored), else from ``MODEL.WEIGHTS`` if set.
+    """
+    pl.seed_everything(cfg.SEED, workers=True, verbose=False)
+    module = CloudsLightningModule.from_config(cfg)
+    datamodule = CloudsDataModule(cfg=cfg)
+    trainer = build_trainer(
+        cfg, num_gpus=num_gpus, num_machines=num_machines, callbacks=callbacks
+    )
+    if eval_only:
+        if cfg.MODEL.WEIGHTS:
+            load_model_weights(module.model, cfg.MODEL.WEIGHTS)
+        else:
+            logger.warning("--eval-only without MODEL.WEIGHTS evaluates an untrained model")
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        return module.eval_results
+
+    last = os.path.join(cfg.OUTPUT_DIR, "last.ckpt")
+    ckpt_path = last if resume and os.path.isfile(last) else None
+    if ckpt_path:
+        logger.info("Resuming from %s", ckpt_path)
+    elif cfg.MODEL.WEIGHTS:
+        load_model_weights(module.model, cfg.MODEL.WEIGHTS)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if module.eval_iteration != trainer.global_step:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    return module.eval_results

@@ -1,0 +1,294 @@
+"""Evaluation report: per-dataset mIoU, per-class IoU across datasets, example overlays.
+
+``write_report(output_dir, results)`` writes ``report.md`` and a self-contained
+``report.html`` (inline CSS, images as relative PNG links) into ``output_dir`` plus the
+pictures under ``output_dir/report_files/``. ``results`` is what the engine collects after
+evaluation: ``{dataset_name: {"sem_seg": {"mIoU", "fwIoU", "mACC", "pACC", "IoU-<class>",
+...}}}``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from clouds.data.catalog import MetadataCatalog
+from clouds.utils.io import atomic_path, write_png_atomic
+from clouds.utils.visualizer import class_colors, legend, overlay, present_classes
+
+__all__ = ["Example", "write_report", "per_class_iou_chart", "example_panel"]
+
+Example = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(image (H, W, 3) uint8 RGB, ground truth (H, W), prediction (H, W)) class-id maps."""
+
+SUMMARY_KEYS = ("mIoU", "fwIoU", "mACC", "pACC")
+FILES_DIR = "report_files"
+_CHART_DPI = 100
+
+
+def write_report(
+    output_dir: str | os.PathLike,
+    results: Mapping[str, Mapping[str, Mapping[str, float]]],
+    examples: Mapping[str, Sequence[Example]] | None = None,
+    metadata: Any | None = None,
+    *,
+    chart_size: tuple[int, int] = (1200, 500),
+    alpha: float = 0.5,
+) -> Path:
+    """Write ``report.md`` and ``report.html`` into ``output_dir``.
+
+    Args:
+        output_dir: OUTPUT_DIR of the run.
+        results: {dataset_name: {"sem_seg": metrics}} as returned by SemSegEvaluator.evaluate.
+        examples: {dataset_name: [(image, ground truth, prediction), ...]} shown as overlays,
+            ground truth beside prediction.
+        metadata: class names / colours (``stuff_classes``, ``stuff_colors``); default the
+            metadata of the first dataset; class names fall back to the ``IoU-<class>`` keys.
+        chart_size: (width, height) of the per-class IoU bar chart in pixels.
+        alpha: overlay opacity of the label colours.
+
+    Returns:
+        Path of ``report.md``.
+    """
+    if not results:
+        raise ValueError("write_report needs the results of at least one dataset")
+    output_dir = Path(output_dir)
+    datasets = list(results)
+    metrics = {name: _sem_seg_metrics(name, results[name]) for name in datasets}
+    if metadata is None:
+        metadata = MetadataCatalog.get(datasets[0])
+    class_names = list(metadata.get("stuff_classes") or _classes_from_keys(metrics[datasets[0]]))
+    colors = class_colors(metadata, len(class_names))
+
+    chart = output_dir / FILES_DIR / "per_class_iou.png"
+    per_class_iou_chart(metrics, class_names, chart, size=chart_size)
+    example_files = _write_examples(output_dir, examples or {}, class_names, colors, alpha)
+
+    summary_rows = [
+        [name, *(_fmt(metrics[name].get(key, math.nan)) for key in SUMMARY_KEYS)]
+        for name in datasets
+    ]
+    if len(datasets) > 1:
+        mean_miou = _nanmean([metrics[name].get("mIoU", math.nan) for name in datasets])
+        summary_rows.append(["average", _fmt(mean_miou), "", "", ""])
+    class_rows = [
+        [cls, *(_fmt(metrics[name].get(f"IoU-{cls}", math.nan)) for name in datasets)]
+        for cls in class_names
+    ]
+    sections = {
+        "summary": (["dataset", *SUMMARY_KEYS], summary_rows),
+        "classes": (["class", *datasets], class_rows),
+    }
+    chart_rel = chart.relative_to(output_dir).as_posix()
+    md_path = output_dir / "report.md"
+    with atomic_path(md_path) as tmp:
+        Path(tmp).write_text(_markdown(sections, chart_rel, example_files))
+    with atomic_path(output_dir / "report.html") as tmp:
+        Path(tmp).write_text(_html(sections, chart_rel, example_files))
+    return md_path
+
+
+def per_class_iou_chart(
+    metrics: Mapping[str, Mapping[str, float]],
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] = (1200, 500),
+) -> Path:
+    """Grouped bar chart of per-class IoU (one bar colour per dataset) as a PNG of ``size``.
+
+    Args:
+        metrics: {dataset_name: {"IoU-<class>": percent, ...}}; NaN classes get no bar.
+        class_names: the classes on the x axis.
+        path: PNG to write (atomically).
+        size: (width, height) in pixels.
+    """
+    path = Path(path)
+    # A bare Figure renders with the Agg canvas: no pyplot state, no GUI backend.
+    fig = Figure(figsize=(size[0] / _CHART_DPI, size[1] / _CHART_DPI), dpi=_CHART_DPI)
+    ax = fig.subplots()
+    x = np.arange(len(class_names))
+    width = 0.8 / max(len(metrics), 1)
+    bars = []
+    for index, values in enumerate(metrics.values()):
+        ious = [values.get(f"IoU-{cls}", math.nan) for cls in class_names]
+        bars.append(ax.bar(x + (index - (len(metrics) - 1) / 2) * width, ious, width))
+    ax.set_xticks(x, class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Per-class IoU")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(bars, list(metrics), fontsize=8, loc="upper right")
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.92, bottom=0.2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_CHART_DPI)
+    return path
+
+
+def example_panel(
+    image: np.ndarray,
+    gt: np.ndarray,
+    pred: np.ndarray,
+    colors: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    gap: int = 4,
+) -> np.ndarray:
+    """Image, ground-truth overlay and prediction overlay side by side.
+
+    Args:
+        image: (H, W, 3) uint8 RGB; gt, pred: (H, W) class ids (ids outside [0, K) ignored).
+        colors: (K, 3) uint8 class colours.
+
+    Returns:
+        (H, 3 * W + 2 * gap, 3) uint8 with white gaps.
+    """
+    if gt.shape != image.shape[:2] or pred.shape != image.shape[:2]:
+        raise ValueError(
+            f"Example image {image.shape}, ground truth {gt.shape} and prediction {pred.shape} "
+            f"must have the same height and width"
+        )
+    spacer = np.full((image.shape[0], gap, 3), 255, dtype=np.uint8)
+    return np.concatenate(
+        [
+            np.asarray(image, dtype=np.uint8),
+            spacer,
+            overlay(image, gt, colors, alpha),
+            spacer,
+            overlay(image, pred, colors, alpha),
+        ],
+        axis=1,
+    )
+
+
+def _write_examples(
+    output_dir: Path,
+    examples: Mapping[str, Sequence[Example]],
+    class_names: Sequence[str],
+    colors: np.ndarray,
+    alpha: float,
+) -> dict[str, list[tuple[str, str]]]:
+    """Write panels and legends; returns {dataset: [(panel path, legend path), ...]} (relative)."""
+    written: dict[str, list[tuple[str, str]]] = {}
+    for name, triples in examples.items():
+        for index, (image, gt, pred) in enumerate(triples):
+            stem = f"{FILES_DIR}/examples/{_safe(name)}_{index:03d}"
+            write_png_atomic(
+                example_panel(image, gt, pred, colors, alpha=alpha), output_dir / f"{stem}.png"
+            )
+            ids = sorted(
+                set(present_classes(gt, len(class_names)))
+                | set(present_classes(pred, len(class_names)))
+            )
+            write_png_atomic(legend(class_names, colors, ids), output_dir / f"{stem}_legend.png")
+            written.setdefault(name, []).append((f"{stem}.png", f"{stem}_legend.png"))
+    return written
+
+
+def _sem_seg_metrics(name: str, result: Mapping[str, Any]) -> Mapping[str, float]:
+    if "sem_seg" not in result:
+        raise ValueError(
+            f"Results of {name!r} have no 'sem_seg' entry (keys: {sorted(result)}); expected "
+            f"{{'sem_seg': {{'mIoU': ..., 'IoU-<class>': ...}}}}"
+        )
+    return {k: (math.nan if v is None else float(v)) for k, v in result["sem_seg"].items()}
+
+
+def _classes_from_keys(metrics: Mapping[str, float]) -> list[str]:
+    return [key[len("IoU-") :] for key in metrics if key.startswith("IoU-")]
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def _fmt(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def _md_table(table: Table) -> str:
+    header, rows = table
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _markdown(
+    sections: Mapping[str, Table], chart: str, examples: Mapping[str, list[tuple[str, str]]]
+) -> str:
+    parts = [
+        "# Evaluation report",
+        "## mIoU per dataset (%)",
+        _md_table(sections["summary"]),
+        "## Per-class IoU (%)",
+        _md_table(sections["classes"]),
+        f"![Per-class IoU]({chart})",
+    ]
+    if examples:
+        parts.append("## Examples (image | ground truth | prediction)")
+        for name, files in examples.items():
+            parts.append(f"### {name}")
+            for panel, legend_file in files:
+                parts.append(f"![{name} example]({panel}) ![legend]({legend_file})")
+    return "\n\n".join(parts) + "\n"
+
+
+_CSS = (
+    "body{font-family:sans-serif;margin:2em;max-width:1300px}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}"
+    "tr:nth-child(even){background:#f4f4f4}"
+    "img{max-width:100%;vertical-align:top;margin:4px}"
+)
+
+
+def _html_table(table: Table) -> str:
+    header, rows = table
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(
+    sections: Mapping[str, Table], chart: str, examples: Mapping[str, list[tuple[str, str]]]
+) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8"><title>Evaluation report</title>',
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Evaluation report</h1>",
+        "<h2>mIoU per dataset (%)</h2>",
+        _html_table(sections["summary"]),
+        "<h2>Per-class IoU (%)</h2>",
+        _html_table(sections["classes"]),
+        f'<img src="{html.escape(chart)}" alt="Per-class IoU">',
+    ]
+    if examples:
+        parts.append("<h2>Examples (image | ground truth | prediction)</h2>")
+        for name, files in examples.items():
+            parts.append(f"<h3>{html.escape(name)}</h3>")
+            for panel, legend_file in files:
+                parts.append(
+                    f'<div><img src="{html.escape(panel)}" alt="{html.escape(name)} example">'
+                    f'<img src="{html.escape(legend_file)}" alt="legend"></div>'
+                )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

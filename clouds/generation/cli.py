@@ -1,0 +1,171 @@
+"""Command line of ``generate_txt_im.py``: Stable Diffusion images from a prompt file.
+
+Examples::
+
+    # the CLOUDS set: 5,000 SD 2 images at 768x768, Euler 50 steps, guidance 7.5
+    python generate_txt_im.py --input prompt_llama70b --folder sd_v2 --num-images 5000
+
+    # the same set split over 4 GPUs (or machines sharing the output folder)
+    for k in 0 1 2 3; do
+        python generate_txt_im.py --input prompt_llama70b --folder sd_v2 --num-images 5000 \\
+            --part $k --num-parts 4 --device cuda:$k --batch-size 8 &
+    done
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from clouds.generation.manifest import manifest_name
+from clouds.generation.pipeline import (
+    DTYPES,
+    SCHEDULERS,
+    ModelNotFoundError,
+    load_pipeline,
+    resolve_device,
+    resolve_dtype,
+)
+from clouds.generation.prompts import PromptFileError, load_prompts, resolve_prompt_file
+from clouds.generation.runner import GenerationSettings, SettingsMismatchError, generate_images
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="generate_txt_im.py",
+        description="Generate an unlabelled image set with Stable Diffusion from a prompt file "
+        "(resumable, shardable, reproducible per image).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--input",
+        default="prompt_llama70b",
+        help="prompt file (one prompt per line): a path, or the stem of a .txt in the project root",
+    )
+    p.add_argument(
+        "--folder",
+        required=True,
+        help="output folder name; the images register as dataset sd_<folder>",
+    )
+    p.add_argument(
+        "--num-images",
+        "--num_images",
+        dest="num_images",
+        type=int,
+        default=5000,
+        help="number of images of the whole set (all parts)",
+    )
+    p.add_argument("--part", type=int, default=0, help="index K of this part (0-based)")
+    p.add_argument(
+        "--num-parts",
+        "--num_parts",
+        dest="num_parts",
+        type=int,
+        default=1,
+        help="number of parts N; part K makes the images with index %% N == K",
+    )
+    p.add_argument(
+        "--model-id",
+        default="stabilityai/stable-diffusion-2",
+        help="diffusers model id on the hub, or a local pipeline folder",
+    )
+    p.add_argument(
+        "--local-files-only",
+        action="store_true",
+        help="never download; load from the folder or the local hub cache only",
+    )
+    p.add_argument(
+        "--scheduler",
+        default="euler",
+        choices=sorted(SCHEDULERS),
+        help="sampler, built from the model's scheduler config",
+    )
+    p.add_argument("--steps", type=int, default=50, help="denoising steps")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    p.add_argument("--height", type=int, default=768, help="image height (multiple of 8)")
+    p.add_argument("--width", type=int, default=768, help="image width (multiple of 8)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    p.add_argument(
+        "--seed", type=int, default=0, help="base seed; image i uses a seed hashed from (seed, i)"
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", *DTYPES],
+        help="weights/compute dtype; auto: fp16 on CUDA, fp32 on CPU",
+    )
+    p.add_argument(
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
+    p.add_argument(
+        "--output-root",
+        type=Path,
+        default=Path("datasets/stable_diffusion"),
+        help="root of generated sets ($DETECTRON2_DATASETS/stable_diffusion)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the UNet (GPU, large runs)"
+    )
+    p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep the UNet/VAE in contiguous (NCHW) memory format",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="regenerate every image of this part even if it exists",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        prompts = load_prompts(resolve_prompt_file(args.input))
+        device = resolve_device(args.device)
+        dtype = resolve_dtype(args.dtype, device)
+        local = Path(args.model_id).expanduser()
+        model_id = str(local.resolve()) if local.exists() else args.model_id
+        settings = GenerationSettings(
+            prompts=prompts,
+            folder=args.output_root / args.folder,
+            num_images=args.num_images,
+            model_id=model_id,
+            dtype={v: k for k, v in DTYPES.items()}[dtype],
+            scheduler=args.scheduler,
+            steps=args.steps,
+            guidance=args.guidance,
+            height=args.height,
+            width=args.width,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            part=args.part,
+            num_parts=args.num_parts,
+            overwrite=args.overwrite,
+        )
+        summary = generate_images(
+            settings,
+            lambda: load_pipeline(
+                model_id,
+                dtype=dtype,
+                device=device,
+                local_files_only=args.local_files_only,
+                scheduler=args.scheduler,
+                channels_last=args.channels_last,
+                compile_unet=args.compile,
+            ),
+        )
+    except (PromptFileError, ModelNotFoundError, SettingsMismatchError, ValueError) as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    print(
+        f"part {args.part}/{args.num_parts}: {summary.written} written, {summary.skipped} already "
+        f"done, {summary.planned} in this part; images in {settings.image_dir}, manifest "
+        f"{settings.folder / manifest_name(args.part, args.num_parts)}"
+    )
+    return 0

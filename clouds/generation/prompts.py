@@ -1,0 +1,61 @@
+"""Prompt files for image generation: one prompt per line.
+
+Blank lines and lines starting with ``#`` are skipped; surrounding whitespace is stripped.
+A prompt file is named either by a path or by the stem of a ``.txt`` file in the project
+root (``--input prompt_llama70b`` finds ``<project root>/prompt_llama70b.txt``), as in the
+original ``generate_txt_im.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["PROJECT_ROOT", "PromptFileError", "load_prompts", "resolve_prompt_file"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PromptFileError(ValueError):
+    """A prompt file that is missing or holds no prompt."""
+
+
+def resolve_prompt_file(spec: str | os.PathLike, root: str | os.PathLike = PROJECT_ROOT) -> Path:
+    """Find the prompt file named by ``spec``: a path, else ``<spec>.txt`` here or in ``root``.
+
+    Raises:
+        PromptFileError: naming every place that was looked at.
+    """
+    spec_path = Path(spec).expanduser()
+    candidates = [spec_path]
+    if spec_path.suffix != ".txt":
+        candidates.append(spec_path.with_name(spec_path.name + ".txt"))
+    if not spec_path.is_absolute():
+        candidates += [Path(root) / c for c in list(candidates)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise PromptFileError(f"Prompt file {str(spec)!r} not found (looked at: {looked})")
+
+
+def load_prompts(path: str | os.PathLike) -> list[str]:
+    """Read the prompts of ``path``, in file order.
+
+    Raises:
+        PromptFileError: if the file is missing, unreadable or holds no prompt.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise PromptFileError(f"Prompt file {path} not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise PromptFileError(f"Cannot read prompt file {path}: {e}") from e
+    prompts = [line.strip() for line in text.splitlines()]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise PromptFileError(
+            f"Prompt file {path} holds no prompt (expected one prompt per line; blank lines "
+            f"and '#' comments are skipped)"
+        )
+    return prompts

@@ -1,0 +1,5 @@
+"""Backbones (importing registers them)."""
+
+from clouds.modeling.backbone.clip import CLIP
+
+__all__ = ["CLIP"]

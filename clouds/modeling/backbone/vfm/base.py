@@ -1,0 +1,149 @@
+"""Shared contract of the vision-foundation-model (VFM) backbones.
+
+Every VFM backbone wraps one ViT (``self.vit``) and returns the raw outputs of four of its blocks
+(class/register tokens dropped) as (B, C, H/16, W/16) maps named ``vfm0`` .. ``vfm3``. The base
+weights are frozen; LoRA branches (peft) on the family's default target modules are the only
+trainable backbone parameters. The ViT always stays in eval mode (no drop-path); only the LoRA
+dropout follows ``train()``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from clouds.config import CfgNode, ConfigError
+from clouds.modeling.backbone.vfm.lora import inject_lora
+from clouds.modeling.shape_spec import ShapeSpec
+
+__all__ = ["LoraSettings", "TinySettings", "VFMBackbone"]
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyper-parameters (MODEL.LORA.*); ``targets`` are module paths inside a block."""
+
+    rank: int
+    alpha: float
+    dropout: float
+    targets: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, default_targets: Sequence[str]) -> LoraSettings | None:
+        """None when MODEL.LORA.ENABLED is off; [] targets fall back to ``default_targets``."""
+        if not cfg.MODEL.LORA.ENABLED:
+            return None
+        targets = tuple(cfg.MODEL.LORA.TARGET_MODULES) or tuple(default_targets)
+        return cls(
+            rank=cfg.MODEL.LORA.RANK,
+            alpha=cfg.MODEL.LORA.ALPHA,
+            dropout=cfg.MODEL.LORA.DROPOUT,
+            targets=targets,
+        )
+
+
+@dataclass(frozen=True)
+class TinySettings:
+    """Width, depth and heads of a tiny random-init variant (MODEL.VFM.TINY_*)."""
+
+    width: int
+    depth: int
+    heads: int
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> TinySettings | None:
+        """None unless MODEL.VFM.TINY is set."""
+        if not cfg.MODEL.VFM.TINY:
+            return None
+        vfm = cfg.MODEL.VFM
+        return cls(width=vfm.TINY_WIDTH, depth=vfm.TINY_DEPTH, heads=vfm.TINY_HEADS)
+
+
+class VFMBackbone(nn.Module, ABC):
+    """A frozen ViT with optional LoRA returning four stride-16 feature maps.
+
+    Subclasses set ``block_pattern`` (regex of one block's module path inside ``vit``) and
+    ``default_lora_targets``, build ``vit`` in ``from_config`` and implement ``forward_blocks``.
+    """
+
+    block_pattern: str = r"blocks\.\d+"
+    default_lora_targets: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        vit: nn.Module,
+        embed_dim: int,
+        out_indices: Sequence[int],
+        depth: int,
+        patch_size: int = 16,
+        freeze: bool = True,
+        lora: LoraSettings | None = None,
+    ) -> None:
+        super().__init__()
+        if len(out_indices) != 4:
+            raise ConfigError(f"MODEL.VFM.OUT_INDICES needs 4 block indices, got {out_indices}")
+        bad = [i for i in out_indices if not 0 <= i < depth]
+        if bad:
+            raise ConfigError(
+                f"MODEL.VFM.OUT_INDICES {list(out_indices)}: {bad} outside 0..{depth - 1} "
+                f"(the ViT has {depth} blocks)"
+            )
+        self.out_indices = tuple(out_indices)
+        self.embed_dim = embed_dim
+        self.patch_size = patch_size
+        self._out_features = [f"vfm{i}" for i in range(len(out_indices))]
+        if freeze:
+            vit.requires_grad_(False)
+        if lora is not None:
+            vit = inject_lora(
+                vit,
+                block_pattern=self.block_pattern,
+                targets=lora.targets,
+                rank=lora.rank,
+                alpha=lora.alpha,
+                dropout=lora.dropout,
+            )
+        self.vit = vit
+        self.vit.eval()
+
+    @property
+    def size_divisibility(self) -> int:
+        """Inputs must be multiples of the patch size (16)."""
+        return self.patch_size
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """Four maps of ``embed_dim`` channels at stride 16."""
+        return {
+            name: ShapeSpec(channels=self.embed_dim, stride=self.patch_size)
+            for name in self._out_features
+        }
+
+    def train(self, mode: bool = True) -> VFMBackbone:
+        """Keep the ViT in eval mode; only LoRA dropout layers follow ``mode``."""
+        super().train(mode)
+        self.vit.eval()
+        for name, module in self.vit.named_modules():
+            if name.rsplit(".", 1)[-1] == "lora_dropout":
+                module.train(mode)
+        return self
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised images (B, 3, H, W), H and W multiples of 16 -> {name: (B, C, H/16, W/16)}."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f"input size {h}x{w} is not a multiple of the patch size {self.patch_size}; pad first"
+            )
+        features = self.forward_blocks(images)
+        return dict(zip(self._out_features, features))
+
+    @abstractmethod
+    def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Raw outputs of the blocks ``out_indices``: a list of (B, C, H/16, W/16) maps."""

@@ -1,0 +1,199 @@
+"""CLIP ViT image tower (open_clip ``ViT-L-14``) as a LoRA-tuned VFM backbone.
+
+open_clip's blocks use ``nn.MultiheadAttention``, whose forward reads ``out_proj.weight``
+directly (``F.multi_head_attention_forward``) and would silently bypass a LoRA-wrapped
+``out_proj``. Every such attention is therefore swapped for :class:`ProjectedSelfAttention`,
+which holds the same parameters under the same names and calls ``out_proj`` as a module.
+"""
+
+from __future__ import annotations
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import VisionTransformer
+from torch import nn
+
+from clouds.config import CfgNode, ConfigError
+from clouds.modeling.backbone.vfm.base import LoraSettings, TinySettings, VFMBackbone
+from clouds.modeling.backbone.vfm.embed import (
+    interpolate_pos_embed,
+    resize_patch_conv,
+    resize_patch_kernel,
+)
+from clouds.modeling.backbone.vfm.weights import (
+    hub_weights_file,
+    read_state_dict,
+    resolve_weights_path,
+)
+from clouds.modeling.registry import BACKBONE_REGISTRY
+
+__all__ = ["CLIPViT", "ProjectedSelfAttention", "create_open_clip_visual"]
+
+_OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+class ProjectedSelfAttention(nn.Module):
+    """Self-attention with ``nn.MultiheadAttention``'s parameters, ``out_proj`` called as a module.
+
+    Same call signature and output as ``nn.MultiheadAttention`` used for self-attention
+    (returns ``(output, None)``), same state-dict keys (``in_proj_weight``, ``in_proj_bias``,
+    ``out_proj.*``).
+    """
+
+    def __init__(self, *, attention: nn.MultiheadAttention) -> None:
+        super().__init__()
+        if not attention._qkv_same_embed_dim:
+            raise ValueError("only attention with equal query/key/value widths is supported")
+        self.num_heads = attention.num_heads
+        self.batch_first = attention.batch_first
+        self.in_proj_weight = attention.in_proj_weight
+        self.in_proj_bias = attention.in_proj_bias
+        self.out_proj = attention.out_proj
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        need_weights: bool = False,
+        attn_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, None]:
+        """query = key = value: (B, N, C) if batch_first else (N, B, C)."""
+        if key is not query or value is not query or need_weights:
+            raise ValueError("ProjectedSelfAttention only computes self-attention without weights")
+        x = query if self.batch_first else query.transpose(0, 1)
+        b, n, c = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def _visual_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The image-tower entries of a whole-CLIP (``visual.*``) or image-tower-only state dict."""
+    if any(k.startswith("visual.") for k in state):
+        return {k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")}
+    return state
+
+
+def create_open_clip_visual(
+    model_name: str,
+    *,
+    pretrained_tag: str,
+    weights: str,
+    local_files_only: bool,
+    patch_size: int,
+    tiny: TinySettings | None,
+) -> VisionTransformer:
+    """The open_clip image tower of ``model_name`` running at ``patch_size`` on any input size.
+
+    Weights: ``weights`` a local file/folder (whole CLIP or image tower) wins; else the open_clip
+    ``pretrained_tag`` (from the hub cache only with ``local_files_only``); tiny variants and
+    ``weights == "random"`` start random. Its position embedding keeps the published grid.
+    """
+    model_cfg = open_clip.get_model_config(model_name)
+    if model_cfg is None:
+        raise ConfigError(f"MODEL.VFM.MODEL_ID {model_name!r} is not an open_clip model name")
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained_tag) if pretrained_tag else {}
+    file = ""
+    if weights and weights != "random":
+        file = resolve_weights_path(weights, _OPEN_CLIP_FILES + ("model.pth",))
+    elif not weights and tiny is None and local_files_only:
+        if not tag_cfg.get("hf_hub"):
+            raise ConfigError(
+                f"open_clip tag {pretrained_tag!r} of {model_name} has no hub file; "
+                f"set MODEL.VFM.WEIGHTS"
+            )
+        file = hub_weights_file(tag_cfg["hf_hub"].strip("/"), local_files_only=True, names=_OPEN_CLIP_FILES)
+    if tiny is not None:
+        vision = model_cfg["vision_cfg"]
+        visual = VisionTransformer(
+            image_size=vision["image_size"],
+            patch_size=vision["patch_size"],
+            width=tiny.width,
+            layers=tiny.depth,
+            heads=tiny.heads,
+            mlp_ratio=vision.get("mlp_ratio", 4.0),
+            output_dim=tiny.width,
+        )
+    else:
+        hub_tag = pretrained_tag if not file and weights != "random" else None
+        clip = open_clip.create_model(
+            model_name, pretrained=hub_tag, force_quick_gelu=bool(tag_cfg.get("quick_gelu"))
+        )
+        visual = clip.visual
+    visual.conv1 = resize_patch_conv(visual.conv1, patch_size)
+    if file:
+        state = _visual_state_dict(read_state_dict(file))
+        if "conv1.weight" in state:
+            state["conv1.weight"] = resize_patch_kernel(state["conv1.weight"], patch_size)
+        missing, unexpected = visual.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{file} does not fit the image tower of {model_name}: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+    _swap_attention(visual)
+    return visual
+
+
+def _swap_attention(visual: VisionTransformer) -> None:
+    """Replace each block's ``nn.MultiheadAttention`` by a :class:`ProjectedSelfAttention`."""
+    for i, block in enumerate(visual.transformer.resblocks):
+        if not isinstance(block.attn, nn.MultiheadAttention):
+            raise ConfigError(
+                f"block {i} of the CLIP image tower uses {type(block.attn).__name__}; only "
+                f"nn.MultiheadAttention blocks are supported"
+            )
+        block.attn = ProjectedSelfAttention(attention=block.attn)
+
+
+@BACKBONE_REGISTRY.register()
+class CLIPViT(VFMBackbone):
+    """CLIP ViT image tower; LoRA on attention-out and both MLP projections (DGVFM)."""
+
+    block_pattern = r"transformer\.resblocks\.\d+"
+    default_lora_targets = ("attn.out_proj", "mlp.c_fc", "mlp.c_proj")
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> CLIPViT:
+        vfm = cfg.MODEL.VFM
+        visual = create_open_clip_visual(
+            vfm.MODEL_ID,
+            pretrained_tag=vfm.PRETRAINED_TAG,
+            weights=vfm.WEIGHTS,
+            local_files_only=vfm.LOCAL_FILES_ONLY,
+            patch_size=vfm.PATCH_SIZE,
+            tiny=TinySettings.from_config(cfg),
+        )
+        return cls(
+            vit=visual,
+            embed_dim=visual.conv1.out_channels,
+            out_indices=vfm.OUT_INDICES,
+            depth=len(visual.transformer.resblocks),
+            patch_size=vfm.PATCH_SIZE,
+            freeze=cfg.MODEL.BACKBONE.FREEZE,
+            lora=LoraSettings.from_config(cfg, cls.default_lora_targets),
+        )
+
+    def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> 4 x (B, C, H/16, W/16), class token dropped."""
+        visual = self.vit
+        x = visual.conv1(images)
+        b, c, h, w = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        cls_token = visual.class_embedding.to(x.dtype).expand(b, 1, c)
+        pos = interpolate_pos_embed(visual.positional_embedding.unsqueeze(0), (h, w), 1)
+        x = visual.ln_pre(visual.patch_dropout(torch.cat([cls_token, x], dim=1) + pos.to(x.dtype)))
+        batch_first = visual.transformer.batch_first
+        if not batch_first:
+            x = x.transpose(0, 1)
+        features = []
+        for i, block in enumerate(visual.transformer.resblocks[: max(self.out_indices) + 1]):
+            x = block(x)
+            if i in self.out_indices:
+                tokens = x if batch_first else x.transpose(0, 1)
+                features.append(tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w))
+        return features

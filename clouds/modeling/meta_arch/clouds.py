@@ -1,0 +1,261 @@
+"""CLOUDS meta-architecture: frozen CLIP backbone + Mask2Former head with a text classifier.
+
+Training: normalise and pad the batch, build one binary mask per class present in each label
+map, run backbone and head with the text classifier of the training classes and return the
+weighted losses. Inference: per-query class probabilities (void dropped; optionally the
+geometric ensemble with mask-pooled CLIP probabilities) times sigmoid masks, summed over the
+queries into per-class score maps at each input's requested size. The class list at test time
+is the test dataset's, so datasets with other class names work (open vocabulary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clouds.config import CfgNode, ConfigError
+from clouds.data.catalog import MetadataCatalog
+from clouds.modeling.criterion import SetCriterion
+from clouds.modeling.geometric_ensemble import GeometricEnsemble
+from clouds.modeling.meta_arch.image_list import pad_to_divisible
+from clouds.modeling.meta_arch.targets import semantic_targets
+from clouds.modeling.registry import (
+    BACKBONE_REGISTRY,
+    META_ARCH_REGISTRY,
+    SEM_SEG_HEADS_REGISTRY,
+)
+from clouds.modeling.text_classifier import TextClassifier
+
+__all__ = ["CLOUDS", "dataset_class_names", "semantic_inference"]
+
+
+def dataset_class_names(dataset_name: str) -> list[str]:
+    """The ``stuff_classes`` of a registered dataset; a clear error when it has none."""
+    names = MetadataCatalog.get(dataset_name).get("stuff_classes")
+    if not names:
+        raise KeyError(
+            f"Dataset {dataset_name!r} has no 'stuff_classes' in its metadata: register it first "
+            "(clouds.data.datasets.register_all_datasets) or set MetadataCatalog.get(name)"
+            ".stuff_classes"
+        )
+    return list(names)
+
+
+def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+    """Per-class scores (K, H, W) from query class probabilities (Q, K) and mask logits (Q, H, W)."""
+    return torch.einsum("qc,qhw->chw", class_probs, mask_logits.sigmoid())
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (N, H, W) to (N, *size)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+@META_ARCH_REGISTRY.register()
+class CLOUDS(nn.Module):
+    """Mask-classification segmenter whose classes are CLIP text embeddings of class names."""
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        sem_seg_head: nn.Module,
+        criterion: nn.Module,
+        text_classifier: TextClassifier,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        size_divisibility: int,
+        train_dataset: str,
+        test_dataset: str,
+        ignore_label: int = 255,
+        geometric_ensemble: GeometricEnsemble | None = None,
+        sem_seg_postprocess_before_inference: bool = False,
+    ) -> None:
+        """
+        Args:
+            backbone: returns res2..res5 and "clip_vis_dense" for a (B, 3, H, W) batch.
+            sem_seg_head: (features, text classifier (K, E)) -> "pred_logits" (B, Q, K + 1),
+                "pred_masks" (B, Q, H/4, W/4), "aux_outputs".
+            criterion: (outputs, targets) -> unweighted losses, with ``weight_dict``.
+            text_classifier: class names -> (K, E) embeddings.
+            pixel_mean: per-channel mean (0-255 RGB) subtracted from the images.
+            pixel_std: per-channel std (0-255 RGB) dividing the images.
+            size_divisibility: pad the batch to multiples of this.
+            train_dataset: dataset whose ``stuff_classes`` are the training classes.
+            test_dataset: dataset whose classes are used when an input names none.
+            ignore_label: label value of unlabelled pixels.
+            geometric_ensemble: blend CLIP's mask-pooled class probabilities in at inference.
+            sem_seg_postprocess_before_inference: resize masks before combining them with the
+                class probabilities (more memory) instead of resizing the combined scores.
+        """
+        super().__init__()
+        self.backbone = backbone
+        self.sem_seg_head = sem_seg_head
+        self.criterion = criterion
+        self.text_classifier = text_classifier
+        self.size_divisibility = size_divisibility
+        self.train_dataset = train_dataset
+        self.test_dataset = test_dataset
+        self.ignore_label = ignore_label
+        self.geometric_ensemble = geometric_ensemble
+        self.sem_seg_postprocess_before_inference = sem_seg_postprocess_before_inference
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> CLOUDS:
+        backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME).from_config(cfg)
+        if not hasattr(backbone, "encode_text"):
+            raise ConfigError(
+                f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} has no text encoder; the "
+                "CLOUDS meta-architecture needs a CLIP backbone for its text classifier"
+            )
+        head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME).from_config(
+            cfg, backbone.output_shape()
+        )
+        backbone_div = getattr(backbone, "size_divisibility", 0)
+        size_div = cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY or backbone_div
+        if backbone_div and size_div % backbone_div:
+            raise ConfigError(
+                f"MODEL.MASK_FORMER.SIZE_DIVISIBILITY={size_div} is not a multiple of the "
+                f"backbone's size divisibility {backbone_div}"
+            )
+        if not cfg.DATASETS.TRAIN or not cfg.DATASETS.TEST:
+            raise ConfigError("DATASETS.TRAIN and DATASETS.TEST must each name a dataset")
+        ensemble = (
+            GeometricEnsemble.from_config(cfg) if cfg.MODEL.CLOUDS.GEOMETRIC_ENSEMBLE else None
+        )
+        return cls(
+            backbone=backbone,
+            sem_seg_head=head,
+            criterion=SetCriterion.from_config(cfg),
+            text_classifier=TextClassifier.from_config(cfg, backbone),
+            pixel_mean=cfg.MODEL.PIXEL_MEAN,
+            pixel_std=cfg.MODEL.PIXEL_STD,
+            size_divisibility=size_div,
+            train_dataset=cfg.DATASETS.TRAIN[0],
+            test_dataset=cfg.DATASETS.TEST[0],
+            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            geometric_ensemble=ensemble,
+            sem_seg_postprocess_before_inference=(
+                cfg.MODEL.MASK_FORMER.TEST.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE
+            ),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def forward(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
+        """Weighted losses (training) or per-image {"sem_seg": (K, height, width)} (eval).
+
+        Args:
+            batched_inputs: dicts with "image" uint8 (3, H, W) RGB; in training "sem_seg"
+                int64 (H, W); optional "height", "width" (output size) and "dataset_name"
+                (whose classes to predict at inference).
+        """
+        images, image_sizes = self.preprocess(batched_inputs)
+        if self.training:
+            class_names = dataset_class_names(self.train_dataset)
+            outputs = self.predict(images, class_names)
+            targets = self.prepare_targets(batched_inputs, images.shape[-2:], len(class_names))
+            losses = self.criterion(outputs, targets)
+            weights = self.criterion.weight_dict
+            return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+        return self.inference(batched_inputs, images, image_sizes)
+
+    def preprocess(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """Normalised, padded batch (B, 3, Hp, Wp) and each image's (H, W) before padding."""
+        images = [
+            (x["image"].to(self.device, non_blocking=True).float() - self.pixel_mean)
+            / self.pixel_std
+            for x in batched_inputs
+        ]
+        return pad_to_divisible(images, self.size_divisibility)
+
+    def predict(self, images: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
+        """Head outputs for a padded batch and a class list; also holds "features" (backbone)."""
+        features = self.backbone(images)
+        classifier = self.text_classifier(class_names, self.device)
+        outputs = self.sem_seg_head(features, classifier)
+        return {**outputs, "features": features, "text_classifier": classifier}
+
+    def prepare_targets(
+        self, batched_inputs: list[dict[str, Any]], padded_size: Sequence[int], num_classes: int
+    ) -> list[dict[str, torch.Tensor]]:
+        """Per-image {"labels": (N,), "masks": (N, Hp, Wp) bool} from the "sem_seg" maps."""
+        targets = []
+        for x in batched_inputs:
+            if "sem_seg" not in x:
+                raise KeyError("Training inputs need a 'sem_seg' label map (H, W) int64")
+            label = x["sem_seg"].to(self.device)
+            if tuple(label.shape) != tuple(x["image"].shape[-2:]):
+                raise ValueError(
+                    f"Label size {tuple(label.shape)} differs from image size "
+                    f"{tuple(x['image'].shape[-2:])} ({x.get('file_name', 'unnamed input')})"
+                )
+            label = F.pad(
+                label,
+                (0, padded_size[1] - label.shape[1], 0, padded_size[0] - label.shape[0]),
+                value=self.ignore_label,
+            )
+            targets.append(
+                semantic_targets(label, num_classes=num_classes, ignore_label=self.ignore_label)
+            )
+        return targets
+
+    def inference_dataset(self, batched_inputs: list[dict[str, Any]]) -> str:
+        """The dataset whose classes to predict: the inputs' "dataset_name" or the default."""
+        names = {x.get("dataset_name", self.test_dataset) for x in batched_inputs}
+        if len(names) > 1:
+            raise ValueError(f"One batch mixes inputs of several datasets: {sorted(names)}")
+        return names.pop()
+
+    @torch.no_grad()
+    def inference(
+        self,
+        batched_inputs: list[dict[str, Any]],
+        images: torch.Tensor,
+        image_sizes: list[tuple[int, int]],
+    ) -> list[dict[str, torch.Tensor]]:
+        """Per-class score maps {"sem_seg": (K, height, width)} for each input."""
+        class_names = dataset_class_names(self.inference_dataset(batched_inputs))
+        outputs = self.predict(images, class_names)
+        mask_logits = outputs["pred_masks"].float()
+        if self.geometric_ensemble is not None:
+            train_names = set(dataset_class_names(self.train_dataset))
+            seen = torch.tensor([name in train_names for name in class_names], device=self.device)
+            probs = self.geometric_ensemble(
+                class_logits=outputs["pred_logits"],
+                mask_logits=mask_logits,
+                dense_features=outputs["features"]["clip_vis_dense"],
+                text_classifier=outputs["text_classifier"],
+                seen=seen,
+                clip=self.backbone,
+            )
+        else:
+            probs = outputs["pred_logits"].float().softmax(dim=-1)
+        probs = probs[..., :-1]
+        mask_logits = F.interpolate(
+            mask_logits, size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
+        results = []
+        for x, probs_i, masks_i, (h, w) in zip(batched_inputs, probs, mask_logits, image_sizes):
+            out_size = (int(x.get("height", h)), int(x.get("width", w)))
+            masks_i = masks_i[:, :h, :w]
+            if self.sem_seg_postprocess_before_inference:
+                sem_seg = semantic_inference(probs_i, _resize(masks_i, out_size))
+            else:
+                sem_seg = _resize(semantic_inference(probs_i, masks_i), out_size)
+            results.append({"sem_seg": sem_seg})
+        return results

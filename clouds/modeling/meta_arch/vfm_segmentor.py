@@ -1,0 +1,266 @@
+"""VFMSegmentor: a LoRA-tuned vision foundation model with light / refinement heads (DGVFM).
+
+Head types (MODEL.VFM_HEAD.TYPE):
+
+- ``light``: the whole crop through backbone + :class:`VFMNet`, one cross-entropy.
+- ``ms`` / ``ms_masked`` (multi-scale): (a) the crop at half size through backbone + VFMNet,
+  supervised by the half-size label; (b) a random full-resolution sub-crop (offsets on
+  MODEL.VFM_HEAD.SUB_CROP_GRID) through backbone + :class:`MGRNet` with the detached coarse
+  logits of the same region as context, supervised by the sub-crop label. The loss is the sum of
+  both cross-entropies. ``ms_masked`` masks MODEL.VFM_HEAD.MASK_RATIO of the refinement tokens.
+
+Inference follows TEST.MODE (``clouds.modeling.inference``). Same model interface as CLOUDS: a
+list of input dicts in, weighted losses (training) or ``{"sem_seg": (K, height, width)}`` out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import roi_align
+
+from clouds.config import CfgNode, ConfigError
+from clouds.modeling.backbone.vfm.base import VFMBackbone
+from clouds.modeling.heads.mgrnet import MGRNet
+from clouds.modeling.heads.vfmnet import VFMNet
+from clouds.modeling.inference import InferenceSettings, infer_logits
+from clouds.modeling.meta_arch.image_list import pad_to_divisible
+from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY
+
+__all__ = ["HEAD_TYPES", "VFMSegmentor", "region_logits"]
+
+HEAD_TYPES = ("light", "ms", "ms_masked")
+
+
+def region_logits(
+    logits: torch.Tensor,
+    image_size: tuple[int, int],
+    boxes: torch.Tensor,
+    output_size: tuple[int, int],
+) -> torch.Tensor:
+    """Bilinearly sample the logits of image regions.
+
+    Args:
+        logits: (B, K, h, w) logits of whole images of ``image_size`` (H, W).
+        boxes: (B, 4) one region (x0, y0, x1, y1) per image, in image pixels.
+        output_size: (h', w') of the result.
+
+    Returns:
+        (B, K, h', w') logits of each region.
+    """
+    scale = logits.shape[-2] / image_size[0]
+    if abs(scale - logits.shape[-1] / image_size[1]) > 1e-6:
+        raise ValueError(f"logits {tuple(logits.shape)} do not scale evenly to {image_size}")
+    rois = torch.cat([torch.arange(len(boxes), device=boxes.device)[:, None], boxes], dim=1)
+    return roi_align(
+        logits, rois.to(logits.dtype), output_size, spatial_scale=scale, sampling_ratio=2,
+        aligned=True,
+    )
+
+
+def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+@META_ARCH_REGISTRY.register()
+class VFMSegmentor(nn.Module):
+    """A VFM backbone (frozen, LoRA) with the light head and optionally the refinement head."""
+
+    def __init__(
+        self,
+        *,
+        backbone: VFMBackbone,
+        light_head: VFMNet,
+        refine_head: MGRNet | None,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        ignore_label: int = 255,
+        sub_crop: int = 512,
+        sub_crop_grid: int = 32,
+        inference: InferenceSettings = InferenceSettings(),
+    ) -> None:
+        """
+        Args:
+            backbone: maps (B, 3, H, W) to four (B, C, H/16, W/16) maps.
+            light_head: features -> stride-4 logits (coarse / single-scale predictions).
+            refine_head: features + coarse logits -> stride-4 logits; None for "light".
+            sub_crop: side of the full-resolution sub-crop of multi-scale training.
+            sub_crop_grid: sub-crop offsets are multiples of it.
+            inference: test-time strategy (whole / slide / coarse_to_fine).
+        """
+        super().__init__()
+        if inference.mode == "coarse_to_fine" and refine_head is None:
+            raise ConfigError(
+                "TEST.MODE='coarse_to_fine' needs MODEL.VFM_HEAD.TYPE 'ms' or 'ms_masked'"
+            )
+        self.backbone = backbone
+        self.light_head = light_head
+        self.refine_head = refine_head
+        self.ignore_label = ignore_label
+        self.sub_crop = sub_crop
+        self.sub_crop_grid = sub_crop_grid
+        self.inference_settings = inference
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> VFMSegmentor:
+        head_type = cfg.MODEL.VFM_HEAD.TYPE
+        if head_type not in HEAD_TYPES:
+            raise ConfigError(
+                f"MODEL.VFM_HEAD.TYPE={head_type!r} is not one of {', '.join(HEAD_TYPES)}"
+            )
+        backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME).from_config(cfg)
+        if not isinstance(backbone, VFMBackbone):
+            raise ConfigError(
+                f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is not a VFM backbone "
+                f"(DINOv2, EVA02, CLIPViT, SAMViT)"
+            )
+        shape = backbone.output_shape()
+        refine_head = None
+        if head_type != "light":
+            refine_head = MGRNet.from_config(cfg, shape, masked=head_type == "ms_masked")
+        return cls(
+            backbone=backbone,
+            light_head=VFMNet.from_config(cfg, shape),
+            refine_head=refine_head,
+            pixel_mean=cfg.MODEL.PIXEL_MEAN,
+            pixel_std=cfg.MODEL.PIXEL_STD,
+            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            sub_crop=cfg.MODEL.VFM_HEAD.SUB_CROP,
+            sub_crop_grid=cfg.MODEL.VFM_HEAD.SUB_CROP_GRID,
+            inference=InferenceSettings.from_config(cfg),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def forward(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
+        """Weighted losses (training) or per-image {"sem_seg": (K, height, width)} (eval).
+
+        Args:
+            batched_inputs: dicts with "image" uint8 (3, H, W) RGB; in training "sem_seg"
+                int64 (H, W); optional "height", "width" (output size).
+        """
+        if self.training:
+            images, labels = self._training_batch(batched_inputs)
+            if self.refine_head is None:
+                return {"loss_sem_seg": self._ce(self.predict_coarse(images), labels)}
+            return self._multi_scale_losses(images, labels)
+        return [self._inference_one(x) for x in batched_inputs]
+
+    # ------------------------------------------------------------------ prediction
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 (3, H, W) -> normalised float (3, H, W) on the model's device."""
+        return (image.to(self.device).float() - self.pixel_mean) / self.pixel_std
+
+    def predict_coarse(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone + light head: (B, 3, H, W) (multiples of 16) -> (B, K, H/4, W/4) logits."""
+        return self.light_head(list(self.backbone(images).values()))
+
+    def predict_refined(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Backbone + refinement head: images (B, 3, H, W), coarse logits of the same regions
+        (B, K, h', w') -> (B, K, H/4, W/4) logits."""
+        return self.refine_head(list(self.backbone(images).values()), context)
+
+    def _padded(self, images: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Zero-pad (B, C, H, W) to multiples of the backbone's size divisibility."""
+        div = self.backbone.size_divisibility
+        h, w = images.shape[-2:]
+        return F.pad(images, (0, -w % div, 0, -h % div)), h, w
+
+    def whole_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Any-size (B, 3, H, W) -> light-head logits (B, K, H, W)."""
+        padded, h, w = self._padded(images)
+        return _upsample(self.predict_coarse(padded), padded.shape[-2:])[..., :h, :w]
+
+    def refined_logits(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Any-size windows (B, 3, H, W) + coarse logits (B, K, H, W) -> (B, K, H, W) logits."""
+        padded, h, w = self._padded(images)
+        context, _, _ = self._padded(context)
+        return _upsample(self.predict_refined(padded, context), padded.shape[-2:])[..., :h, :w]
+
+    @torch.no_grad()
+    def _inference_one(self, x: dict[str, Any]) -> dict[str, torch.Tensor]:
+        image = self.normalize(x["image"])[None]
+        h, w = image.shape[-2:]
+        logits = infer_logits(
+            self.inference_settings,
+            image,
+            logits_fn=self.whole_logits,
+            refine_fn=self.refined_logits if self.refine_head is not None else None,
+        )
+        out_size = (int(x.get("height", h)), int(x.get("width", w)))
+        if out_size != (h, w):
+            logits = _upsample(logits, out_size)
+        return {"sem_seg": logits[0].float().softmax(dim=0)}
+
+    # -------------------------------------------------------------------- training
+    def _training_batch(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images (B, 3, Hp, Wp) and labels (B, Hp, Wp), padded so that the half-size
+        crop is still a multiple of the backbone's size divisibility."""
+        for x in batched_inputs:
+            if "sem_seg" not in x:
+                raise KeyError("Training inputs need a 'sem_seg' label map (H, W) int64")
+            if tuple(x["sem_seg"].shape) != tuple(x["image"].shape[-2:]):
+                raise ValueError(
+                    f"Label size {tuple(x['sem_seg'].shape)} differs from image size "
+                    f"{tuple(x['image'].shape[-2:])} ({x.get('file_name', 'unnamed input')})"
+                )
+        div = self.backbone.size_divisibility * (1 if self.refine_head is None else 2)
+        images, _ = pad_to_divisible([self.normalize(x["image"]) for x in batched_inputs], div)
+        labels, _ = pad_to_divisible(
+            [x["sem_seg"].to(self.device) for x in batched_inputs], div, self.ignore_label
+        )
+        return images, labels.long()
+
+    def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of stride-4 logits (B, K, h, w) upsampled to labels (B, H, W)."""
+        return F.cross_entropy(
+            _upsample(logits, labels.shape[-2:]).float(), labels, ignore_index=self.ignore_label
+        )
+
+    def sample_sub_crops(self, height: int, width: int, batch: int) -> torch.Tensor:
+        """(B, 4) random (x0, y0, x1, y1) squares of side ``sub_crop``, offsets on the grid."""
+        size, grid = self.sub_crop, self.sub_crop_grid
+        if size > height or size > width:
+            raise ConfigError(
+                f"MODEL.VFM_HEAD.SUB_CROP={size} exceeds the training crop {height}x{width} "
+                f"(INPUT.CROP.SIZE)"
+            )
+        y0 = torch.randint((height - size) // grid + 1, (batch,)) * grid
+        x0 = torch.randint((width - size) // grid + 1, (batch,)) * grid
+        return torch.stack([x0, y0, x0 + size, y0 + size], dim=1).to(self.device)
+
+    def _multi_scale_losses(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        height, width = images.shape[-2:]
+        half = (height // 2, width // 2)
+        half_images = F.interpolate(images, size=half, mode="bilinear", align_corners=False)
+        half_labels = F.interpolate(labels[:, None].float(), size=half, mode="nearest")[:, 0]
+        coarse = self.predict_coarse(half_images)
+        loss_coarse = self._ce(coarse, half_labels.long())
+
+        boxes = self.sample_sub_crops(height, width, len(images))
+        size = self.sub_crop
+        sub_images = torch.stack(
+            [img[:, y0 : y0 + size, x0 : x0 + size] for img, (x0, y0, _, _) in zip(images, boxes)]
+        )
+        sub_labels = torch.stack(
+            [lab[y0 : y0 + size, x0 : x0 + size] for lab, (x0, y0, _, _) in zip(labels, boxes)]
+        )
+        context = region_logits(
+            coarse.detach().float(), (height, width), boxes.float(), (size // 4, size // 4)
+        )
+        refined = self.predict_refined(sub_images, context)
+        return {"loss_coarse": loss_coarse, "loss_refine": self._ce(refined, sub_labels)}

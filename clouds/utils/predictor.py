@@ -1,0 +1,105 @@
+"""Predict class scores for one RGB image with any registered model (detectron2's
+DefaultPredictor): build from the config, load ``MODEL.WEIGHTS``, resize like the test mapper,
+produce scores at the original size."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as F
+
+from clouds.config import CfgNode
+from clouds.data.catalog import Metadata, MetadataCatalog
+from clouds.data.mappers import SemSegTestMapper
+from clouds.engine.checkpointing import load_model_weights
+from clouds.modeling import build_model
+
+__all__ = ["Predictor", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``MODEL.DEVICE`` as a torch device; "cuda" falls back to the CPU when no GPU is present."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        logger.warning("MODEL.DEVICE=%s but no GPU is available; running on the CPU", name)
+        return torch.device("cpu")
+    return device
+
+
+class Predictor:
+    """Single-image inference of the model described by ``cfg``.
+
+    The image is resized so its short side is ``INPUT.MIN_SIZE_TEST`` (long side at most
+    ``INPUT.MAX_SIZE_TEST``), exactly as in evaluation, and the model returns scores at the
+    original size. Classes are those of ``dataset_name`` (default ``DATASETS.TEST[0]``, else
+    ``DATASETS.TRAIN[0]``): an open-vocabulary model predicts whatever class list that
+    dataset's metadata holds.
+    """
+
+    def __init__(self, cfg: CfgNode, *, dataset_name: str | None = None) -> None:
+        """
+        Args:
+            cfg: full config; MODEL.WEIGHTS ("" keeps the freshly built weights) and
+                MODEL.DEVICE are used.
+            dataset_name: registered dataset whose classes to predict.
+        """
+        self.cfg = cfg.clone()
+        self.dataset_name = dataset_name or (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0]
+        self.metadata: Metadata = MetadataCatalog.get(self.dataset_name)
+        if not self.metadata.get("stuff_classes"):
+            raise ValueError(
+                f"Dataset {self.dataset_name!r} has no stuff_classes in its metadata; register it "
+                f"(clouds.data.datasets.register_all_datasets) or pick another dataset"
+            )
+        self.class_names: list[str] = list(self.metadata.stuff_classes)
+        self.device = resolve_device(cfg.MODEL.DEVICE)
+        self.model = build_model(cfg)
+        if cfg.MODEL.WEIGHTS:
+            load_model_weights(self.model, cfg.MODEL.WEIGHTS)
+        self.model.to(self.device).eval()
+        self.resizer = SemSegTestMapper.from_config(cfg)
+        self.input_format = cfg.INPUT.FORMAT
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray, **extra_inputs: Any) -> torch.Tensor:
+        """Class scores of one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            extra_inputs: more keys for the model's input dict (e.g. "file_name").
+
+        Returns:
+            (K, H, W) float32 scores on the CPU, K = ``len(self.class_names)``.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"Predictor expects an (H, W, 3) uint8 RGB image, got shape {image.shape} "
+                f"and dtype {image.dtype}"
+            )
+        height, width = image.shape[:2]
+        if self.input_format == "BGR":
+            image = image[:, :, ::-1]
+        tensor = torch.from_numpy(image.copy()).permute(2, 0, 1)
+        size = self.resizer.output_size(height, width)
+        if size != (height, width):
+            tensor = F.resize(tensor, list(size), antialias=True)
+        inputs = {
+            **extra_inputs,
+            "image": tensor.to(self.device).contiguous(),
+            "height": height,
+            "width": width,
+            "dataset_name": self.dataset_name,
+        }
+        scores = self.model([inputs])[0]["sem_seg"]
+        if tuple(scores.shape[-2:]) != (height, width):
+            raise RuntimeError(
+                f"{self.cfg.MODEL.META_ARCHITECTURE} returned scores of size "
+                f"{tuple(scores.shape[-2:])} for an image of {height}x{width}"
+            )
+        return scores.float().cpu()

@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Run a trained model on your own images or a video and look at the result.
+
+Usage (Mask2Former's convention, config overrides last)::
+
+    python demo/demo.py --config-file CFG --input IMG [IMG|FOLDER|GLOB ...] --output DIR \\
+        [KEY VALUE ...]
+    python demo/demo.py --config-file CFG --video-input VIDEO --output DIR [KEY VALUE ...]
+
+For each image ``<stem>``: ``DIR/<stem>_pred.png`` (colour prediction), ``DIR/<stem>_overlay.png``
+(colours over the image) and ``DIR/<stem>_legend.png`` (the classes present). A video gives
+``DIR/<stem>_overlay.mp4`` and ``DIR/<stem>_legend.png``. Images whose three outputs exist are
+skipped (re-runs resume) unless ``--overwrite``. Weights come from ``MODEL.WEIGHTS``; classes,
+names and colours from the metadata of ``--dataset`` (default ``DATASETS.TEST[0]``), so an
+open-vocabulary model predicts the class list of any registered dataset. Overrides may also
+be given Mask2Former-style after ``--opts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from clouds.config import ConfigError, load_config
+from clouds.data.datasets import register_all_datasets
+from clouds.modeling.checkpoint import CheckpointMismatchError
+from clouds.utils.demo_outputs import (
+    ClassStyle,
+    collect_inputs,
+    image_output_paths,
+    save_image_outputs,
+    write_video_overlay,
+)
+from clouds.utils.io import ImageReadError, read_image
+from clouds.utils.predictor import Predictor
+from clouds.utils.visualizer import class_colors
+
+logger = logging.getLogger("demo")
+
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``argv`` at the first config key (``UPPER.CASE.KEY``): (options, KEY VALUE list)."""
+    for index, token in enumerate(argv):
+        if _CONFIG_KEY.match(token):
+            return list(argv[:index]), list(argv[index:])
+    return list(argv), []
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    options, overrides = split_overrides(argv)
+    parser = argparse.ArgumentParser(
+        description="Predictions, overlays and legends for images or a video.",
+        epilog="Config overrides (KEY VALUE ...) go last, e.g. MODEL.WEIGHTS out/model_final.ckpt",
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="config YAML")
+    parser.add_argument(
+        "--input", nargs="+", default=[], help="images, folders of images or glob patterns"
+    )
+    parser.add_argument("--video-input", type=Path, help="a video file, predicted frame by frame")
+    parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
+    parser.add_argument("--dataset", help="dataset whose classes/colours to use")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
+    parser.add_argument("--overwrite", action="store_true", help="redo images already done")
+    parser.add_argument(
+        "--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides (Mask2Former)"
+    )
+    args = parser.parse_args(options)
+    args.opts = list(args.opts) + overrides
+    if not args.input and args.video_input is None:
+        parser.error("give --input and/or --video-input")
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error(f"--alpha must lie in [0, 1], got {args.alpha}")
+    return args
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Predict every input; returns the files written."""
+    cfg = load_config(args.config_file, args.opts)
+    register_all_datasets()
+    images = collect_inputs(args.input) if args.input else []
+    if args.video_input is not None and not args.video_input.is_file():
+        raise FileNotFoundError(f"--video-input not found: {args.video_input}")
+    predictor = Predictor(cfg, dataset_name=args.dataset)
+    style = ClassStyle(
+        predictor.class_names,
+        class_colors(predictor.metadata, len(predictor.class_names)),
+        args.alpha,
+    )
+    written: list[Path] = []
+    todo = [
+        path
+        for path in images
+        if args.overwrite
+        or not all(p.is_file() for p in image_output_paths(args.output, path.stem).values())
+    ]
+    if len(todo) < len(images):
+        logger.info("%d of %d images already done; skipped", len(images) - len(todo), len(images))
+    for path in tqdm(todo, desc="images", disable=not todo):
+        image = read_image(path)
+        pred = predictor(image, file_name=str(path)).argmax(dim=0).numpy()
+        written.extend(save_image_outputs(image, pred, args.output, path.stem, style).values())
+    if args.video_input is not None:
+        written.extend(
+            write_video_overlay(predictor, args.video_input, args.output, style).values()
+        )
+    logger.info("Wrote %d files to %s", len(written), args.output)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args)
+    except (
+        CheckpointMismatchError,
+        ConfigError,
+        FileNotFoundError,
+        ImageReadError,
+        ValueError,
+    ) as e:
+        logger.error("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Entry script of the 2-process CPU DDP test (Lightning re-runs it once per extra process).
+
+Usage: python _ddp_entry.py DATA_ROOT KEY VALUE ... ; every rank writes
+OUTPUT_DIR/rank<r>.pt with its final trainable weights, the image ids it trained on and the
+number of parameter tensors DDP's reducer synchronises.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import lightning.pytorch as pl
+import torch
+
+from clouds.config import load_config
+from clouds.engine.launch import run
+from clouds.engine.writers import setup_logging
+from clouds.modeling.checkpoint import trainable_state_dict
+from tests.engine._tiny import register_tiny_datasets, register_tiny_model
+
+
+class RecordRank(pl.Callback):
+    """Record image ids per step and, at the end, weights and DDP's synchronised tensors."""
+
+    def __init__(self) -> None:
+        self.image_ids: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.image_ids.extend(d["image_id"] for d in batch)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        ddp_data = trainer.strategy.model._get_ddp_logging_data()
+        record = {
+            "weights": trainable_state_dict(pl_module.model),
+            "image_ids": self.image_ids,
+            "ddp_num_parameter_tensors": ddp_data["num_parameter_tensors"],
+            "world_size": trainer.world_size,
+        }
+        torch.save(record, os.path.join(pl_module.cfg.OUTPUT_DIR, f"rank{trainer.global_rank}.pt"))
+
+
+def main() -> None:
+    register_tiny_model()
+    register_tiny_datasets(sys.argv[1])
+    cfg = load_config(None, sys.argv[2:])
+    cfg.freeze()
+    setup_logging(cfg.OUTPUT_DIR, int(os.environ.get("LOCAL_RANK", 0)))
+    run(cfg, num_gpus=2, callbacks=[RecordRank()])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""CLIP backbone: shared backbone tests, weight loading from a path, config folders, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from clouds.config import ConfigError, load_config
+from clouds.modeling.backbone.clip import CLIP, PACKAGE_MODEL_CONFIG_DIR
+from clouds.modeling.geometric_ensemble import mask_pool
+from tests.modeling.backbone_test_base import BackboneTestBase
+from tests.modeling.model_utils import REPO, toy_config
+
+RESNET = ["MODEL.CLOUDS.CLIP_MODEL_NAME", "clouds_tiny_resnet", "MODEL.CLOUDS.EMBED_DIM", "32"]
+
+
+class TestTinyConvNeXtCLIP(BackboneTestBase):
+    def build_backbone(self) -> nn.Module:
+        return CLIP.from_config(toy_config())
+
+    def frozen_modules(self, backbone: nn.Module) -> list[nn.Module]:
+        return list(backbone.clip_model.modules())
+
+
+class TestTinyResNetCLIP(BackboneTestBase):
+    def build_backbone(self) -> nn.Module:
+        return CLIP.from_config(toy_config(RESNET))
+
+    def frozen_modules(self, backbone: nn.Module) -> list[nn.Module]:
+        return list(backbone.clip_model.modules())
+
+
+def test_loading_weights_from_a_local_checkpoint(tmp_path: Path) -> None:
+    source = CLIP.from_config(toy_config())
+    path = tmp_path / "tiny_clip.pt"
+    torch.save(source.clip_model.state_dict(), path)
+    loaded = CLIP.from_config(toy_config(["MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS", str(path)]))
+    fresh = CLIP.from_config(toy_config())
+    images = torch.randn(1, 3, 64, 64)
+    want, got, other = source(images), loaded(images), fresh(images)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name])
+    assert not torch.allclose(other["res5"], want["res5"])
+    texts = ["a photo of a car.", "a photo of the sky."]
+    torch.testing.assert_close(loaded.encode_text(texts), source.encode_text(texts))
+
+
+def test_model_config_folder_is_added(tmp_path: Path) -> None:
+    config = json.loads((PACKAGE_MODEL_CONFIG_DIR / "clouds_tiny_convnext.json").read_text())
+    config["embed_dim"] = 48
+    (tmp_path / "my_tiny_clip.json").write_text(json.dumps(config))
+    cfg = toy_config(
+        [
+            "MODEL.CLOUDS.CLIP_MODEL_CONFIG_DIR",
+            str(tmp_path),
+            "MODEL.CLOUDS.CLIP_MODEL_NAME",
+            "my_tiny_clip",
+            "MODEL.CLOUDS.EMBED_DIM",
+            "48",
+        ]
+    )
+    backbone = CLIP.from_config(cfg)
+    assert backbone.embed_dim == 48
+    assert backbone.encode_text(["a photo of a road."]).shape == (1, 48)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["MODEL.CLOUDS.CLIP_MODEL_NAME", "no_such_clip"], "CLIP_MODEL_NAME"),
+        (["MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS", "/no/such/file.pt"], "CLIP_PRETRAINED_WEIGHTS"),
+        (["MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS", "no_such_tag"], "CLIP_PRETRAINED_WEIGHTS"),
+        (["MODEL.CLOUDS.CLIP_MODEL_CONFIG_DIR", "/no/such/folder"], "CLIP_MODEL_CONFIG_DIR"),
+        (["MODEL.CLOUDS.EMBED_DIM", "768"], "EMBED_DIM"),
+    ],
+)
+def test_bad_settings_name_the_key(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        CLIP.from_config(toy_config(overrides))
+
+
+def test_convnext_whole_image_mask_pooling_reproduces_encode_image() -> None:
+    backbone = CLIP.from_config(toy_config())
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        dense = backbone(images)["clip_vis_dense"]
+        pooled = mask_pool(dense, torch.ones(2, 1, 64, 96))
+        embedding = backbone.visual_prediction(pooled)[:, 0]
+        reference = backbone.clip_model.encode_image(images)
+    torch.testing.assert_close(embedding, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_resnet_projection_commutes_with_mask_pooling() -> None:
+    backbone = CLIP.from_config(toy_config(RESNET))
+    with torch.no_grad():
+        dense = backbone(torch.randn(1, 3, 64, 96))["clip_vis_dense"]
+        masks = torch.randn(1, 3, *dense.shape[-2:])
+        pooled_then_projected = backbone.visual_prediction(mask_pool(dense, masks))
+        projected = backbone.visual_prediction(dense.flatten(2).transpose(1, 2))
+        projected = projected.transpose(1, 2).reshape(1, -1, *dense.shape[-2:])
+        projected_then_pooled = mask_pool(projected, masks)
+    assert pooled_then_projected.shape == (1, 3, backbone.embed_dim)
+    torch.testing.assert_close(pooled_then_projected, projected_then_pooled, rtol=1e-4, atol=1e-5)
+
+
+def test_unfrozen_backbone_trains_the_image_tower_only() -> None:
+    backbone = CLIP.from_config(toy_config(["MODEL.BACKBONE.FREEZE", "False"]))
+    for name, parameter in backbone.clip_model.named_parameters():
+        assert parameter.requires_grad == name.startswith("visual."), name
+    backbone.train()
+    assert backbone.clip_model.visual.training
+    assert not backbone.clip_model.transformer.training
+    assert backbone(torch.randn(1, 3, 64, 64))["res5"].requires_grad
+
+
+def test_text_embeddings_are_normalised() -> None:
+    backbone = CLIP.from_config(toy_config())
+    embeddings = backbone.encode_text(["a photo of a car.", "a photo of a road.", "sky"])
+    assert embeddings.shape == (3, 64)
+    torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("config", "channels", "embed_dim"),
+    [
+        ("clouds_R50_warmup.yaml", (256, 512, 1024, 2048), 1024),
+        ("clouds_R101_warmup.yaml", (256, 512, 1024, 2048), 512),
+    ],
+)
+def test_full_size_resnet_clip_backbones_build(
+    config: str, channels: tuple[int, ...], embed_dim: int
+) -> None:
+    cfg = load_config(
+        str(REPO / "configs" / "warmup" / "gta" / config),
+        ["MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS", ""],
+    )
+    backbone = CLIP.from_config(cfg)
+    assert tuple(s.channels for s in backbone.output_shape().values()) == channels
+    assert backbone.embed_dim == embed_dim == cfg.MODEL.CLOUDS.EMBED_DIM
+    assert not any(p.requires_grad for p in backbone.parameters())

@@ -1,0 +1,153 @@
+"""SAM refinement end to end: tiny real SAM, batching, second pass, uncovered rule, oracle."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clouds.data.toy.scene import sample_scene
+from clouds.sam import SamBatchPredictor, SamRefiner, build_sam
+
+
+@pytest.fixture
+def tiny_predictor(tiny_sam_checkpoint: Path) -> SamBatchPredictor:
+    return SamBatchPredictor(model=build_sam("tiny", str(tiny_sam_checkpoint)), prompt_batch_size=3)
+
+
+def _images_and_labels(count: int = 2) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    rng = np.random.default_rng(1)
+    labels = [torch.from_numpy(sample_scene(rng, 64, 96).label.astype(np.int64)) for _ in range(count)]
+    palette = torch.from_numpy(rng.integers(0, 256, (256, 3), dtype=np.uint8))
+    images = [palette[label].permute(2, 0, 1).contiguous() for label in labels]
+    return images, labels
+
+
+def test_tiny_sam_refinement_runs_end_to_end(tiny_predictor: SamBatchPredictor) -> None:
+    images, labels = _images_and_labels()
+    refiner = SamRefiner(predictor=tiny_predictor, num_points=3, refinement=True)
+    out = refiner.refine(images, labels, generator=np.random.default_rng(0))
+    again = refiner.refine(images, labels, generator=np.random.default_rng(0))
+    assert len(out) == 2
+    for refined, label, repeat in zip(out, labels, again):
+        assert refined.shape == label.shape and refined.dtype == torch.int64
+        assert set(refined.unique().tolist()) <= set(label.unique().tolist())
+        torch.testing.assert_close(refined, repeat)
+
+
+def test_prompt_and_image_batching_do_not_change_predictions(
+    tiny_predictor: SamBatchPredictor,
+) -> None:
+    images, _ = _images_and_labels()
+    points = torch.rand(7, 5, 2) * torch.tensor([95.0, 63.0])
+    labels = torch.ones(7, 5, dtype=torch.int)
+    tiny_predictor.set_images(images)
+    iou_batched, logits_batched = tiny_predictor.predict(1, points, labels)
+    tiny_predictor.prompt_batch_size = 1
+    tiny_predictor.set_images(images[1:])
+    iou_single, logits_single = tiny_predictor.predict(0, points, labels)
+    torch.testing.assert_close(iou_batched, iou_single, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits_batched, logits_single, atol=1e-4, rtol=1e-4)
+    assert logits_batched.shape == (7, 3, 32, 32)  # tiny SAM: 128 px input, 8 x 8 grid, x4
+    assert tiny_predictor.upscale(0, logits_batched[:, 0]).shape == (7, 64, 96)
+
+
+class _Spy:
+    """Wraps a predictor and records how it is called."""
+
+    def __init__(self, inner: SamBatchPredictor) -> None:
+        self.inner = inner
+        self.encodes: list[int] = []
+        self.mask_inputs: list[torch.Tensor | None] = []
+
+    def set_images(self, images: list[torch.Tensor]) -> None:
+        self.encodes.append(len(images))
+        self.inner.set_images(images)
+
+    def predict(self, image_index, point_coords, point_labels, mask_input=None):  # noqa: ANN001
+        self.mask_inputs.append(mask_input)
+        return self.inner.predict(image_index, point_coords, point_labels, mask_input)
+
+    def upscale(self, image_index: int, low_res_logits: torch.Tensor) -> torch.Tensor:
+        return self.inner.upscale(image_index, low_res_logits)
+
+    def to(self, device: torch.device | str) -> "_Spy":
+        return self
+
+
+@pytest.mark.parametrize("second_pass", [False, True])
+def test_images_encoded_once_and_second_pass_feeds_best_mask(
+    tiny_predictor: SamBatchPredictor, second_pass: bool
+) -> None:
+    images, labels = _images_and_labels()
+    spy = _Spy(tiny_predictor)
+    SamRefiner(predictor=spy, refinement=second_pass).refine(
+        images, labels, generator=np.random.default_rng(0)
+    )
+    assert spy.encodes == [2]  # one encoder call for the whole batch
+    fed = [m for m in spy.mask_inputs if m is not None]
+    assert len(spy.mask_inputs) == (4 if second_pass else 2)
+    assert len(fed) == (2 if second_pass else 0)
+    for mask_input in fed:
+        assert mask_input.shape[1:] == (1, 32, 32)
+
+
+def test_uncovered_pixels_follow_the_rule(oracle_factory: type) -> None:
+    label = torch.zeros(64, 96, dtype=torch.long)
+    label[10:50, 20:60] = 4  # one big region; the oracle's truth is a smaller box
+    truth = np.zeros((64, 96), dtype=np.int64)
+    truth[20:40, 30:50] = 4
+    images = [torch.zeros(3, 64, 96, dtype=torch.uint8)]
+    kwargs = {"num_points": 5, "selection_mode": "interior", "size_threshold": 5000}
+    teacher = SamRefiner(predictor=oracle_factory([truth]), uncovered="teacher", **kwargs)
+    ignore = SamRefiner(predictor=oracle_factory([truth]), uncovered="ignore", **kwargs)
+    kept = teacher.refine(images, [label], generator=np.random.default_rng(0))[0]
+    dropped = ignore.refine(images, [label], generator=np.random.default_rng(0))[0]
+    # region 4's points fall in the truth box -> box labelled 4; region 0's points fall in the
+    # truth background ring -> the ring (everything but the box) labelled 0
+    torch.testing.assert_close(kept, torch.from_numpy(truth))
+    torch.testing.assert_close(dropped, torch.from_numpy(truth))
+    # with a threshold no region passes, nothing is covered
+    high = SamRefiner(predictor=oracle_factory([truth]), uncovered="ignore", size_threshold=10**6)
+    none = high.refine(images, [label], generator=np.random.default_rng(0))[0]
+    assert (none == 255).all()
+    high.uncovered = "teacher"
+    torch.testing.assert_close(high.refine(images, [label], generator=np.random.default_rng(0))[0], label)
+
+
+def _miou(preds: list[np.ndarray], gts: list[np.ndarray], num_classes: int = 19) -> float:
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for pred, gt in zip(preds, gts):
+        valid = (gt != 255) & (pred != 255)
+        confusion += np.bincount(
+            gt[valid] * num_classes + pred[valid], minlength=num_classes**2
+        ).reshape(num_classes, num_classes)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = confusion.sum(1) > 0
+    return float(np.mean(tp[present] / union[present]))
+
+
+def _corrupt(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible teacher error: boundaries shifted by a few pixels and blotches of noise."""
+    shift = rng.integers(-3, 4, size=2)
+    noisy = np.roll(gt, tuple(shift), axis=(0, 1))
+    for _ in range(6):
+        y, x = rng.integers(0, gt.shape[0] - 6), rng.integers(0, gt.shape[1] - 8)
+        noisy[y : y + 6, x : x + 8] = rng.integers(0, 19)
+    return noisy
+
+
+def test_oracle_refinement_raises_pseudo_label_miou(oracle_factory: type) -> None:
+    rng = np.random.default_rng(0)
+    gts = [sample_scene(rng, 96, 192).label.astype(np.int64) for _ in range(6)]
+    gts = [np.where(g == 255, 0, g) for g in gts]  # the teacher labels every pixel
+    teacher = [_corrupt(g, rng) for g in gts]
+    images = [torch.zeros(3, *g.shape, dtype=torch.uint8) for g in gts]
+    refiner = SamRefiner(predictor=oracle_factory(gts), num_points=5, erosion=True)
+    refined = refiner.refine(
+        images, [torch.from_numpy(t) for t in teacher], generator=np.random.default_rng(0)
+    )
+    before = _miou(teacher, gts)
+    after = _miou([r.numpy() for r in refined], gts)
+    assert after > before + 0.05, (before, after)

@@ -1,0 +1,44 @@
+"""Write miniature, seeded copies of every dataset in their real layouts and raw labels.
+
+Usage::
+
+    python tools/make_toy_datasets.py --root DIR [--seed S] [--num-images N] [--size H W] [--convert]
+
+Without ``--convert`` the labels stay raw, as the real datasets ship; convert them with
+``python tools/convert_datasets/{gta,cityscapes,synthia,mapillary}.py DIR``. Then
+``DETECTRON2_DATASETS=DIR`` makes every dataset loadable. See datasets/README.md.
+"""
+
+import argparse
+import sys
+import time
+
+from clouds.data.toy import make_converted_toy_datasets, make_toy_datasets
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="datasets root to write")
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument(
+        "--num-images", type=int, default=8, help="images per split of each dataset (default 8)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=(64, 128),
+        metavar=("H", "W"),
+        help="image height and width (default 64 128)",
+    )
+    parser.add_argument("--convert", action="store_true", help="also run the label conversions")
+    args = parser.parse_args()
+    make = make_converted_toy_datasets if args.convert else make_toy_datasets
+    start = time.perf_counter()
+    root = make(args.root, seed=args.seed, num_images=args.num_images, size=tuple(args.size))
+    sys.stdout.write(f"Toy datasets written to {root} in {time.perf_counter() - start:.1f}s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
