@@ -98,7 +98,7 @@ class SemSegTrainMapper:
         for _ in range(self.max_crop_tries):
             top = int(torch.randint(0, height - ch + 1, ()).item())
             left = int(torch.randint(0, width - cw + 1, ()).item())
-            if label is None:
+            if label is None or self.single_category_max_area >= 1.0:
                 break
             window = label[top : top + ch, left : left + cw]
             counts = torch.bincount(window[window != self.ignore_label].flatten())

@@ -31,6 +31,7 @@ from clouds.engine.callbacks import (
 from clouds.engine.checkpointing import AtomicCheckpointIO, load_model_weights
 from clouds.engine.data_module import CloudsDataModule
 from clouds.engine.lightning_module import CloudsLightningModule
+from clouds.engine.pseudo_labeler import joint_training_callbacks
 from clouds.engine.writers import JsonLinesLogger, setup_logging
 from clouds.utils.io import atomic_path
 
@@ -213,6 +214,8 @@ def run(
     pl.seed_everything(cfg.SEED, workers=True, verbose=False)
     module = CloudsLightningModule.from_config(cfg)
     datamodule = CloudsDataModule(cfg=cfg)
+    if not eval_only:  # EMA teacher + pseudo-labeller when DATASETS.TRAIN has an sd_* set
+        callbacks = [*callbacks, *joint_training_callbacks(cfg)]
     trainer = build_trainer(
         cfg, num_gpus=num_gpus, num_machines=num_machines, callbacks=callbacks
     )

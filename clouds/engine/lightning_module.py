@@ -174,6 +174,7 @@ class CloudsLightningModule(pl.LightningModule):
                 self.global_step,
                 result["sem_seg"]["mIoU"],
             )
-        # Every process holds the same numbers (the evaluator reduces over processes).
+        # Every process holds the same numbers (the evaluator reduces over processes), so the
+        # mean over processes that sync_dist takes leaves them unchanged.
         loggable = {k: v for k, v in flat.items() if not math.isnan(v)}
-        self.log_dict(loggable, batch_size=1, sync_dist=False)
+        self.log_dict(loggable, batch_size=1, sync_dist=True)

@@ -24,13 +24,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
 from clouds.config import CfgNode
+from clouds.data.datasets.register_sd import GENERATED_PREFIX
 from clouds.engine.ema_teacher import EMATeacher
 from clouds.sam.refinement import SamRefiner
 from clouds.utils.io import write_png_atomic
 
 __all__ = ["PseudoLabeler", "colorize_labels", "joint_training_callbacks", "is_joint_training"]
-
-GENERATED_PREFIX = "sd_"
 
 
 def colorize_labels(

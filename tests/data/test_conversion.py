@@ -214,3 +214,11 @@ def test_missing_or_empty_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[
     (tmp_path / "labels").mkdir()
     with pytest.raises(DatasetLayoutError, match="No gta label files"):
         GTA_CONVERSION.convert(tmp_path)
+
+
+def test_colour_label_is_refused(tmp_path: Path) -> None:
+    _image(tmp_path / "labels" / "00001.png", (4, 6))  # an RGB image where a label should be
+    _image(tmp_path / "images" / "00001.png", (4, 6))
+    result = GTA_CONVERSION.convert(tmp_path)
+    assert len(result.failures) == 1
+    assert "labels/00001.png is a RGB image" in result.failures[0]

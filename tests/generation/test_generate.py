@@ -42,9 +42,10 @@ def _settings(folder: Path, model: Path, **overrides: object) -> GenerationSetti
         model_id=str(model),
         dtype="fp32",
         steps=2,
+        guidance=1.0,  # no classifier-free guidance: half the compute of the tests
         height=SIZE,
         width=SIZE,
-        batch_size=2,
+        batch_size=4,
         seed=7,
     )
     kwargs.update(overrides)
@@ -56,7 +57,7 @@ def _pixels(folder: Path) -> dict[str, np.ndarray]:
 
 
 def test_writes_images_and_manifest(tmp_path: Path, pipe, tiny_sd_folder: Path) -> None:
-    settings = _settings(tmp_path / "set", tiny_sd_folder)
+    settings = _settings(tmp_path / "set", tiny_sd_folder, guidance=7.5, batch_size=3)
     summary = generate_images(settings, lambda: pipe, progress=False)
     assert (summary.planned, summary.skipped, summary.written) == (5, 0, 5)
     images = _pixels(settings.folder)
@@ -84,9 +85,9 @@ def test_writes_images_and_manifest(tmp_path: Path, pipe, tiny_sd_folder: Path) 
 def test_same_seed_same_pixels_whatever_the_batch(
     tmp_path: Path, pipe, tiny_sd_folder: Path
 ) -> None:
-    a = _settings(tmp_path / "a", tiny_sd_folder, num_images=3, batch_size=3)
-    b = _settings(tmp_path / "b", tiny_sd_folder, num_images=3, batch_size=1)
-    c = _settings(tmp_path / "c", tiny_sd_folder, num_images=3, seed=8)
+    a = _settings(tmp_path / "a", tiny_sd_folder, num_images=2, batch_size=2)
+    b = _settings(tmp_path / "b", tiny_sd_folder, num_images=2, batch_size=1)
+    c = _settings(tmp_path / "c", tiny_sd_folder, num_images=2, seed=8)
     for s in (a, b, c):
         generate_images(s, lambda: pipe, progress=False)
     pa, pb, pc = _pixels(a.folder), _pixels(b.folder), _pixels(c.folder)
@@ -96,7 +97,7 @@ def test_same_seed_same_pixels_whatever_the_batch(
 
 
 def test_two_shards_equal_one_unsharded_run(tmp_path: Path, pipe, tiny_sd_folder: Path) -> None:
-    whole = _settings(tmp_path / "whole", tiny_sd_folder, num_images=7, batch_size=3)
+    whole = _settings(tmp_path / "whole", tiny_sd_folder, num_images=7, batch_size=7)
     generate_images(whole, lambda: pipe, progress=False)
     for part in (0, 1):
         shard = _settings(
@@ -127,7 +128,7 @@ class _Killed(RuntimeError):
 def test_killed_run_resumes_with_only_the_missing_images(
     tmp_path: Path, pipe, tiny_sd_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = _settings(tmp_path / "set", tiny_sd_folder, num_images=6, batch_size=1)
+    settings = _settings(tmp_path / "set", tiny_sd_folder, num_images=6, batch_size=3)
     real_write = runner.write_png_atomic
     written: list[str] = []
 
@@ -158,7 +159,7 @@ def test_killed_run_resumes_with_only_the_missing_images(
 
     # growing the set later appends only the new indices
     written.clear()
-    bigger = _settings(settings.folder, tiny_sd_folder, num_images=8, batch_size=1)
+    bigger = _settings(settings.folder, tiny_sd_folder, num_images=8)
     assert generate_images(bigger, lambda: pipe, progress=False).written == 2
     assert sorted(written) == ["000006_p000.png", "000007_p001.png"]
 

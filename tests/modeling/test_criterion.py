@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from clouds.modeling.criterion import SetCriterion, dice_loss, sigmoid_ce_loss
 from clouds.modeling.matcher import HungarianMatcher
@@ -119,3 +120,19 @@ def test_without_deep_supervision_aux_outputs_are_ignored():
     outputs["aux_outputs"] = [dict(outputs)]
     losses = _criterion(deep_supervision=False)(outputs, [_half_target()])
     assert set(losses) == {"loss_ce", "loss_mask", "loss_dice"}
+
+
+def test_mask_count_is_all_reduced_in_a_process_group(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        targets = [
+            _half_target(),
+            {"labels": torch.tensor([0, 1]), "masks": torch.ones(2, 8, 8).bool()},
+        ]
+        assert SetCriterion._num_masks(targets, torch.device("cpu")).item() == 3.0
+        empty = [
+            {"labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 8, 8).bool()}
+        ]
+        assert SetCriterion._num_masks(empty, torch.device("cpu")).item() == 1.0
+    finally:
+        dist.destroy_process_group()

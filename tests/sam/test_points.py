@@ -42,9 +42,7 @@ def test_threshold_scales_down_with_area_only() -> None:
 @pytest.mark.parametrize("mode", ["random", "interior"])
 def test_points_lie_inside_region_with_requested_count(mode: str) -> None:
     region = find_regions(_two_class_map(), min_area=300)[-1].mask
-    points = select_points(
-        region, num_points=5, mode=mode, generator=np.random.default_rng(0)
-    )
+    points = select_points(region, num_points=5, mode=mode, generator=np.random.default_rng(0))
     assert points.shape == (5, 2) and points.dtype == np.float32
     xs, ys = points[:, 0].astype(int), points[:, 1].astype(int)
     assert region[ys, xs].all()
@@ -65,7 +63,9 @@ def test_random_points_in_tiny_region_repeat_pixels() -> None:
     region = np.zeros((10, 10), dtype=bool)
     region[4, 4:6] = True
     points = select_points(region, num_points=5, generator=np.random.default_rng(0))
-    assert points.shape == (5, 2) and region[points[:, 1].astype(int), points[:, 0].astype(int)].all()
+    assert (
+        points.shape == (5, 2) and region[points[:, 1].astype(int), points[:, 0].astype(int)].all()
+    )
 
 
 def test_erosion_keeps_points_off_the_boundary() -> None:

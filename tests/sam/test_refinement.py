@@ -8,6 +8,7 @@ import torch
 
 from clouds.data.toy.scene import sample_scene
 from clouds.sam import SamBatchPredictor, SamRefiner, build_sam
+from tests.sam.oracle import OracleSam
 
 
 @pytest.fixture
@@ -17,7 +18,9 @@ def tiny_predictor(tiny_sam_checkpoint: Path) -> SamBatchPredictor:
 
 def _images_and_labels(count: int = 2) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     rng = np.random.default_rng(1)
-    labels = [torch.from_numpy(sample_scene(rng, 64, 96).label.astype(np.int64)) for _ in range(count)]
+    labels = [
+        torch.from_numpy(sample_scene(rng, 64, 96).label.astype(np.int64)) for _ in range(count)
+    ]
     palette = torch.from_numpy(rng.integers(0, 256, (256, 3), dtype=np.uint8))
     images = [palette[label].permute(2, 0, 1).contiguous() for label in labels]
     return images, labels
@@ -92,15 +95,15 @@ def test_images_encoded_once_and_second_pass_feeds_best_mask(
         assert mask_input.shape[1:] == (1, 32, 32)
 
 
-def test_uncovered_pixels_follow_the_rule(oracle_factory: type) -> None:
+def test_uncovered_pixels_follow_the_rule() -> None:
     label = torch.zeros(64, 96, dtype=torch.long)
     label[10:50, 20:60] = 4  # one big region; the oracle's truth is a smaller box
     truth = np.zeros((64, 96), dtype=np.int64)
     truth[20:40, 30:50] = 4
     images = [torch.zeros(3, 64, 96, dtype=torch.uint8)]
     kwargs = {"num_points": 5, "selection_mode": "interior", "size_threshold": 5000}
-    teacher = SamRefiner(predictor=oracle_factory([truth]), uncovered="teacher", **kwargs)
-    ignore = SamRefiner(predictor=oracle_factory([truth]), uncovered="ignore", **kwargs)
+    teacher = SamRefiner(predictor=OracleSam([truth]), uncovered="teacher", **kwargs)
+    ignore = SamRefiner(predictor=OracleSam([truth]), uncovered="ignore", **kwargs)
     kept = teacher.refine(images, [label], generator=np.random.default_rng(0))[0]
     dropped = ignore.refine(images, [label], generator=np.random.default_rng(0))[0]
     # region 4's points fall in the truth box -> box labelled 4; region 0's points fall in the
@@ -108,11 +111,13 @@ def test_uncovered_pixels_follow_the_rule(oracle_factory: type) -> None:
     torch.testing.assert_close(kept, torch.from_numpy(truth))
     torch.testing.assert_close(dropped, torch.from_numpy(truth))
     # with a threshold no region passes, nothing is covered
-    high = SamRefiner(predictor=oracle_factory([truth]), uncovered="ignore", size_threshold=10**6)
+    high = SamRefiner(predictor=OracleSam([truth]), uncovered="ignore", size_threshold=10**6)
     none = high.refine(images, [label], generator=np.random.default_rng(0))[0]
     assert (none == 255).all()
     high.uncovered = "teacher"
-    torch.testing.assert_close(high.refine(images, [label], generator=np.random.default_rng(0))[0], label)
+    torch.testing.assert_close(
+        high.refine(images, [label], generator=np.random.default_rng(0))[0], label
+    )
 
 
 def _miou(preds: list[np.ndarray], gts: list[np.ndarray], num_classes: int = 19) -> float:
@@ -138,13 +143,13 @@ def _corrupt(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return noisy
 
 
-def test_oracle_refinement_raises_pseudo_label_miou(oracle_factory: type) -> None:
+def test_oracle_refinement_raises_pseudo_label_miou() -> None:
     rng = np.random.default_rng(0)
     gts = [sample_scene(rng, 96, 192).label.astype(np.int64) for _ in range(6)]
     gts = [np.where(g == 255, 0, g) for g in gts]  # the teacher labels every pixel
     teacher = [_corrupt(g, rng) for g in gts]
     images = [torch.zeros(3, *g.shape, dtype=torch.uint8) for g in gts]
-    refiner = SamRefiner(predictor=oracle_factory(gts), num_points=5, erosion=True)
+    refiner = SamRefiner(predictor=OracleSam(gts), num_points=5, erosion=True)
     refined = refiner.refine(
         images, [torch.from_numpy(t) for t in teacher], generator=np.random.default_rng(0)
     )

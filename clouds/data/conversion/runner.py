@@ -57,9 +57,13 @@ class LabelConverter:
     reader: LabelReader = LabelReader.PIL
 
     def read(self, path: Path) -> np.ndarray:
-        """The raw (H, W) class values stored in ``path``."""
+        """The raw (H, W) class values stored in ``path``.
+
+        Raises:
+            ImageReadError: naming ``path`` if missing, undecodable or a colour image.
+        """
         if self.reader is LabelReader.PIL:
-            return read_label(path)
+            return _read_single_channel(path)
         if not path.is_file():
             raise ImageReadError(f"Label file not found: {path}")
         array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -87,6 +91,26 @@ class ConversionResult:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+_SINGLE_CHANNEL_MODES = ("L", "P", "I", "I;16")
+
+
+def _read_single_channel(path: Path) -> np.ndarray:
+    """(H, W) values of a grey or palette label PNG (palette PNGs give their indices)."""
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+    except FileNotFoundError as e:
+        raise ImageReadError(f"Label file not found: {path}") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"Cannot decode label map {path}: {e}") from e
+    if mode not in _SINGLE_CHANNEL_MODES:
+        raise ImageReadError(
+            f"Label map {path} is a {mode} image; expected a grey or palette PNG of class IDs "
+            f"(colour-coded labels cannot be converted)"
+        )
+    return read_label(path)
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -133,6 +133,7 @@ def _write_synthia(
     classes = np.zeros(label.shape, dtype=np.uint16)  # 0 = void
     known = label != IGNORE_LABEL
     classes[known] = _TRAIN_TO_SYNTHIA[label[known]]
+    # Second channel: instance IDs; any values that differ from the class IDs will do here.
     instances = np.where(known, (classes.astype(np.uint32) * 257 + 11) % 65536, 0)
     # OpenCV writes BGR: channel 2 is the file's first (class) channel, channel 1 the instance.
     bgr = np.stack([np.zeros_like(classes), instances.astype(np.uint16), classes], axis=2)

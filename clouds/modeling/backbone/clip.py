@@ -175,13 +175,13 @@ class CLIP(nn.Module):
     def from_config(cls, cfg: CfgNode) -> CLIP:
         register_model_configs(cfg.MODEL.CLOUDS.CLIP_MODEL_CONFIG_DIR)
         name = cfg.MODEL.CLOUDS.CLIP_MODEL_NAME
-        clip_model = create_clip_model(name, cfg.MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS)
-        embed_dim = open_clip.get_model_config(name)["embed_dim"]
-        if embed_dim != cfg.MODEL.CLOUDS.EMBED_DIM:
+        model_config = open_clip.get_model_config(name)
+        if model_config is not None and model_config["embed_dim"] != cfg.MODEL.CLOUDS.EMBED_DIM:
             raise ConfigError(
                 f"MODEL.CLOUDS.EMBED_DIM={cfg.MODEL.CLOUDS.EMBED_DIM} does not match the joint "
-                f"embedding width {embed_dim} of CLIP model {name!r}"
+                f"embedding width {model_config['embed_dim']} of CLIP model {name!r}"
             )
+        clip_model = create_clip_model(name, cfg.MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS)
         return cls(
             clip_model=clip_model,
             tokenizer=open_clip.get_tokenizer(name),

@@ -61,9 +61,7 @@ class RefinementBlock(nn.Module):
         x = x + self.dropout(self.self_attn(h + x_pos, h + x_pos, h, need_weights=False)[0])
         h = self.norm_cross(x)
         c = self.norm_context(context)
-        x = x + self.dropout(
-            self.cross_attn(h + x_pos, c + context_pos, c, need_weights=False)[0]
-        )
+        x = x + self.dropout(self.cross_attn(h + x_pos, c + context_pos, c, need_weights=False)[0])
         return x + self.dropout(self.ffn(self.norm_ffn(x)))
 
 
@@ -152,7 +150,9 @@ class MGRNet(nn.Module):
         x = self.token_proj(torch.cat(list(features), dim=1))
         b, c, h, w = x.shape
         coarse = F.interpolate(
-            coarse_logits.detach().to(x.dtype), size=(4 * h, 4 * w), mode="bilinear",
+            coarse_logits.detach().to(x.dtype),
+            size=(4 * h, 4 * w),
+            mode="bilinear",
             align_corners=False,
         )
         context = self.logit_embed(coarse)

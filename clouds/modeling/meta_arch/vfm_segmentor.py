@@ -57,7 +57,11 @@ def region_logits(
         raise ValueError(f"logits {tuple(logits.shape)} do not scale evenly to {image_size}")
     rois = torch.cat([torch.arange(len(boxes), device=boxes.device)[:, None], boxes], dim=1)
     return roi_align(
-        logits, rois.to(logits.dtype), output_size, spatial_scale=scale, sampling_ratio=2,
+        logits,
+        rois.to(logits.dtype),
+        output_size,
+        spatial_scale=scale,
+        sampling_ratio=2,
         aligned=True,
     )
 
@@ -81,7 +85,7 @@ class VFMSegmentor(nn.Module):
         ignore_label: int = 255,
         sub_crop: int = 512,
         sub_crop_grid: int = 32,
-        inference: InferenceSettings = InferenceSettings(),
+        inference: InferenceSettings | None = None,
     ) -> None:
         """
         Args:
@@ -90,9 +94,10 @@ class VFMSegmentor(nn.Module):
             refine_head: features + coarse logits -> stride-4 logits; None for "light".
             sub_crop: side of the full-resolution sub-crop of multi-scale training.
             sub_crop_grid: sub-crop offsets are multiples of it.
-            inference: test-time strategy (whole / slide / coarse_to_fine).
+            inference: test-time strategy (whole / slide / coarse_to_fine); None: whole.
         """
         super().__init__()
+        inference = inference or InferenceSettings()
         if inference.mode == "coarse_to_fine" and refine_head is None:
             raise ConfigError(
                 "TEST.MODE='coarse_to_fine' needs MODEL.VFM_HEAD.TYPE 'ms' or 'ms_masked'"

@@ -159,6 +159,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         num_queries: int,
         nheads: int,
         dim_feedforward: int,
+        dropout: float,
         dec_layers: int,
         pre_norm: bool,
         mask_dim: int,
@@ -179,13 +180,13 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self.pe_layer = PositionEmbeddingSine(num_pos_feats=hidden_dim // 2, normalize=True)
         self.cross_attention_layers = nn.ModuleList(
             CrossAttentionLayer(
-                d_model=hidden_dim, nhead=nheads, dropout=0.0, normalize_before=pre_norm
+                d_model=hidden_dim, nhead=nheads, dropout=dropout, normalize_before=pre_norm
             )
             for _ in range(dec_layers)
         )
         self.self_attention_layers = nn.ModuleList(
             SelfAttentionLayer(
-                d_model=hidden_dim, nhead=nheads, dropout=0.0, normalize_before=pre_norm
+                d_model=hidden_dim, nhead=nheads, dropout=dropout, normalize_before=pre_norm
             )
             for _ in range(dec_layers)
         )
@@ -193,7 +194,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             FFNLayer(
                 d_model=hidden_dim,
                 dim_feedforward=dim_feedforward,
-                dropout=0.0,
+                dropout=dropout,
                 normalize_before=pre_norm,
             )
             for _ in range(dec_layers)
@@ -234,6 +235,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             num_queries=mf.NUM_OBJECT_QUERIES,
             nheads=mf.NHEADS,
             dim_feedforward=mf.DIM_FEEDFORWARD,
+            dropout=mf.DROPOUT,
             dec_layers=mf.DEC_LAYERS - 1,
             pre_norm=mf.PRE_NORM,
             mask_dim=cfg.MODEL.SEM_SEG_HEAD.MASK_DIM,

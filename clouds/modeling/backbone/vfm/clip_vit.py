@@ -106,7 +106,9 @@ def create_open_clip_visual(
                 f"open_clip tag {pretrained_tag!r} of {model_name} has no hub file; "
                 f"set MODEL.VFM.WEIGHTS"
             )
-        file = hub_weights_file(tag_cfg["hf_hub"].strip("/"), local_files_only=True, names=_OPEN_CLIP_FILES)
+        file = hub_weights_file(
+            tag_cfg["hf_hub"].strip("/"), local_files_only=True, names=_OPEN_CLIP_FILES
+        )
     if tiny is not None:
         vision = model_cfg["vision_cfg"]
         visual = VisionTransformer(

@@ -95,7 +95,9 @@ def create_sam_encoder(
     )
     encoder.neck = nn.Identity()
     if weights and weights != "random":
-        file = resolve_weights_path(weights, ("model.pth", "model.safetensors", "pytorch_model.bin"))
+        file = resolve_weights_path(
+            weights, ("model.pth", "model.safetensors", "pytorch_model.bin")
+        )
         state = read_state_dict(file)
         if any(k.startswith("image_encoder.") for k in state):
             state = {

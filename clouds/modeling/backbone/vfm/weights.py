@@ -35,9 +35,7 @@ def resolve_weights_path(path: str, names: Sequence[str] = WEIGHT_FILE_NAMES) ->
             candidate = os.path.join(path, name)
             if os.path.isfile(candidate):
                 return candidate
-        raise FileNotFoundError(
-            f"MODEL.VFM.WEIGHTS folder {path} holds none of {', '.join(names)}"
-        )
+        raise FileNotFoundError(f"MODEL.VFM.WEIGHTS folder {path} holds none of {', '.join(names)}")
     raise FileNotFoundError(f"MODEL.VFM.WEIGHTS file or folder not found: {path}")
 
 

@@ -1,0 +1,121 @@
+"""Dataset registration: every dataset from the converted toy tree, errors, generated sets."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clouds.data.catalog import DatasetCatalog, MetadataCatalog, UnknownDatasetError
+from clouds.data.datasets import (
+    DATASET_NAMES,
+    DatasetNotFoundError,
+    datasets_root,
+    register_all_datasets,
+)
+from clouds.data.datasets.cityscapes_meta import CITYSCAPES_CLASSES
+
+KEYS = {"file_name", "sem_seg_file_name", "height", "width", "image_id"}
+
+
+def test_names() -> None:
+    assert len(DATASET_NAMES) == 16
+    assert {"gta5", "synthia", "cityscapes_val", "bdd_val", "mapillary_val"} <= set(DATASET_NAMES)
+    assert "acdc_night_val" in DATASET_NAMES
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+def test_every_dataset_loads_from_toy_data(toy_root: Path, toy_spec: dict, name: str) -> None:
+    register_all_datasets(toy_root)
+    dicts = DatasetCatalog.get(name)
+    assert len(dicts) == toy_spec["num_images"]
+    assert len({d["image_id"] for d in dicts}) == len(dicts)
+    for d in dicts:
+        assert set(d) == KEYS
+        image = Image.open(d["file_name"])
+        assert (d["height"], d["width"]) == (image.height, image.width) == toy_spec["size"]
+        label = np.asarray(Image.open(d["sem_seg_file_name"]))
+        assert label.shape == toy_spec["size"]
+        assert set(np.unique(label)) <= set(range(19)) | {255}
+        assert d["image_id"] in Path(d["file_name"]).stem
+    meta = MetadataCatalog.get(name)
+    assert meta.stuff_classes == list(CITYSCAPES_CLASSES)
+    assert len(meta.stuff_colors) == 19
+    assert meta.ignore_label == 255
+    assert meta.evaluator_type == "sem_seg"
+    assert Path(dicts[0]["file_name"]).is_relative_to(meta.image_root)
+    assert Path(dicts[0]["sem_seg_file_name"]).is_relative_to(meta.sem_seg_root)
+
+
+def test_image_ids_follow_dataset_conventions(toy_root: Path) -> None:
+    register_all_datasets(toy_root)
+    assert DatasetCatalog.get("cityscapes_val")[0]["image_id"] == "frankfurt_000000_000019"
+    assert DatasetCatalog.get("gta5")[0]["image_id"] == "00001"
+    assert DatasetCatalog.get("acdc_fog_val")[0]["image_id"].endswith("_frame_000000")
+    label = DatasetCatalog.get("cityscapes_val")[0]["sem_seg_file_name"]
+    assert label.endswith("frankfurt_000000_000019_gtFine_labelTrainIds.png")
+
+
+def test_registration_is_lazy_and_idempotent(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing_here"
+    assert register_all_datasets(missing) == missing  # no disk access: no error yet
+    assert register_all_datasets(missing) == missing  # calling again is fine
+    assert set(DATASET_NAMES) <= set(DatasetCatalog.list())
+    assert not missing.exists()
+    with pytest.raises(DatasetNotFoundError) as err:
+        DatasetCatalog.get("cityscapes_val")
+    message = str(err.value)
+    assert str(missing / "cityscapes" / "leftImg8bit" / "val") in message
+    assert "datasets/README.md" in message
+
+
+def test_root_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    assert datasets_root() == tmp_path
+    assert register_all_datasets() == tmp_path
+    assert MetadataCatalog.get("bdd_val").image_root == str(tmp_path / "bdd100k/images/10k/val")
+    monkeypatch.delenv("DETECTRON2_DATASETS")
+    assert datasets_root() == Path("datasets")
+
+
+def test_empty_folder_and_missing_label(toy_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "gta" / "images").mkdir(parents=True)
+    register_all_datasets(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="holds no images") as err:
+        DatasetCatalog.get("gta5")
+    assert str(tmp_path / "gta" / "images") in str(err.value)
+
+    shutil.copytree(toy_root / "gta", tmp_path / "gta", dirs_exist_ok=True)
+    converted = tmp_path / "gta" / "labels" / "00002_labelTrainIds.png"
+    converted.unlink()
+    with pytest.raises(DatasetNotFoundError) as err:
+        DatasetCatalog.get("gta5")
+    message = str(err.value)
+    assert str(converted) in message and "1 of 3 images" in message
+    assert "tools/convert_datasets/gta.py" in message and "datasets/README.md" in message
+
+
+def test_generated_sets_resolve_on_demand(toy_root: Path, toy_spec: dict, tmp_path: Path) -> None:
+    register_all_datasets(toy_root)
+    assert "sd_toy" in DatasetCatalog
+    dicts = DatasetCatalog.get("sd_toy")
+    assert len(dicts) == toy_spec["num_images"]
+    assert all(d["sem_seg_file_name"] is None for d in dicts)
+    assert (dicts[0]["height"], dicts[0]["width"]) == toy_spec["size"]
+    meta = MetadataCatalog.get("sd_toy")
+    assert meta.image_root == str(toy_root / "stable_diffusion" / "toy" / "images")
+    assert meta.stuff_classes == list(CITYSCAPES_CLASSES) and meta.sem_seg_root is None
+
+    with pytest.raises(DatasetNotFoundError, match="stable_diffusion/absent/images"):
+        DatasetCatalog.get("sd_absent")
+    with pytest.raises(UnknownDatasetError):
+        DatasetCatalog.get("sd_../gta")
+
+    other = tmp_path / "stable_diffusion" / "toy" / "images"
+    other.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 16, 3), dtype=np.uint8)).save(other / "a.jpg")
+    register_all_datasets(tmp_path)  # re-rooting forgets sets resolved under the old root
+    assert [d["image_id"] for d in DatasetCatalog.get("sd_toy")] == ["a"]
+    register_all_datasets(toy_root)
+    assert len(DatasetCatalog.get("sd_toy")) == toy_spec["num_images"]

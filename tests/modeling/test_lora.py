@@ -1,0 +1,104 @@
+"""LoRA on every VFM family: each branch takes part in the forward pass; merging keeps outputs."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from torch import nn
+
+from clouds.modeling.backbone.vfm.clip_vit import ProjectedSelfAttention
+from clouds.modeling.backbone.vfm.lora import lora_layers, lora_target_regex, merge_lora
+from clouds.modeling.registry import BACKBONE_REGISTRY
+from tests.modeling.vfm_test_utils import FAMILIES, tiny_vfm_cfg
+
+DEFAULT_TARGETS = {
+    "DINOv2": {"attn.qkv"},
+    "EVA02": {"attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.proj"},
+    "CLIPViT": {"attn.out_proj", "mlp.c_fc", "mlp.c_proj"},
+    "SAMViT": {"attn.qkv"},
+}
+
+
+def _build(name: str) -> nn.Module:
+    return BACKBONE_REGISTRY.get(name).from_config(tiny_vfm_cfg(name)).eval()
+
+
+def _output(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([f.flatten() for f in backbone(images).values()])
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_default_targets_wrapped_in_every_block(name: str) -> None:
+    backbone = _build(name)
+    layers = lora_layers(backbone.vit)
+    targets = {".".join(n.split(".")[-2:]) for n in layers}
+    assert targets == DEFAULT_TARGETS[name]
+    depth = tiny_vfm_cfg(name).MODEL.VFM.TINY_DEPTH
+    assert len(layers) == depth * len(DEFAULT_TARGETS[name])
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_lora_branch_changes_the_output(name: str) -> None:
+    backbone = _build(name)
+    images = torch.randn(1, 3, 48, 64)
+    base = _output(backbone, images)
+    layers = lora_layers(backbone.vit)
+    for layer_name, layer in layers.items():
+        lora_b = layer.lora_B["default"].weight
+        with torch.no_grad():
+            lora_b.normal_(std=0.5)
+        changed = _output(backbone, images)
+        with torch.no_grad():
+            lora_b.zero_()
+        assert not torch.allclose(changed, base, atol=1e-6), f"LoRA of {layer_name} is bypassed"
+    assert torch.equal(_output(backbone, images), base)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_merged_equals_unmerged(name: str) -> None:
+    backbone = _build(name)
+    for layer in lora_layers(backbone.vit).values():
+        with torch.no_grad():
+            layer.lora_B["default"].weight.normal_(std=0.2)
+    images = torch.randn(2, 3, 32, 48)
+    expected = _output(backbone, images)
+    merged = copy.deepcopy(backbone)
+    assert merge_lora(merged.vit) == len(lora_layers(backbone.vit))
+    assert not lora_layers(merged.vit)
+    assert not any("lora_" in k for k in merged.state_dict())
+    torch.testing.assert_close(_output(merged, images), expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(_output(_build(name), images), expected, atol=1e-4)
+
+
+def test_projected_attention_equals_multihead_attention() -> None:
+    mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    projected = ProjectedSelfAttention(attention=mha)
+    x = torch.randn(2, 7, 32)
+    torch.testing.assert_close(projected(x, x, x)[0], mha(x, x, x, need_weights=False)[0])
+    assert set(projected.state_dict()) == set(mha.state_dict())
+
+
+def test_multihead_attention_would_bypass_a_wrapped_out_proj() -> None:
+    """Why ProjectedSelfAttention exists: nn.MultiheadAttention ignores a LoRA'd out_proj."""
+    model = nn.Sequential(nn.MultiheadAttention(32, 4, batch_first=True))
+    model = inject_adapter_in_model(LoraConfig(r=4, target_modules=["out_proj"]), model)
+    layer = next(iter(lora_layers(model).values()))
+    x = torch.randn(1, 5, 32)
+    before = model[0](x, x, x, need_weights=False)[0]
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_()
+    after = model[0](x, x, x, need_weights=False)[0]
+    torch.testing.assert_close(before, after)
+
+
+def test_target_regex_stays_inside_blocks() -> None:
+    pattern = re.compile(lora_target_regex(r"blocks\.\d+", ["attn.proj"]))
+    assert pattern.fullmatch("blocks.3.attn.proj")
+    assert pattern.fullmatch("base.blocks.12.attn.proj")
+    assert not pattern.fullmatch("patch_embed.proj")
+    assert not pattern.fullmatch("blocks.3.attn.proj_drop")
