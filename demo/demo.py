@@ -12,8 +12,9 @@ For each image ``<stem>``: ``DIR/<stem>_pred.png`` (colour prediction), ``DIR/<s
 ``DIR/<stem>_overlay.mp4`` and ``DIR/<stem>_legend.png``. Images whose three outputs exist are
 skipped (re-runs resume) unless ``--overwrite``. Weights come from ``MODEL.WEIGHTS``; classes,
 names and colours from the metadata of ``--dataset`` (default ``DATASETS.TEST[0]``), so an
-open-vocabulary model predicts the class list of any registered dataset. Overrides may also
-be given Mask2Former-style after ``--opts``.
+open-vocabulary model predicts the class list of any registered dataset, or any list given
+with ``--classes road sky giraffe``. Overrides may also be given Mask2Former-style after
+``--opts``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clouds.config import ConfigError, load_config
+from clouds.data.catalog import MetadataCatalog
 from clouds.data.datasets import register_all_datasets
 from clouds.modeling.checkpoint import CheckpointMismatchError
 from clouds.utils.demo_outputs import (
@@ -39,10 +41,12 @@ from clouds.utils.demo_outputs import (
 )
 from clouds.utils.io import ImageReadError, read_image
 from clouds.utils.predictor import Predictor
-from clouds.utils.visualizer import class_colors
+from clouds.utils.visualizer import class_colors, colors_for_names
 
 logger = logging.getLogger("demo")
 
+# Metadata name under which ``--classes`` registers its class list.
+CUSTOM_CLASSES_DATASET = "demo_custom_classes"
 _CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 
@@ -67,6 +71,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--video-input", type=Path, help="a video file, predicted frame by frame")
     parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
     parser.add_argument("--dataset", help="dataset whose classes/colours to use")
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="NAME",
+        help="open-vocabulary class list to predict instead (colours of known names are kept)",
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
     parser.add_argument("--overwrite", action="store_true", help="redo images already done")
     parser.add_argument(
@@ -88,7 +98,16 @@ def run(args: argparse.Namespace) -> list[Path]:
     images = collect_inputs(args.input) if args.input else []
     if args.video_input is not None and not args.video_input.is_file():
         raise FileNotFoundError(f"--video-input not found: {args.video_input}")
-    predictor = Predictor(cfg, dataset_name=args.dataset)
+    dataset = args.dataset
+    if args.classes:
+        reference = MetadataCatalog.get(dataset or (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0])
+        dataset = CUSTOM_CLASSES_DATASET
+        MetadataCatalog.get(dataset).set(
+            stuff_classes=list(args.classes),
+            stuff_colors=colors_for_names(args.classes, reference).tolist(),
+            ignore_label=reference.get("ignore_label", 255),
+        )
+    predictor = Predictor(cfg, dataset_name=dataset)
     style = ClassStyle(
         predictor.class_names,
         class_colors(predictor.metadata, len(predictor.class_names)),

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from tabulate import tabulate
 
+from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
 from clouds.data.datasets.cityscapes_meta import NUM_CLASSES, train_id_to_label_id_lut
 from clouds.evaluation.metrics import confusion_matrix, metrics_from_confusion
@@ -82,7 +83,7 @@ class SemSegEvaluator:
         self._label_id_lut = train_id_to_label_id_lut()
 
     @classmethod
-    def from_config(cls, cfg: Any, dataset_name: str) -> SemSegEvaluator:
+    def from_config(cls, cfg: CfgNode, dataset_name: str) -> SemSegEvaluator:
         """Evaluator of ``dataset_name`` writing under cfg.OUTPUT_DIR (TEST.SAVE_PREDICTIONS)."""
         return cls(
             dataset_name,

@@ -102,15 +102,19 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def _scheduler_spec(name: str) -> _SchedulerSpec:
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    return SCHEDULERS[name]
+
+
 def set_scheduler(pipe: StableDiffusionPipeline, name: str) -> None:
     """Replace the pipeline's scheduler by the one called ``name``, keeping the model's config.
 
     Raises:
         ValueError: for an unknown scheduler name (the message lists the known ones).
     """
-    if name not in SCHEDULERS:
-        raise ValueError(f"Unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-    spec = SCHEDULERS[name]
+    spec = _scheduler_spec(name)
     pipe.scheduler = spec.cls.from_config(pipe.scheduler.config, **spec.overrides)
 
 
@@ -137,7 +141,8 @@ def _looks_like_path(model_id: str) -> bool:
     )
 
 
-def _check_model(model_id: str) -> None:
+def _model_source(model_id: str) -> str:
+    """The local folder meant by ``model_id`` (checked), or ``model_id`` as a hub id."""
     folder = Path(model_id).expanduser()
     if folder.exists():
         if not (folder / "model_index.json").is_file():
@@ -145,8 +150,10 @@ def _check_model(model_id: str) -> None:
                 f"Model folder {model_id} has no model_index.json: it is not a diffusers pipeline "
                 f"folder (write one with StableDiffusionPipeline.save_pretrained)"
             )
-    elif _looks_like_path(model_id):
+        return str(folder)
+    if _looks_like_path(model_id):
         raise ModelNotFoundError(f"Model folder {model_id} does not exist")
+    return model_id
 
 
 def load_pipeline(
@@ -159,28 +166,21 @@ def load_pipeline(
     channels_last: bool = True,
     compile_unet: bool = False,
 ) -> StableDiffusionPipeline:
-    """Load ``model_id`` (hub id or local folder) ready for :func:`generate_images`.
+    """Load ``model_id`` (hub id or local folder) for ``runner.generate_images``, fast paths on.
 
     Raises:
         ModelNotFoundError: naming ``model_id`` when the folder is missing or not a pipeline,
             or the hub id is not in the local cache with ``local_files_only``.
         ValueError: for an unknown scheduler.
     """
-    _check_model(model_id)
-    if scheduler not in SCHEDULERS:
-        raise ValueError(
-            f"Unknown --scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}"
-        )
+    source = _model_source(model_id)
+    _scheduler_spec(scheduler)
     try:
         with warnings.catch_warnings():
             # newer diffusers prefer `dtype=`; `torch_dtype=` works on every supported version
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = StableDiffusionPipeline.from_pretrained(
-                str(Path(model_id).expanduser())
-                if Path(model_id).expanduser().exists()
-                else model_id,
-                torch_dtype=dtype,
-                local_files_only=local_files_only,
+                source, torch_dtype=dtype, local_files_only=local_files_only
             )
     except OSError as e:
         where = "in the local Hugging Face cache" if local_files_only else "locally or on the hub"

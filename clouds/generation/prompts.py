@@ -9,9 +9,10 @@ original ``generate_txt_im.py``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "PromptFileError", "load_prompts", "resolve_prompt_file"]
+__all__ = ["PROJECT_ROOT", "PromptFileError", "dedup_key", "load_prompts", "resolve_prompt_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,3 +60,8 @@ def load_prompts(path: str | os.PathLike) -> list[str]:
             f"and '#' comments are skipped)"
         )
     return prompts
+
+
+def dedup_key(prompt: str) -> str:
+    """Prompts equal up to case, punctuation and spacing count as duplicates."""
+    return " ".join(re.sub(r"[^\w\s]", " ", prompt.lower()).split())

@@ -20,5 +20,7 @@ def build_model(cfg: CfgNode) -> nn.Module:
         meta_arch = META_ARCH_REGISTRY.get(name)
     except KeyError as e:
         known = ", ".join(sorted(name for name, _ in META_ARCH_REGISTRY))
-        raise ConfigError(f"MODEL.META_ARCHITECTURE={name!r} is not registered (known: {known})") from e
+        raise ConfigError(
+            f"MODEL.META_ARCHITECTURE={name!r} is not registered (known: {known})"
+        ) from e
     return meta_arch.from_config(cfg)

@@ -47,7 +47,9 @@ class CheckpointMismatchError(RuntimeError):
         if missing:
             lines.append(f"  missing in the checkpoint ({len(missing)}): {', '.join(missing)}")
         if unexpected:
-            lines.append(f"  unexpected in the checkpoint ({len(unexpected)}): {', '.join(unexpected)}")
+            lines.append(
+                f"  unexpected in the checkpoint ({len(unexpected)}): {', '.join(unexpected)}"
+            )
         for key, got, want in shape_mismatches:
             lines.append(f"  shape of {key}: checkpoint {list(got)}, model {list(want)}")
         super().__init__("\n".join(lines))

@@ -66,10 +66,11 @@ class SetCriterion(nn.Module):
     @classmethod
     def from_config(cls, cfg: CfgNode) -> SetCriterion:
         mf = cfg.MODEL.MASK_FORMER
+        scale = cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT
         base = {
-            "loss_ce": mf.CLASS_WEIGHT,
-            "loss_mask": mf.MASK_WEIGHT,
-            "loss_dice": mf.DICE_WEIGHT,
+            "loss_ce": mf.CLASS_WEIGHT * scale,
+            "loss_mask": mf.MASK_WEIGHT * scale,
+            "loss_dice": mf.DICE_WEIGHT * scale,
         }
         weight_dict = dict(base)
         if mf.DEEP_SUPERVISION:

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "class_colors",
     "colorize",
+    "colors_for_names",
     "legend",
     "overlay",
     "present_classes",
@@ -41,6 +42,19 @@ def class_colors(metadata: Any, num_classes: int | None = None) -> np.ndarray:
     palette = np.zeros((k, 3), dtype=np.uint8)
     for index in range(k):
         palette[index] = colors[index] if index < len(colors) else _generated_color(index)
+    return palette
+
+
+def colors_for_names(names: Sequence[str], reference: Any) -> np.ndarray:
+    """(len(names), 3) uint8 colours for a free class list (open vocabulary).
+
+    A name that ``reference`` metadata knows keeps its colour there; other names get generated
+    colours (by their position in ``names``).
+    """
+    known = dict(zip(reference.get("stuff_classes") or [], class_colors(reference).tolist()))
+    palette = np.zeros((len(names), 3), dtype=np.uint8)
+    for index, name in enumerate(names):
+        palette[index] = known.get(name, _generated_color(index))
     return palette
 
 

@@ -172,16 +172,24 @@ def _write_video(path: Path, frames: list[np.ndarray]) -> None:
 def test_video(setup, tmp_path: Path) -> None:
     cfg_file, weights = setup
     video = tmp_path / "clip.mov"
-    frames = [_toy_image(seed, 31, 47) for seed in range(3)]  # odd sizes: padded for H.264
+    frames = [_toy_image(seed, 63, 95) for seed in range(3)]  # odd sizes: padded for H.264
     _write_video(video, frames)
     out = tmp_path / "out"
     argv = ["--config-file", str(cfg_file), "--video-input", str(video), "--output", str(out)]
-    opts = ["--opts", "MODEL.WEIGHTS", str(weights), "INPUT.MIN_SIZE_TEST", "31"]
+    opts = [
+        "--opts",
+        "MODEL.WEIGHTS",
+        str(weights),
+        "INPUT.MIN_SIZE_TEST",
+        "63",
+        "INPUT.MAX_SIZE_TEST",
+        "128",
+    ]
     assert _demo().main([*argv, *opts]) == 0
     result = list(read_video_frames(out / "clip_overlay.mp4"))
     with av.open(str(out / "clip_overlay.mp4")) as container:
         assert container.streams.video[0].average_rate == 5
-    assert len(result) == 3 and result[0].shape == (32, 48, 3)
+    assert len(result) == 3 and result[0].shape == (64, 96, 3)
     colors = class_colors(MetadataCatalog.get(DATASET))
     seen = set()
     for source, frame in zip(frames, result):
@@ -189,24 +197,40 @@ def test_video(setup, tmp_path: Path) -> None:
         seen.update(pred.ravel().tolist())
         expected = overlay(source, pred, colors, 0.5)
         # lossy H.264 output: compare on average
-        assert np.abs(frame[:31, :47].astype(int) - expected.astype(int)).mean() < 4.0
+        # Lossy H.264 (4:2:0 chroma) blurs colour edges, so decode the class of each output
+        # pixel as the class whose overlay colour is nearest, and compare with the prediction.
+        candidates = np.stack(
+            [overlay(source, np.full_like(pred, c), colors, 0.5) for c in range(4)]
+        )
+        dist = np.abs(candidates.astype(int) - frame[None, :63, :95].astype(int)).sum(-1)
+        assert (dist.argmin(0) == pred).mean() > 0.9
+        assert np.median(np.abs(frame[:63, :95].astype(int) - expected.astype(int))) <= 4
     legend = _read_png(out / "clip_legend.png")
     legend_colors = {tuple(c) for c in legend.reshape(-1, 3).tolist()}
     assert all(tuple(colors[i].tolist()) in legend_colors for i in seen)
 
 
-def test_toy_clouds_model(tmp_path: Path) -> None:
+def test_toy_clouds_model_open_vocabulary(tmp_path: Path) -> None:
     image = _toy_image(5, 32, 64)
     write_png_atomic(image, tmp_path / "in" / "street.png")
     argv = [
         "--config-file", str(ROOT / "configs/toy/Base-Toy-CLOUDS.yaml"),
         "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+        "--classes", "road", "giraffe", "sky",
         "MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", "32",
     ]  # fmt: skip
     assert _demo().main(argv) == 0
-    for kind in ("pred", "overlay", "legend"):
-        assert (tmp_path / "out" / f"street_{kind}.png").is_file()
+    meta = MetadataCatalog.get("demo_custom_classes")
+    assert meta.stuff_classes == ["road", "giraffe", "sky"]
+    colors = class_colors(meta)
+    assert colors[0].tolist() == [128, 64, 128] and colors[2].tolist() == [70, 130, 180]
+    pred_rgb = _read_png(tmp_path / "out/street_pred.png")
+    assert pred_rgb.shape == (32, 64, 3)
+    assert {tuple(c) for c in pred_rgb.reshape(-1, 3).tolist()} <= {
+        tuple(c) for c in colors.tolist()
+    }
     assert _read_png(tmp_path / "out/street_overlay.png").shape == (32, 64, 3)
+    assert (tmp_path / "out/street_legend.png").is_file()
 
 
 def test_errors(setup, tmp_path: Path) -> None:

@@ -172,3 +172,37 @@ def test_bad_settings_are_named() -> None:
         EMATeacher(period=0)
     with pytest.raises(ValueError, match="TEACHER_SCOPE"):
         EMATeacher(scope="all")
+
+
+def _ddp_worker(rank: int, init_file: str, diverge: bool, results: dict) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same student on both ranks
+        student = Student()
+        teacher = EMATeacher(alpha=0.5)
+        teacher.initialize(student)
+        if diverge and rank == 1:
+            _set(student.sem_seg_head, 5.0)
+        try:
+            teacher.update(student)
+            results[rank] = "ok"
+        except RuntimeError as e:
+            results[rank] = str(e)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("diverge", [False, True])
+def test_ranks_are_checked_to_hold_the_same_teacher(tmp_path, diverge: bool) -> None:
+    import torch.multiprocessing as mp
+
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_ddp_worker, args=(str(tmp_path / "init"), diverge, results), nprocs=2, join=True)
+        outcome = dict(results)
+    if diverge:
+        assert all("differ across DDP ranks" in outcome[r] for r in (0, 1))
+    else:
+        assert outcome == {0: "ok", 1: "ok"}

@@ -32,6 +32,10 @@ def _weights(path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+class _SimulatedKill(RuntimeError):
+    """The job dies here (a crash, OOM kill or pre-emption would leave the same files)."""
+
+
 class _Crash(pl.Callback):
     """Simulates a killed job: raises when iteration ``at`` starts (after earlier checkpoints)."""
 
@@ -40,7 +44,7 @@ class _Crash(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.at:
-            raise KeyboardInterrupt("simulated kill")
+            raise _SimulatedKill(f"killed at iteration {self.at}")
 
 
 class _PoisonLoss(pl.Callback):
@@ -96,7 +100,7 @@ def test_run_writes_checkpoints_logs_and_metrics(full_run) -> None:
 def test_killed_run_resumes_to_the_same_weights(full_run, data_root, tmp_path) -> None:
     out, _ = full_run
     cfg = _cfg(tmp_path)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(_SimulatedKill):
         run(cfg, callbacks=[_Crash(at=4)])  # dies after the checkpoint of iteration 3
     assert _weights(tmp_path / "last.ckpt") and not (tmp_path / "model_final.ckpt").exists()
     run(cfg, resume=True)

@@ -205,3 +205,12 @@ def test_ddp_sums_confusion_matrices(tmp_path: Path) -> None:
         assert conf == HAND_CONF
         assert miou == pytest.approx(100 * HAND_MIOU)
     assert (tmp_path / "inference" / DATASET / "sem_seg_results.json").is_file()
+
+
+def test_from_config(toy_metadata: str, tmp_path: Path) -> None:
+    from clouds.config import load_config
+
+    cfg = load_config(None, ["OUTPUT_DIR", str(tmp_path)])
+    evaluator = SemSegEvaluator.from_config(cfg, toy_metadata)
+    assert evaluator.output_dir == tmp_path / "inference" / toy_metadata
+    assert not evaluator.save_predictions and evaluator.ignore_label == X

@@ -13,6 +13,8 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
+from clouds.data.catalog import DatasetCatalog
+from clouds.data.datasets import register_all_datasets
 from clouds.generation import runner
 from clouds.generation.cli import main
 from clouds.generation.manifest import read_manifests
@@ -247,6 +249,15 @@ def test_cli_subprocess_end_to_end(tmp_path: Path, tiny_sd_folder: Path, prompt_
     ]
     assert {r["scheduler"] for r in read_manifests(folder).values()} == {"dpm-solver++"}
     assert "2 written" in result.stdout
+
+    # the folder is the unlabelled dataset sd_tiny, even with a temp file of a running part beside
+    (folder / "images" / ".000005_p002.png.x1y2.tmp.png").write_bytes(b"half-written")
+    register_all_datasets(tmp_path)
+    dicts = DatasetCatalog.get("sd_tiny")
+    assert [Path(d["file_name"]).name for d in dicts] == ["000001_p001.png", "000003_p000.png"]
+    assert all(
+        d["sem_seg_file_name"] is None and (d["height"], d["width"]) == (SIZE, SIZE) for d in dicts
+    )
 
 
 def _cli(tmp_path: Path, model: str, prompts: str) -> list[str]:

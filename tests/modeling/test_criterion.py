@@ -94,6 +94,8 @@ def test_deep_supervision_keys_match_weight_dict_and_class_count_follows_logits(
     num_aux = cfg.MODEL.MASK_FORMER.DEC_LAYERS - 1
     assert len(criterion.weight_dict) == 3 * (1 + num_aux)
     assert criterion.weight_dict["loss_ce_0"] == 2.0 and criterion.weight_dict["loss_dice_2"] == 5.0
+    cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT = 0.5
+    assert SetCriterion.from_config(cfg).weight_dict["loss_mask_1"] == 2.5
     for num_classes in (2, 5):  # open vocabulary: K comes from the logits
 
         def layer(k=num_classes):

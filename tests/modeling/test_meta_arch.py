@@ -177,21 +177,21 @@ def test_geometric_ensemble_from_config() -> None:
 
 
 def test_a_few_steps_on_one_batch_drive_the_loss_down() -> None:
-    model = build_model(toy_config(["MODEL.MASK_FORMER.TRAIN_NUM_POINTS", "1024"]))
+    model = build_model(toy_config())
     model.train()
     assert not model.backbone.clip_model.training
     trainable = [p for p in model.parameters() if p.requires_grad]
     backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
-    batch = _training_batch()
+    optimizer = torch.optim.AdamW(trainable, lr=3e-3)
+    batch = _training_batch()[:1]
     totals = []
-    for _ in range(25):
+    for _ in range(12):
         loss = sum(model(batch).values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         totals.append(loss.item())
-    assert sum(totals[-3:]) / 3 < 0.6 * totals[0], totals
+    assert totals[-1] < 0.6 * totals[0], totals
     for key, value in model.backbone.state_dict().items():
         assert torch.equal(value, backbone_before[key]), f"frozen {key} changed"
 

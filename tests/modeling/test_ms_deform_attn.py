@@ -71,6 +71,14 @@ def test_core_reads_pixel_centres_exactly_and_zero_far_outside():
     torch.testing.assert_close(out[0, 0], value[0, 1 * w + 2, 0])
 
 
+def test_core_samples_half_precision_values_in_float32():
+    value, locations, weights = _inputs()
+    expected = ms_deform_attn_core(value.float(), SHAPES, locations.float(), weights.float())
+    out = ms_deform_attn_core(value.bfloat16(), SHAPES, locations.float(), weights.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, atol=0.05, rtol=0.05)
+
+
 def test_core_rejects_inconsistent_shapes():
     value, locations, weights = _inputs()
     with pytest.raises(ValueError, match="do not add up"):

@@ -47,7 +47,7 @@ def test_group_norm_uses_fewer_groups_for_small_channel_counts():
 
 
 def test_reference_points_are_pixel_centres_of_each_level():
-    ref = MSDeformAttnEncoder.reference_points([(2, 4), (1, 2)], torch.device("cpu"), torch.float32)
+    ref = MSDeformAttnEncoder.reference_points([(2, 4), (1, 2)], torch.device("cpu"))
     assert ref.shape == (1, 8 + 2, 2, 2)
     torch.testing.assert_close(ref[0, 0, 0], torch.tensor([0.125, 0.25]))
     torch.testing.assert_close(ref[0, 8 + 1, 1], torch.tensor([0.75, 0.5]))

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from clouds.data.catalog import Metadata
-from clouds.utils.visualizer import class_colors, colorize, legend, overlay, present_classes
+from clouds.utils.visualizer import (
+    class_colors,
+    colorize,
+    colors_for_names,
+    legend,
+    overlay,
+    present_classes,
+)
 
 COLORS = np.array([[128, 64, 128], [70, 130, 180], [0, 0, 142]], dtype=np.uint8)
 LABEL = np.array([[0, 1, 2], [2, 255, 0]])
@@ -45,6 +52,9 @@ def test_class_colors_extend_open_vocabulary_lists() -> None:
     assert np.array_equal(class_colors(meta), palette)  # deterministic
     no_colors = class_colors({"stuff_classes": ["a", "b"]})
     assert no_colors.shape == (2, 3)
+    free = colors_for_names(["zebra", "car", "road"], meta)
+    assert free[1].tolist() == [0, 0, 142] and free[2].tolist() == [128, 64, 128]
+    assert free[0].tolist() not in COLORS.tolist()
 
 
 def test_legend_lists_present_classes() -> None:

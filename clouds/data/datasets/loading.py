@@ -55,7 +55,12 @@ def _list_images(name: str, image_dir: Path, pattern: str) -> list[Path]:
             f"Dataset {name!r}: folder {image_dir} does not exist. See {README} for where "
             f"{name} comes from and how to lay it out under $DETECTRON2_DATASETS."
         )
-    images = sorted(p for p in image_dir.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS)
+    images = sorted(
+        p
+        for p in image_dir.glob(pattern)
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and not p.name.startswith(".")  # temporary files of atomic writes in progress
+    )
     if not images:
         raise DatasetNotFoundError(
             f"Dataset {name!r}: folder {image_dir} holds no images matching {pattern!r}. See "

@@ -33,6 +33,7 @@ def pad_to_divisible(
         height = math.ceil(height / size_divisibility) * size_divisibility
         width = math.ceil(width / size_divisibility) * size_divisibility
     padded = [
-        F.pad(t, (0, width - w, 0, height - h), value=pad_value) for t, (h, w) in zip(tensors, sizes)
+        F.pad(t, (0, width - w, 0, height - h), value=pad_value)
+        for t, (h, w) in zip(tensors, sizes)
     ]
     return torch.stack(padded), sizes

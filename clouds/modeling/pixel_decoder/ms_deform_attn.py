@@ -45,7 +45,8 @@ def ms_deform_attn_core(
         attention_weights: (N, Lq, M, L, P) weight of every sample.
 
     Returns:
-        (N, Lq, M * D) the weighted sums, heads concatenated.
+        (N, Lq, M * D) the weighted sums, heads concatenated, in the dtype of ``value``.
+        Sampling runs in float32 (or float64): half-precision locations would be off by fractions of a pixel.
     """
     shapes = _level_shapes(spatial_shapes)
     n, s, m, d = value.shape
@@ -56,9 +57,10 @@ def ms_deform_attn_core(
         )
     if sum(h * w for h, w in shapes) != s:
         raise ValueError(f"spatial_shapes {shapes} do not add up to the value length {s}")
-    value_levels = value.split([h * w for h, w in shapes], dim=1)
+    dtype = torch.promote_types(value.dtype, torch.float32)
+    value_levels = value.to(dtype).split([h * w for h, w in shapes], dim=1)
     # grid_sample works on (N*M, D, H, W) maps with (N*M, Lq, P, 2) grids in [-1, 1].
-    grids = (2 * sampling_locations - 1).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
+    grids = (2 * sampling_locations.to(dtype) - 1).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
     samples = []
     for level, (h, w) in enumerate(shapes):
         value_l = value_levels[level].permute(0, 2, 3, 1).reshape(n * m, d, h, w)
@@ -74,8 +76,8 @@ def ms_deform_attn_core(
     # (N*M, D, Lq, L*P) samples against (N*M, 1, Lq, L*P) weights.
     stacked = torch.stack(samples, dim=-2).flatten(-2)
     weights = attention_weights.permute(0, 2, 1, 3, 4).reshape(n * m, 1, lq, num_levels * p)
-    out = (stacked * weights.to(stacked.dtype)).sum(-1)
-    return out.view(n, m * d, lq).transpose(1, 2)
+    out = (stacked * weights.to(dtype)).sum(-1)
+    return out.view(n, m * d, lq).transpose(1, 2).to(value.dtype)
 
 
 class MSDeformAttn(nn.Module):
@@ -149,11 +151,11 @@ class MSDeformAttn(nn.Module):
         )
         # Offsets are in pixels of each level: divide by (W, H) to move in [0, 1] units.
         normalizer = torch.tensor(
-            [[w, h] for h, w in spatial_shapes], dtype=offsets.dtype, device=offsets.device
+            [[w, h] for h, w in spatial_shapes], dtype=torch.float32, device=offsets.device
         )
         locations = (
-            reference_points[:, :, None, :, None, :]
-            + offsets / normalizer[None, None, None, :, None, :]
+            reference_points.float()[:, :, None, :, None, :]
+            + offsets.float() / normalizer[None, None, None, :, None, :]
         )
         out = ms_deform_attn_core(value, spatial_shapes, locations, weights)
         return self.output_proj(out)

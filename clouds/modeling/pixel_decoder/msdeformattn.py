@@ -117,14 +117,13 @@ class MSDeformAttnEncoder(nn.Module):
         )
 
     @staticmethod
-    def reference_points(
-        spatial_shapes: Sequence[tuple[int, int]], device: torch.device, dtype: torch.dtype
-    ) -> Tensor:
-        """Pixel centres of every level in [0, 1] as (x, y): (1, S, L, 2), same point per level."""
+    def reference_points(spatial_shapes: Sequence[tuple[int, int]], device: torch.device) -> Tensor:
+        """Pixel centres of every level in [0, 1] as (x, y): (1, S, L, 2) float32, the same
+        point on every level."""
         points = []
         for h, w in spatial_shapes:
-            ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h
-            xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w
+            ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+            xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
             grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
             points.append(torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1))
         ref = torch.cat(points, dim=0)
@@ -141,7 +140,7 @@ class MSDeformAttnEncoder(nn.Module):
             ],
             dim=1,
         )
-        ref = self.reference_points(shapes, src.device, src.dtype)
+        ref = self.reference_points(shapes, src.device)
         for layer in self.layers:
             src = layer(src, pos, ref, shapes)
         return src
