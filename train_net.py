@@ -4,29 +4,26 @@
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.ckpt
     python train_net.py --config-file CFG --resume          # continue OUTPUT_DIR/last.ckpt
 
-See ``python train_net.py --help`` for multi-machine, torchrun and SLURM use.
+Datasets are read from ``$DETECTRON2_DATASETS`` (default ``datasets/``). See
+``python train_net.py --help`` for multi-machine, torchrun and SLURM use.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
-from clouds.data.datasets import register_all_datasets
-from clouds.engine.launch import configure_distributed_env, default_argument_parser, run, setup
+import lightning.pytorch as pl
+
+from clouds.engine.launch import default_argument_parser, launch_from_args
 
 
-def main(args: argparse.Namespace) -> dict:
-    """Set up from ``args`` and run training or evaluation; returns the evaluation results."""
-    configure_distributed_env(args)
-    cfg = setup(args)
-    register_all_datasets()
-    return run(
-        cfg,
-        num_gpus=args.num_gpus,
-        num_machines=args.num_machines,
-        resume=args.resume,
-        eval_only=args.eval_only,
-    )
+def main(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> dict:
+    """Run training or evaluation as ``args`` say; returns the last evaluation results.
+
+    ``callbacks`` are added to the Trainer's (for tools that extend a run).
+    """
+    return launch_from_args(args, callbacks=callbacks)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ __all__ = [
     "build_trainer",
     "configure_distributed_env",
     "default_argument_parser",
+    "launch_from_args",
     "resolve_accelerator",
     "resolve_precision",
     "run",
@@ -119,7 +120,7 @@ def setup(args: argparse.Namespace) -> CfgNode:
 
 
 def resolve_accelerator(cfg: CfgNode) -> str:
-    """"gpu" when ``MODEL.DEVICE`` asks for CUDA and one is available, else "cpu"."""
+    """ "gpu" when ``MODEL.DEVICE`` asks for CUDA and one is available, else "cpu"."""
     if cfg.MODEL.DEVICE not in ("cuda", "cpu"):
         raise ConfigError(f"MODEL.DEVICE must be 'cuda' or 'cpu', got {cfg.MODEL.DEVICE!r}")
     if cfg.MODEL.DEVICE == "cuda":
@@ -190,6 +191,7 @@ def build_trainer(
         ],
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,
+        limit_val_batches=1.0 if cfg.DATASETS.TEST else 0,
         benchmark=cfg.CUDNN_BENCHMARK,
         default_root_dir=out,
         enable_model_summary=False,
@@ -216,10 +218,10 @@ def run(
     datamodule = CloudsDataModule(cfg=cfg)
     if not eval_only:  # EMA teacher + pseudo-labeller when DATASETS.TRAIN has an sd_* set
         callbacks = [*callbacks, *joint_training_callbacks(cfg)]
-    trainer = build_trainer(
-        cfg, num_gpus=num_gpus, num_machines=num_machines, callbacks=callbacks
-    )
+    trainer = build_trainer(cfg, num_gpus=num_gpus, num_machines=num_machines, callbacks=callbacks)
     if eval_only:
+        if not cfg.DATASETS.TEST:
+            raise ConfigError("--eval-only needs at least one dataset in DATASETS.TEST")
         if cfg.MODEL.WEIGHTS:
             load_model_weights(module.model, cfg.MODEL.WEIGHTS)
         else:
@@ -234,6 +236,26 @@ def run(
     elif cfg.MODEL.WEIGHTS:
         load_model_weights(module.model, cfg.MODEL.WEIGHTS)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    if module.eval_iteration != trainer.global_step:
+    if cfg.DATASETS.TEST and module.eval_iteration != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     return module.eval_results
+
+
+def launch_from_args(
+    args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()
+) -> dict[str, dict[str, dict[str, float]]]:
+    """What ``train_net.py`` does with its parsed command line: distributed environment, config
+    and logging setup, dataset registration, then :func:`run`."""
+    from clouds.data.datasets import register_all_datasets
+
+    configure_distributed_env(args)
+    cfg = setup(args)
+    register_all_datasets()
+    return run(
+        cfg,
+        num_gpus=args.num_gpus,
+        num_machines=args.num_machines,
+        resume=args.resume,
+        eval_only=args.eval_only,
+        callbacks=callbacks,
+    )

@@ -73,7 +73,9 @@ class JsonLinesLogger(Logger):
         self._append(record)
 
     @rank_zero_only
-    def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
+    def log_hyperparams(
+        self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any
+    ) -> None:
         params = vars(params) if isinstance(params, Namespace) else dict(params)
         if params:
             self._append({"hyperparameters": {k: str(v) for k, v in params.items()}})

@@ -16,7 +16,12 @@ def _write(tmp_path, label: np.ndarray, name: str = "a") -> dict:
     write_png_atomic(PALETTE[label], image_file)
     write_png_atomic(label.astype(np.uint8), label_file)
     h, w = label.shape
-    return {"file_name": str(image_file), "sem_seg_file_name": str(label_file), "height": h, "width": w}
+    return {
+        "file_name": str(image_file),
+        "sem_seg_file_name": str(label_file),
+        "height": h,
+        "width": w,
+    }
 
 
 def _mapper(**kwargs) -> SemSegTrainMapper:

@@ -1,8 +1,9 @@
-"""Entry script of the 2-process CPU DDP test (Lightning re-runs it once per extra process).
+"""Entry script of the 2-process CPU DDP test: ``train_net.py`` plus the tiny test model.
 
-Usage: python _ddp_entry.py DATA_ROOT KEY VALUE ... ; every rank writes
-OUTPUT_DIR/rank<r>.pt with its final trainable weights, the image ids it trained on and the
-number of parameter tensors DDP's reducer synchronises.
+Usage: python tests/engine/_ddp_entry.py DATA_ROOT <train_net.py arguments>. Lightning re-runs
+this script for the second process. Every rank writes OUTPUT_DIR/rank<r>.pt with its final
+trainable weights, the image ids it trained on and the number of parameter tensors that DDP's
+reducer synchronises.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import sys
 import lightning.pytorch as pl
 import torch
 
-from clouds.config import load_config
-from clouds.engine.launch import run
-from clouds.engine.writers import setup_logging
+import train_net
+from clouds.engine.launch import default_argument_parser
 from clouds.modeling.checkpoint import trainable_state_dict
 from tests.engine._tiny import register_tiny_datasets, register_tiny_model
 
@@ -37,17 +37,11 @@ class RecordRank(pl.Callback):
             "ddp_num_parameter_tensors": ddp_data["num_parameter_tensors"],
             "world_size": trainer.world_size,
         }
-        torch.save(record, os.path.join(pl_module.cfg.OUTPUT_DIR, f"rank{trainer.global_rank}.pt"))
-
-
-def main() -> None:
-    register_tiny_model()
-    register_tiny_datasets(sys.argv[1])
-    cfg = load_config(None, sys.argv[2:])
-    cfg.freeze()
-    setup_logging(cfg.OUTPUT_DIR, int(os.environ.get("LOCAL_RANK", 0)))
-    run(cfg, num_gpus=2, callbacks=[RecordRank()])
+        path = os.path.join(pl_module.cfg.OUTPUT_DIR, f"rank{trainer.global_rank}.pt")
+        torch.save(record, path)
 
 
 if __name__ == "__main__":
-    main()
+    register_tiny_model()
+    register_tiny_datasets(sys.argv[1])
+    train_net.main(default_argument_parser().parse_args(sys.argv[2:]), callbacks=[RecordRank()])

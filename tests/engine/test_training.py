@@ -81,17 +81,24 @@ def test_run_writes_checkpoints_logs_and_metrics(full_run) -> None:
         assert os.path.isfile(os.path.join(out, name)), name
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out))
     assert os.path.isfile(os.path.join(out, "report.md"))
-    records = [json.loads(line) for line in open(os.path.join(out, "metrics.json"))]
+    with open(os.path.join(out, "metrics.json")) as f:
+        records = [json.loads(line) for line in f]
     losses = [r for r in records if "total_loss" in r]
     evals = [r for r in records if "tiny_val/sem_seg/mIoU" in r]
     assert [r["iteration"] for r in losses] == list(range(6))
     assert all("lr" in r and "loss_ce" in r for r in losses)
     assert len(evals) == 2  # TEST.EVAL_PERIOD 3 over 6 iterations
-    assert evals[-1]["tiny_val/sem_seg/mIoU"] == pytest.approx(results["tiny_val"]["sem_seg"]["mIoU"])
+    assert evals[-1]["tiny_val/sem_seg/mIoU"] == pytest.approx(
+        results["tiny_val"]["sem_seg"]["mIoU"]
+    )
     ckpt = torch.load(os.path.join(out, "last.ckpt"), map_location="cpu", weights_only=True)
     # only trainable parts, plus optimizer, scheduler, sampler and iteration
     assert set(ckpt["state_dict"]) == {
-        "query_embed", "head.0.weight", "head.0.bias", "head.1.weight", "head.1.bias"
+        "query_embed",
+        "head.0.weight",
+        "head.0.bias",
+        "head.1.weight",
+        "head.1.bias",
     }
     assert ckpt["global_step"] == 6 and ckpt["optimizer_states"] and ckpt["lr_schedulers"]
     assert ckpt["CloudsDataModule"]["sampler"]["num_samples"] == 12

@@ -239,7 +239,7 @@ def test_cli_subprocess_end_to_end(tmp_path: Path, tiny_sd_folder: Path, prompt_
         "--scheduler",
         "dpm-solver++",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "stable_diffusion" / "tiny"

@@ -20,7 +20,7 @@ def test_resolve_path_and_stem(tmp_path: Path) -> None:
 
 def test_project_prompt_file_resolves_by_stem() -> None:
     path = resolve_prompt_file("prompt_llama70b")
-    assert path == PROJECT_ROOT / "prompt_llama70b.txt"
+    assert path.resolve() == (PROJECT_ROOT / "prompt_llama70b.txt").resolve()
     prompts = load_prompts(path)
     assert len(prompts) == 100
     assert len(set(prompts)) == 100

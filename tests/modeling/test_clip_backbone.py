@@ -142,3 +142,10 @@ def test_warmup_configs_match_their_clip_models(config: Path) -> None:
     assert cfg.MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS in open_clip.list_pretrained_tags_by_model(
         cfg.MODEL.CLOUDS.CLIP_MODEL_NAME
     )
+
+
+def test_unsupported_image_tower_is_rejected() -> None:
+    clip_model = nn.Module()
+    clip_model.visual = nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="Linear"):
+        CLIP(clip_model=clip_model, tokenizer=lambda texts: torch.zeros(len(texts), 4))

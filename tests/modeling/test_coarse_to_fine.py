@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from clouds.modeling import build_model
 from clouds.modeling.inference import coarse_to_fine_inference, is_unsure, window_boxes
@@ -26,6 +27,12 @@ def _coarse_fn(unsure_columns: slice):
         return logits
 
     return fn
+
+
+def _coarse_full(unsure_columns: slice) -> torch.Tensor:
+    """The stage-1 logits upsampled to full resolution, as coarse_to_fine computes them."""
+    small = _coarse_fn(unsure_columns)(torch.zeros(1, 3, H // 2, W // 2))
+    return F.interpolate(small, size=(H, W), mode="bilinear", align_corners=False)
 
 
 class _CountingRefiner:
@@ -63,23 +70,24 @@ def test_only_unsure_windows_are_refined() -> None:
     torch.testing.assert_close(refiner.calls[0][0], image[..., 0:16, 16:32])
     assert (logits[0, 2, :, 16:32] > 5).all()
     assert (logits[0, :, :, 16:32].argmax(0) == 2).all()
-    assert (logits[0, 0, :, :16] == 10).all() and (logits[0, 0, :, 32:] == 10).all()
-    assert (logits[0, 2, :, 32:] == 0).all()
+    coarse = _coarse_full(slice(16, 32))
+    assert torch.equal(logits[..., :16], coarse[..., :16])
+    assert torch.equal(logits[..., 32:], coarse[..., 32:])
 
 
 def test_context_is_the_upsampled_coarse_prediction() -> None:
     refiner = _CountingRefiner()
     _run(refiner, slice(48, 64), torch.randn(1, 3, H, W))
     assert len(refiner.calls) == 2
-    context = refiner.calls[0][1]
-    assert torch.allclose(context[0, 0], torch.full((16, 16), 0.1))
+    assert torch.equal(refiner.calls[0][1], _coarse_full(slice(48, 64))[..., 0:16, 48:64])
+    assert torch.equal(refiner.calls[1][1], _coarse_full(slice(48, 64))[..., 16:32, 48:64])
 
 
 def test_sure_image_is_not_refined() -> None:
     refiner = _CountingRefiner()
     logits = _run(refiner, slice(0, 0), torch.randn(1, 3, H, W))
     assert not refiner.calls
-    assert (logits[0, 0] == 10).all()
+    assert torch.equal(logits, _coarse_full(slice(0, 0)))
 
 
 def test_overlapping_refined_windows_are_averaged() -> None:
@@ -102,15 +110,28 @@ def test_is_unsure_threshold(ratio: float, expected: bool) -> None:
 def test_vfm_segmentor_runs_coarse_to_fine() -> None:
     cfg = tiny_vfm_cfg(
         "DINOv2",
-        ["MODEL.VFM_HEAD.TYPE", "ms_masked", "TEST.MODE", "coarse_to_fine",
-         "TEST.COARSE_TO_FINE.SURE_RATIO", "1.1"],
+        [
+            "MODEL.VFM_HEAD.TYPE",
+            "ms_masked",
+            "TEST.MODE",
+            "coarse_to_fine",
+            "TEST.COARSE_TO_FINE.SURE_RATIO",
+            "1.1",
+        ],
     )
     model = build_model(cfg).eval()
     calls = []
     refine = model.refined_logits
     model.refined_logits = lambda *args: calls.append(args) or refine(*args)
-    out = model([{"image": torch.randint(0, 256, (3, 32, 64), dtype=torch.uint8),
-                  "height": 64, "width": 128}])
+    out = model(
+        [
+            {
+                "image": torch.randint(0, 256, (3, 32, 64), dtype=torch.uint8),
+                "height": 64,
+                "width": 128,
+            }
+        ]
+    )
     assert out[0]["sem_seg"].shape == (5, 64, 128)
     torch.testing.assert_close(out[0]["sem_seg"].sum(0), torch.ones(64, 128))
     assert len(calls) == 2  # every window counts as unsure with SURE_RATIO > 1

@@ -70,7 +70,9 @@ def test_masks_a_fifth_of_the_tokens_in_training_only() -> None:
     unmasked = _head(masked=False)
     unmasked.load_state_dict(head.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(head.eval()(features, context), unmasked.eval()(features, context))
+        torch.testing.assert_close(
+            head.eval()(features, context), unmasked.eval()(features, context)
+        )
         _without_dropout(head.train())
         _without_dropout(unmasked.train())
         assert not torch.allclose(head(features, context), unmasked(features, context), atol=1e-5)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from clouds.modeling.backbone.vfm import CLIPViT, DINOv2, EVA02, SAMViT, VFMBackbone
+from clouds.modeling.backbone.vfm import EVA02, CLIPViT, DINOv2, SAMViT, VFMBackbone
 from clouds.modeling.backbone.vfm.lora import lora_layers
 from tests.modeling.backbone_test_base import BackboneTestBase
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
@@ -89,7 +89,9 @@ def test_out_indices_validated() -> None:
         DINOv2.from_config(tiny_vfm_cfg("DINOv2", ["MODEL.VFM.OUT_INDICES", "[0, 1, 2, 9]"]))
     with pytest.raises(ConfigError, match="global-attention"):
         SAMViT.from_config(
-            tiny_vfm_cfg("SAMViT", ["MODEL.VFM.TINY", "False", "MODEL.VFM.OUT_INDICES", "[0, 1, 2, 3]"])
+            tiny_vfm_cfg(
+                "SAMViT", ["MODEL.VFM.TINY", "False", "MODEL.VFM.OUT_INDICES", "[0, 1, 2, 3]"]
+            )
         )
 
 

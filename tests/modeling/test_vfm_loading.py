@@ -19,7 +19,7 @@ from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
 from clouds.config import ConfigError
-from clouds.modeling.backbone.vfm import CLIPViT, DINOv2, EVA02, SAMViT
+from clouds.modeling.backbone.vfm import EVA02, CLIPViT, DINOv2, SAMViT
 from clouds.modeling.backbone.vfm.embed import resize_patch_kernel
 from clouds.modeling.backbone.vfm.weights import hub_weights_file, resolve_weights_path
 from tests.modeling.vfm_test_utils import FAMILIES, tiny_vfm_cfg
@@ -67,9 +67,10 @@ def test_clip_reloads_from_whole_clip_checkpoint(tmp_path: Path) -> None:
 
     backbone = CLIPViT.from_config(_cfg("CLIPViT", tmp_path / "open_clip_pytorch_model.bin"))
     _assert_loaded(backbone.vit, saved, "conv1.weight")
-    assert torch.equal(backbone.vit.transformer.resblocks[0].attn.in_proj_weight, saved[
-        "transformer.resblocks.0.attn.in_proj_weight"
-    ])
+    assert torch.equal(
+        backbone.vit.transformer.resblocks[0].attn.in_proj_weight,
+        saved["transformer.resblocks.0.attn.in_proj_weight"],
+    )
     assert backbone(torch.randn(1, 3, 32, 48))["vfm3"].shape == (1, 32, 2, 3)
 
 

@@ -28,7 +28,9 @@ def _images_and_labels(count: int = 2) -> tuple[list[torch.Tensor], list[torch.T
 
 def test_tiny_sam_refinement_runs_end_to_end(tiny_predictor: SamBatchPredictor) -> None:
     images, labels = _images_and_labels()
-    refiner = SamRefiner(predictor=tiny_predictor, num_points=3, refinement=True)
+    refiner = SamRefiner(
+        predictor=tiny_predictor, num_points=3, refinement=True, size_threshold=20000
+    )
     out = refiner.refine(images, labels, generator=np.random.default_rng(0))
     again = refiner.refine(images, labels, generator=np.random.default_rng(0))
     assert len(out) == 2
@@ -84,7 +86,7 @@ def test_images_encoded_once_and_second_pass_feeds_best_mask(
 ) -> None:
     images, labels = _images_and_labels()
     spy = _Spy(tiny_predictor)
-    SamRefiner(predictor=spy, refinement=second_pass).refine(
+    SamRefiner(predictor=spy, refinement=second_pass, size_threshold=20000).refine(
         images, labels, generator=np.random.default_rng(0)
     )
     assert spy.encodes == [2]  # one encoder call for the whole batch

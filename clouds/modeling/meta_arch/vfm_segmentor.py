@@ -42,7 +42,8 @@ def region_logits(
     boxes: torch.Tensor,
     output_size: tuple[int, int],
 ) -> torch.Tensor:
-    """Bilinearly sample the logits of image regions.
+    """Bilinearly resample the logits of image regions (one sample per output pixel, at its
+    centre: the same values as ``F.interpolate(..., align_corners=False)`` of the region).
 
     Args:
         logits: (B, K, h, w) logits of whole images of ``image_size`` (H, W).
@@ -61,7 +62,7 @@ def region_logits(
         rois.to(logits.dtype),
         output_size,
         spatial_scale=scale,
-        sampling_ratio=2,
+        sampling_ratio=1,
         aligned=True,
     )
 
@@ -119,12 +120,13 @@ class VFMSegmentor(nn.Module):
             raise ConfigError(
                 f"MODEL.VFM_HEAD.TYPE={head_type!r} is not one of {', '.join(HEAD_TYPES)}"
             )
-        backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME).from_config(cfg)
-        if not isinstance(backbone, VFMBackbone):
+        backbone_cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
+        if not issubclass(backbone_cls, VFMBackbone):
             raise ConfigError(
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is not a VFM backbone "
                 f"(DINOv2, EVA02, CLIPViT, SAMViT)"
             )
+        backbone = backbone_cls.from_config(cfg)
         shape = backbone.output_shape()
         refine_head = None
         if head_type != "light":
