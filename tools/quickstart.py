@@ -4,9 +4,11 @@
 
 Makes the toy datasets (every dataset's real layout and label encoding), converts them with the
 conversion tools, trains a tiny CLOUDS on toy GTA5 (configs/toy/warmup_gta.yaml, through the
-same code as train_net.py), evaluates it on toy GTA5, Cityscapes, BDD, Mapillary and ACDC, and
-writes DIR/report.md with the per-dataset mIoU table and prediction overlays. No dataset or
-weight downloads. Re-running continues where an interrupted run stopped.
+same code as train_net.py), generates an unlabelled set with a tiny random Stable Diffusion
+(generate_txt_im.py's code), jointly trains on toy GTA5 + that set with EMA-teacher pseudo-labels
+refined by a tiny random SAM (configs/toy/joint_gta.yaml), evaluates the result on toy GTA5,
+Cityscapes, BDD, Mapillary and ACDC, and writes DIR/report.md with the per-dataset mIoU table
+and prediction overlays. No dataset or weight downloads. Re-running continues where an interrupted run stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         default=str(REPO / "configs" / "toy" / "warmup_gta.yaml"),
         help="warm-up config (default: configs/toy/warmup_gta.yaml)",
     )
+    parser.add_argument(
+        "--joint-config-file",
+        default=str(REPO / "configs" / "toy" / "joint_gta.yaml"),
+        help="joint-training config (default: configs/toy/joint_gta.yaml)",
+    )
     parser.add_argument("--num-images", type=int, default=8, help="toy images per split")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
     parser.add_argument(
@@ -42,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = QuickstartContext(
         output_dir=output_dir,
         warmup_config=args.config_file,
+        joint_config=args.joint_config_file,
         num_images=args.num_images,
         seed=args.seed,
         overrides=list(args.opts or []),

@@ -24,6 +24,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
 from clouds.config import CfgNode
+from clouds.data.catalog import MetadataCatalog
 from clouds.data.datasets.register_sd import GENERATED_PREFIX
 from clouds.engine.ema_teacher import EMATeacher
 from clouds.sam.refinement import SamRefiner
@@ -88,8 +89,7 @@ class PseudoLabeler(Callback):
         cls, cfg: CfgNode, *, teacher: EMATeacher, refiner: SamRefiner | None = None
     ) -> PseudoLabeler:
         """Build from the config; the SAM refiner too unless given (or SAM.ENABLED is off)."""
-        from clouds.data.catalog import MetadataCatalog
-        from clouds.modeling.geometric_ensemble import GeometricEnsemble
+        from clouds.modeling.geometric_ensemble import GeometricEnsemble  # heavy: import on use
 
         if refiner is None and cfg.MODEL.CLOUDS.SAM.ENABLED:
             refiner = SamRefiner.from_config(cfg)

@@ -1,4 +1,5 @@
-"""The quickstart pipeline: toy data -> conversion -> tiny warm-up -> evaluation -> report.
+"""The quickstart pipeline: toy data -> conversion -> tiny warm-up -> tiny-SD generation ->
+joint training (EMA teacher + tiny SAM) -> evaluation -> report.
 
 Each stage is a :class:`Stage` run in order on a shared :class:`QuickstartContext`; later
 stages (generation, joint training) slot in by adding stages to the list. Every stage is
@@ -27,10 +28,15 @@ __all__ = [
     "run_quickstart",
     "stage_datasets",
     "stage_evaluate",
+    "stage_generate",
+    "stage_joint",
     "stage_warmup",
 ]
 
 logger = logging.getLogger("clouds.quickstart")
+
+# Folder of the quickstart's generated set: <datasets>/stable_diffusion/quickstart (sd_quickstart).
+GENERATED_FOLDER = "quickstart"
 
 Results = dict[str, dict[str, dict[str, float]]]
 
@@ -42,6 +48,7 @@ class QuickstartContext:
     Attributes:
         output_dir: DIR of ``--output-dir``; the report lands in ``DIR/report.md``.
         warmup_config: config file of the warm-up (tiny CLOUDS on toy GTA5).
+        joint_config: config file of the joint training (source + generated set).
         num_images: toy images per split of each dataset.
         image_size: toy image (height, width).
         seed: seed of the toy data and of training.
@@ -52,6 +59,7 @@ class QuickstartContext:
 
     output_dir: Path
     warmup_config: str
+    joint_config: str = ""
     num_images: int = 8
     image_size: tuple[int, int] = (64, 128)
     seed: int = 0
@@ -113,6 +121,65 @@ def stage_warmup(ctx: QuickstartContext) -> None:
     ctx.weights = str(out / "model_final.ckpt")
 
 
+def stage_generate(ctx: QuickstartContext) -> None:
+    """Generate ``sd_quickstart`` with a tiny random Stable Diffusion saved like a real one,
+    through ``generate_txt_im.py``'s code (finished images are skipped on a re-run)."""
+    from clouds.generation.cli import main as generation_main
+    from clouds.generation.tiny import save_tiny_sd_pipeline
+
+    pipeline = ctx.output_dir / "tiny_sd_pipeline"
+    if not (pipeline / "model_index.json").is_file():
+        save_tiny_sd_pipeline(pipeline, seed=ctx.seed)
+    height, width = ctx.image_size
+    code = generation_main(
+        [
+            "--folder", GENERATED_FOLDER,
+            "--num-images", str(ctx.num_images),
+            "--model-id", str(pipeline),
+            "--local-files-only",
+            "--steps", "2",
+            "--height", str(height),
+            "--width", str(width),
+            "--batch-size", str(ctx.num_images),
+            "--seed", str(ctx.seed),
+            "--device", "cpu",
+            "--output-root", str(ctx.datasets_root / "stable_diffusion"),
+        ]
+    )  # fmt: skip
+    if code != 0:
+        raise RuntimeError(f"Generating the quickstart images failed (exit code {code})")
+
+
+def stage_joint(ctx: QuickstartContext) -> None:
+    """Joint training from the warm-up weights on toy GTA5 + ``sd_quickstart``: EMA teacher
+    pseudo-labels refined by a tiny random SAM (resumes an interrupted run)."""
+    import torch
+
+    from clouds.sam import build_tiny_sam
+    from clouds.utils.io import atomic_path
+
+    if not ctx.weights or not ctx.joint_config:
+        raise RuntimeError("The joint stage needs the warm-up stage and a joint config")
+    sam = ctx.output_dir / "sam_tiny.pth"
+    if not sam.is_file():
+        torch.manual_seed(ctx.seed)
+        with atomic_path(sam) as tmp:
+            torch.save(build_tiny_sam().state_dict(), tmp)
+    out = ctx.output_dir / "joint"
+    ctx.run_train_net(
+        [
+            "--config-file", ctx.joint_config,
+            "--resume",
+            "OUTPUT_DIR", str(out),
+            "MODEL.WEIGHTS", ctx.weights,
+            "MODEL.CLOUDS.SAM.CHECKPOINT", str(sam),
+            "DATASETS.TRAIN", f"('gta5', 'sd_{GENERATED_FOLDER}')",
+            "DATASETS.TEST", "()",
+        ]
+    )  # fmt: skip
+    ctx.weights = str(out / "model_final.ckpt")
+
+
 def stage_evaluate(ctx: QuickstartContext) -> None:
     """Evaluate ``ctx.weights`` on the config's test sets (toy GTA5 and every target domain);
     writes ``DIR/report.md`` with the per-dataset mIoU table and prediction overlays."""
@@ -134,6 +201,8 @@ def stage_evaluate(ctx: QuickstartContext) -> None:
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("datasets", stage_datasets),
     Stage("warmup", stage_warmup),
+    Stage("generate", stage_generate),
+    Stage("joint", stage_joint),
     Stage("evaluate", stage_evaluate),
 )
 

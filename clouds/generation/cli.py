@@ -2,12 +2,12 @@
 
 Examples::
 
-    # the CLOUDS set: 5,000 SD 2 images at 768x768, Euler 50 steps, guidance 7.5
-    python generate_txt_im.py --input prompt_llama70b --folder sd_v2 --num-images 5000
+    # the CLOUDS set (dataset sd_llama70b_v2): 5,000 SD 2 images, 768x768, Euler 50 steps, cfg 7.5
+    python generate_txt_im.py --input prompt_llama70b --folder llama70b_v2 --num-images 5000
 
     # the same set split over 4 GPUs (or machines sharing the output folder)
     for k in 0 1 2 3; do
-        python generate_txt_im.py --input prompt_llama70b --folder sd_v2 --num-images 5000 \\
+        python generate_txt_im.py --input prompt_llama70b --folder llama70b_v2 --num-images 5000 \\
             --part $k --num-parts 4 --device cuda:$k --batch-size 8 &
     done
 """
@@ -18,6 +18,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from clouds.data.datasets import datasets_root
 from clouds.generation.manifest import manifest_name
 from clouds.generation.pipeline import (
     DTYPES,
@@ -103,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output-root",
         type=Path,
-        default=Path("datasets/stable_diffusion"),
-        help="root of generated sets ($DETECTRON2_DATASETS/stable_diffusion)",
+        default=None,
+        help="root of generated sets (default: $DETECTRON2_DATASETS/stable_diffusion, "
+        "else datasets/stable_diffusion)",
     )
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the UNet (GPU, large runs)"
@@ -134,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_id = str(local.resolve()) if local.exists() else args.model_id
         settings = GenerationSettings(
             prompts=prompts,
-            folder=args.output_root / args.folder,
+            folder=(args.output_root or datasets_root() / "stable_diffusion") / args.folder,
             num_images=args.num_images,
             model_id=model_id,
             dtype={v: k for k, v in DTYPES.items()}[dtype],

@@ -1,8 +1,8 @@
 """Joint training through the engine: tiny CLOUDS on toy GTA5 + sd_toy with the tiny SAM.
 
-One run of 2 iterations, then a resume to 3: checks pseudo-labels, checkpoints holding the EMA
-teacher (and no SAM, no CLIP), the teacher restored on resume (not re-copied from the student)
-and the evaluation results.
+One run of 2 iterations, then a resume to 3 (teacher with the geometric ensemble): checks
+pseudo-labels, checkpoints holding the EMA teacher (and no SAM, no CLIP), the teacher restored on
+resume (not re-copied from the student) and the evaluation results.
 """
 
 from pathlib import Path
@@ -28,8 +28,10 @@ def joint_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dic
     torch.save(build_tiny_sam().state_dict(), tmp / "sam.pth")
     overrides = [
         "MODEL.WEIGHTS", "",
+        "DATASETS.TEST", "('cityscapes_val',)",
         "MODEL.CLOUDS.SAM.CHECKPOINT", str(tmp / "sam.pth"),
         "MODEL.CLOUDS.SAM.ALPHA_EMA", "0.5",
+        "MODEL.CLOUDS.TEACHER_GEOMETRIC_ENSEMBLE", "True",
         "MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD", "1",
         "SOLVER.CHECKPOINT_PERIOD", "2",
         "OUTPUT_DIR", str(tmp / "out"),

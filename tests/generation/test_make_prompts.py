@@ -114,50 +114,26 @@ def test_templates_are_seeded_distinct_and_cover_every_class_weather_and_time() 
         assert option in text
 
 
+def _llm_argv(model: Path, out: Path, num_prompts: int, seed: int) -> list[str]:
+    return [
+        "--backend", "llm", "--model", str(model), "--local-files-only",
+        "--num-prompts", str(num_prompts), "--output", str(out), "--seed", str(seed),
+        "--max-new-tokens", "60", "--max-rounds", "30",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("chat_template", [True, False])
 def test_llm_backend_writes_distinct_prompts(tmp_path: Path, chat_template: bool) -> None:
     model = save_tiny_llm(tmp_path / "llm", chat_template=chat_template)
     out = tmp_path / "prompts.txt"
-    argv = [
-        "--backend",
-        "llm",
-        "--model",
-        str(model),
-        "--local-files-only",
-        "--num-prompts",
-        "3",
-        "--output",
-        str(out),
-        "--max-new-tokens",
-        "60",
-        "--max-rounds",
-        "30",
-        "--seed",
-        "1",
-    ]
-    assert main(argv) == 0
+    assert main(_llm_argv(model, out, num_prompts=3, seed=1)) == 0
     prompts = load_prompts(out)
     assert len(prompts) == 3 and len(set(prompts)) == 3
     assert all(len(p.split()) >= 5 and set(p.split()) <= set(WORDS) for p in prompts)
 
     # an existing file is resumed: its prompts stay first, only missing ones are added
     out.write_text(prompts[0] + "\n", encoding="utf-8")
-    assert (
-        main(
-            [
-                *argv[:-6],
-                "--num-prompts",
-                "2",
-                "--max-new-tokens",
-                "60",
-                "--max-rounds",
-                "30",
-                "--seed",
-                "5",
-            ]
-        )
-        == 0
-    )
+    assert main(_llm_argv(model, out, num_prompts=2, seed=5)) == 0
     resumed = load_prompts(out)
     assert len(resumed) == 2 and resumed[0] == prompts[0]
 

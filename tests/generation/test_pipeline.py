@@ -88,3 +88,19 @@ def test_dtype_resolution() -> None:
         resolve_dtype("fp16", CPU)
     with pytest.raises(ValueError, match="'int8'"):
         resolve_dtype("int8", CPU)
+
+
+def test_compile_wraps_the_unet_and_channels_last_is_optional(tiny_sd_folder: Path) -> None:
+    from diffusers.utils.torch_utils import is_compiled_module
+
+    pipe = load_pipeline(
+        str(tiny_sd_folder),
+        dtype=torch.float32,
+        device=CPU,
+        channels_last=False,
+        compile_unet=True,
+    )
+    assert is_compiled_module(pipe.unet)
+    assert not is_compiled_module(pipe.vae)
+    weight = pipe.vae.decoder.conv_in.weight
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)

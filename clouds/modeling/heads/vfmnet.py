@@ -19,8 +19,8 @@ __all__ = ["VFMNet", "group_norm", "upsample_x4"]
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 32 groups that divide ``channels``."""
-    return nn.GroupNorm(math.gcd(32, channels), channels)
+    """GroupNorm with up to 32 groups of at least 2 channels (32 groups for 256 channels)."""
+    return nn.GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
 
 
 def upsample_x4(channels: int) -> nn.Sequential:

@@ -3,6 +3,8 @@
 Head types (MODEL.VFM_HEAD.TYPE):
 
 - ``light``: the whole crop through backbone + :class:`VFMNet`, one cross-entropy.
+- ``mask_former``: the whole crop through backbone + the CLOUDS mask-classification head
+  (:class:`VFMMaskHead`), set-criterion losses.
 - ``ms`` / ``ms_masked`` (multi-scale): (a) the crop at half size through backbone + VFMNet,
   supervised by the half-size label; (b) a random full-resolution sub-crop (offsets on
   MODEL.VFM_HEAD.SUB_CROP_GRID) through backbone + :class:`MGRNet` with the detached coarse
@@ -26,6 +28,7 @@ from torchvision.ops import roi_align
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.heads.mgrnet import MGRNet
+from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.heads.vfmnet import VFMNet
 from clouds.modeling.inference import InferenceSettings, infer_logits
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
@@ -33,7 +36,7 @@ from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY
 
 __all__ = ["HEAD_TYPES", "VFMSegmentor", "region_logits"]
 
-HEAD_TYPES = ("light", "ms", "ms_masked")
+HEAD_TYPES = ("light", "ms", "ms_masked", "mask_former")
 
 
 def region_logits(
@@ -79,7 +82,7 @@ class VFMSegmentor(nn.Module):
         self,
         *,
         backbone: VFMBackbone,
-        light_head: VFMNet,
+        light_head: VFMNet | VFMMaskHead,
         refine_head: MGRNet | None,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
@@ -91,7 +94,8 @@ class VFMSegmentor(nn.Module):
         """
         Args:
             backbone: maps (B, 3, H, W) to four (B, C, H/16, W/16) maps.
-            light_head: features -> stride-4 logits (coarse / single-scale predictions).
+            light_head: features -> stride-4 logits (coarse / single-scale predictions):
+                :class:`VFMNet` or the mask-classification :class:`VFMMaskHead`.
             refine_head: features + coarse logits -> stride-4 logits; None for "light".
             sub_crop: side of the full-resolution sub-crop of multi-scale training.
             sub_crop_grid: sub-crop offsets are multiples of it.
@@ -107,6 +111,9 @@ class VFMSegmentor(nn.Module):
         self.light_head = light_head
         self.refine_head = refine_head
         self.ignore_label = ignore_label
+        # the mask head's feature pyramid has a stride-32 level
+        scale = 2 if isinstance(light_head, VFMMaskHead) else 1
+        self.size_divisibility = backbone.size_divisibility * scale
         self.sub_crop = sub_crop
         self.sub_crop_grid = sub_crop_grid
         self.inference_settings = inference
@@ -129,11 +136,15 @@ class VFMSegmentor(nn.Module):
         backbone = backbone_cls.from_config(cfg)
         shape = backbone.output_shape()
         refine_head = None
-        if head_type != "light":
+        if head_type in ("ms", "ms_masked"):
             refine_head = MGRNet.from_config(cfg, shape, masked=head_type == "ms_masked")
+        if head_type == "mask_former":
+            light_head = VFMMaskHead.from_config(cfg, shape)
+        else:
+            light_head = VFMNet.from_config(cfg, shape)
         return cls(
             backbone=backbone,
-            light_head=VFMNet.from_config(cfg, shape),
+            light_head=light_head,
             refine_head=refine_head,
             pixel_mean=cfg.MODEL.PIXEL_MEAN,
             pixel_std=cfg.MODEL.PIXEL_STD,
@@ -158,6 +169,8 @@ class VFMSegmentor(nn.Module):
         """
         if self.training:
             images, labels = self._training_batch(batched_inputs)
+            if isinstance(self.light_head, VFMMaskHead):
+                return self.light_head.losses(list(self.backbone(images).values()), labels)
             if self.refine_head is None:
                 return {"loss_sem_seg": self._ce(self.predict_coarse(images), labels)}
             return self._multi_scale_losses(images, labels)
@@ -178,8 +191,8 @@ class VFMSegmentor(nn.Module):
         return self.refine_head(list(self.backbone(images).values()), context)
 
     def _padded(self, images: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        """Zero-pad (B, C, H, W) to multiples of the backbone's size divisibility."""
-        div = self.backbone.size_divisibility
+        """Zero-pad (B, C, H, W) to multiples of the model's size divisibility."""
+        div = self.size_divisibility
         h, w = images.shape[-2:]
         return F.pad(images, (0, -w % div, 0, -h % div)), h, w
 
@@ -223,7 +236,7 @@ class VFMSegmentor(nn.Module):
                     f"Label size {tuple(x['sem_seg'].shape)} differs from image size "
                     f"{tuple(x['image'].shape[-2:])} ({x.get('file_name', 'unnamed input')})"
                 )
-        div = self.backbone.size_divisibility * (1 if self.refine_head is None else 2)
+        div = self.size_divisibility * (1 if self.refine_head is None else 2)
         images, _ = pad_to_divisible([self.normalize(x["image"]) for x in batched_inputs], div)
         labels, _ = pad_to_divisible(
             [x["sem_seg"].to(self.device) for x in batched_inputs], div, self.ignore_label

@@ -1,0 +1,229 @@
+"""Shared helpers of the benchmark scripts: timing, peak memory, machine facts, table and JSON.
+
+Timing: ``warmup`` untimed calls (they absorb torch.compile, oneDNN primitive creation and
+cuDNN autotuning), then ``repeats`` timed calls; on CUDA every call is bracketed by
+``torch.cuda.synchronize``. Reported: the median of the repeats.
+
+Peak memory (what is measured, per device):
+- CUDA: ``torch.cuda.max_memory_allocated`` over the timed calls, minus the memory allocated
+  before them (model weights and inputs excluded): the tensors the calls themselves create.
+- CPU: the growth of the process's resident set during the timed calls: the kernel's peak
+  resident size ``VmHWM`` (reset through ``/proc/self/clear_refs``) minus the resident size
+  before the calls. glibc's mmap threshold is pinned to 128 KiB first, so large freed tensors
+  go back to the OS and do not hide later allocations. It counts everything the process
+  touches (allocator slack, oneDNN scratch buffers), so it is an upper bound of tensor memory.
+  Where ``/proc`` is unavailable the value is None.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clouds.utils.io import atomic_path
+
+__all__ = [
+    "Measurement",
+    "command_line",
+    "machine_info",
+    "markdown_table",
+    "measure",
+    "resolve_device",
+    "resolve_dtype",
+    "write_json",
+]
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter number
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Measurement:
+    """Timed repeats of one call and its peak memory."""
+
+    seconds: list[float] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+    def per_second(self, items_per_call: int) -> float:
+        """Throughput: items (images) per second at the median time."""
+        return items_per_call / self.median_s
+
+    def to_dict(self, items_per_call: int) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "median_s": self.median_s,
+            "items_per_s": self.per_second(items_per_call),
+            "peak_memory_mib": _mib(self.peak_memory_bytes),
+        }
+
+
+def _mib(num_bytes: int | None) -> float | None:
+    return None if num_bytes is None else num_bytes / 2**20
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda when available else cpu; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: CUDA is not available on this machine")
+    return device
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """Command-line dtype name (fp32, bf16, fp16) -> torch dtype."""
+    if name not in _DTYPES:
+        raise ValueError(f"--dtype must be one of {', '.join(_DTYPES)}, got {name!r}")
+    return _DTYPES[name]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _pin_mmap_threshold() -> None:
+    """Make glibc serve (and return) allocations above 128 KiB with mmap; no-op elsewhere."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name or platform.system() != "Linux":
+        return
+    libc = ctypes.CDLL(libc_name)
+    if hasattr(libc, "mallopt"):
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def _status_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_cpu_peak() -> int | None:
+    """Reset the kernel's peak RSS; the current RSS in bytes (None when not measurable)."""
+    _pin_mmap_threshold()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    rss = _status_kib("VmRSS")
+    return None if rss is None else rss * 1024
+
+
+def _cpu_peak_since(baseline: int | None) -> int | None:
+    hwm = _status_kib("VmHWM")
+    if baseline is None or hwm is None:
+        return None
+    return max(hwm * 1024 - baseline, 0)
+
+
+def measure(
+    fn: Callable[[], object], *, device: torch.device, warmup: int, repeats: int
+) -> Measurement:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed (see module docstring)."""
+    if repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device)
+    else:
+        baseline = _reset_cpu_peak()
+    result = Measurement()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        result.seconds.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        result.peak_memory_bytes = torch.cuda.max_memory_allocated(device) - baseline
+    else:
+        result.peak_memory_bytes = _cpu_peak_since(baseline)
+    return result
+
+
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """Facts needed to compare runs: CPU model and cores, GPU, library versions, load, date."""
+    info: dict[str, Any] = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def command_line() -> str:
+    """The command that started this process, shell-quoted."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A GitHub Markdown table of ``rows`` with the given ``columns`` (missing cells: n/a)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON, atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,88 @@
+"""The CLOUDS mask-classification head on VFM features (MODEL.VFM_HEAD.TYPE "mask_former").
+
+VFM maps -> :class:`SimpleFeaturePyramid` (res2..res5) -> the CLOUDS ``MaskFormerHead`` (pixel
+decoder + masked-attention decoder). A VFM has no text encoder, so the classes are learned,
+L2-normalised embeddings (K, E) in place of CLIP text embeddings. Trained with the CLOUDS set
+criterion (Hungarian matching, CE + mask BCE + dice); its per-class scores (queries' class
+probabilities times mask probabilities) are returned as log-scores so that they combine with
+the whole / slide inference strategies like logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clouds.config import CfgNode
+from clouds.modeling.backbone.vfm.pyramid import SimpleFeaturePyramid
+from clouds.modeling.criterion import SetCriterion
+from clouds.modeling.heads.mask_former_head import MaskFormerHead
+from clouds.modeling.heads.vfmnet import check_features
+from clouds.modeling.meta_arch.targets import semantic_targets
+from clouds.modeling.shape_spec import ShapeSpec
+
+__all__ = ["VFMMaskHead"]
+
+
+class VFMMaskHead(nn.Module):
+    """Mask classification on VFM features: maps -> class log-scores (B, K, 4h, 4w)."""
+
+    def __init__(
+        self,
+        *,
+        pyramid: SimpleFeaturePyramid,
+        mask_former: MaskFormerHead,
+        criterion: SetCriterion,
+        num_classes: int,
+        embed_dim: int,
+        ignore_label: int = 255,
+    ) -> None:
+        super().__init__()
+        self.pyramid = pyramid
+        self.mask_former = mask_former
+        self.criterion = criterion
+        self.class_embed = nn.Parameter(torch.randn(num_classes, embed_dim) / embed_dim**0.5)
+        self.num_classes = num_classes
+        self.ignore_label = ignore_label
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, input_shape: dict[str, ShapeSpec]) -> VFMMaskHead:
+        in_channels, _ = check_features(input_shape)
+        pyramid = SimpleFeaturePyramid(
+            in_channels=in_channels, out_channels=cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM
+        )
+        return cls(
+            pyramid=pyramid,
+            mask_former=MaskFormerHead.from_config(cfg, pyramid.output_shape()),
+            criterion=SetCriterion.from_config(cfg),
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            embed_dim=cfg.MODEL.CLOUDS.EMBED_DIM,
+            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+        )
+
+    def predict(self, features: Sequence[torch.Tensor]) -> dict:
+        """MaskFormerHead outputs ("pred_logits" (B, Q, K+1), "pred_masks" (B, Q, 4h, 4w), ...)."""
+        return self.mask_former(self.pyramid(features), F.normalize(self.class_embed, dim=-1))
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """4 maps (B, C, h, w) -> per-class log-scores (B, K, 4h, 4w)."""
+        outputs = self.predict(features)
+        probs = outputs["pred_logits"].float().softmax(dim=-1)[..., :-1]
+        scores = torch.einsum("bqk,bqhw->bkhw", probs, outputs["pred_masks"].float().sigmoid())
+        return scores.clamp(min=1e-8).log()
+
+    def losses(
+        self, features: Sequence[torch.Tensor], labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Weighted set-criterion losses for labels (B, H, W) (``ignore_label`` where unknown)."""
+        outputs = self.predict(features)
+        targets = [
+            semantic_targets(label, num_classes=self.num_classes, ignore_label=self.ignore_label)
+            for label in labels
+        ]
+        losses = self.criterion(outputs, targets)
+        weights = self.criterion.weight_dict
+        return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
