@@ -80,6 +80,10 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.DEVICE = "cuda"  # "cuda" or "cpu"; the engine falls back to cpu when no GPU
     _C.MODEL.PIXEL_MEAN = [122.7709383, 116.7460125, 104.09373615]  # CLIP mean, 0-255 RGB
     _C.MODEL.PIXEL_STD = [68.5005327, 66.6321579, 70.32316305]  # CLIP std, 0-255 RGB
+    _C.MODEL.CHANNELS_LAST = False  # channels-last conv weights and backbone inputs (fast path)
+    _C.MODEL.COMPILE = CfgNode()
+    _C.MODEL.COMPILE.PARTS = []  # torch.compile: backbone, pixel_decoder, deform_attn, head
+    _C.MODEL.COMPILE.MODE = "default"  # torch.compile mode (default, max-autotune, ...)
 
     _C.MODEL.BACKBONE = CfgNode()
     _C.MODEL.BACKBONE.NAME = "CLIP"  # BACKBONE_REGISTRY name
@@ -260,6 +264,9 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.TEST.SAVE_PREDICTIONS = False  # write Cityscapes label-ID PNGs of predictions
     _C.TEST.NUM_REPORT_EXAMPLES = 2  # prediction overlays per dataset in report.md
     _C.TEST.MODE = "whole"  # "whole", "slide" or "coarse_to_fine"
+    _C.TEST.AMP = CfgNode()
+    _C.TEST.AMP.ENABLED = False  # autocast at inference (clouds.modeling.acceleration)
+    _C.TEST.AMP.PRECISION = "bf16"  # bf16 or fp16 (fp16 on GPU only)
     _C.TEST.SLIDE = CfgNode()
     _C.TEST.SLIDE.WINDOW = (512, 512)  # sliding window size (h, w)
     _C.TEST.SLIDE.STRIDE = (320, 320)  # sliding window stride (h, w)

@@ -105,7 +105,8 @@ def stage_datasets(ctx: QuickstartContext) -> None:
 
 
 def stage_warmup(ctx: QuickstartContext) -> None:
-    """Train the tiny CLOUDS on toy GTA5 (resumes an interrupted run)."""
+    """Train the tiny CLOUDS on toy GTA5, evaluated on the source only (the evaluation stage
+    covers every domain); resumes an interrupted run."""
     out = ctx.output_dir / "warmup"
     ctx.run_train_net(
         [
@@ -115,7 +116,7 @@ def stage_warmup(ctx: QuickstartContext) -> None:
             "OUTPUT_DIR",
             str(out),
             "DATASETS.TEST",
-            "()",
+            "('gta5',)",
         ]
     )
     ctx.weights = str(out / "model_final.ckpt")
@@ -174,7 +175,7 @@ def stage_joint(ctx: QuickstartContext) -> None:
             "MODEL.WEIGHTS", ctx.weights,
             "MODEL.CLOUDS.SAM.CHECKPOINT", str(sam),
             "DATASETS.TRAIN", f"('gta5', 'sd_{GENERATED_FOLDER}')",
-            "DATASETS.TEST", "()",
+            "DATASETS.TEST", "('cityscapes_val',)",
         ]
     )  # fmt: skip
     ctx.weights = str(out / "model_final.ckpt")

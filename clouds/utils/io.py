@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +26,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
+    # Not tempfile.mkstemp: its 0600 mode would stay on the final file. os.open with 0o666
+    # gives the permissions of a normally created file (the umask applies).
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield tmp
         os.replace(tmp, path)

@@ -42,3 +42,17 @@ def test_label_of_wrong_size_is_named(tmp_path: Path) -> None:
     write_png_atomic(np.zeros((4, 6), np.uint8), tmp_path / "lab.png")
     with pytest.raises(ImageReadError, match=r"lab\.png.*4x6.*5x6"):
         read_label(tmp_path / "lab.png", expected_hw=(5, 6))
+
+
+def test_atomic_path_gives_normal_file_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "report.md") as tmp:
+            Path(tmp).write_text("x")
+    finally:
+        os.umask(umask)
+    # readable by others like any file the user creates (mkstemp would leave 0600)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
