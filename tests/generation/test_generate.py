@@ -208,6 +208,13 @@ def test_nothing_to_do_does_not_load_the_model(tmp_path: Path, pipe, tiny_sd_fol
 
     assert generate_images(settings, must_not_load, progress=False).skipped == 2
 
+    # images whose manifest line was lost (killed between rename and append) get it back
+    manifest = settings.folder / "manifest-part000-of-001.jsonl"
+    records = manifest.read_text()
+    manifest.unlink()
+    assert generate_images(settings, must_not_load, progress=False).skipped == 2
+    assert manifest.read_text() == records
+
 
 def test_cli_subprocess_end_to_end(tmp_path: Path, tiny_sd_folder: Path, prompt_file: Path) -> None:
     cmd = [

@@ -32,6 +32,10 @@ def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch
     with open(warmup / "metrics.json") as f:
         iterations = [json.loads(line)["iteration"] for line in f if "total_loss" in line]
     assert iterations  # training metrics were logged
+    # tiny-SD generation through generate_txt_im's code, then joint training on top of the warm-up
+    generated = out / "datasets" / "stable_diffusion" / "quickstart" / "images"
+    assert len(list(generated.glob("*.png"))) == 2
+    assert (out / "joint" / "model_final.ckpt").is_file()
     # report with source and target rows and overlays
     report = (out / "report.md").read_text()
     for name in ["gta5", *TARGETS]:
