@@ -123,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with torch.inference_mode():
         reference = ms_deform_attn_core(value, shapes, locations, weights).float()
 
-    rows: list[dict[str, Any]] = []
+    fns: dict[tuple[str, str], Callable[[], object]] = {}
+    diffs: dict[str, float] = {}
     for name in args.implementations:
         core = _implementation(name)
 
@@ -136,19 +137,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 t.grad = None
             core(value, shapes, locations, weights).float().sum().backward()
 
-        diff = (forward().float() - reference).abs().max().item()
-        for pass_name, fn in (("forward", forward), ("forward+backward", forward_backward)):
-            m = measure(fn, device=device, warmup=args.warmup, repeats=repeats)
-            rows.append(
-                {
-                    "implementation": name,
-                    "pass": pass_name,
-                    "median_ms": m.median_s * 1000,
-                    "peak_MiB": m.to_dict(1)["peak_memory_mib"],
-                    "max_abs_diff": diff,
-                    "seconds": m.seconds,
-                }
-            )
+        diffs[name] = (forward().float() - reference).abs().max().item()
+        fns[(name, "forward")] = forward
+        fns[(name, "forward+backward")] = forward_backward
+    results = measure(fns, device=device, warmup=args.warmup, repeats=repeats)
+    rows: list[dict[str, Any]] = [
+        {
+            "implementation": name,
+            "pass": pass_name,
+            "median_ms": m.median_s * 1000,
+            "peak_MiB": m.to_dict(1)["peak_memory_mib"],
+            "max_abs_diff": diffs[name],
+            "seconds": m.seconds,
+        }
+        for (name, pass_name), m in results.items()
+    ]
     for row in rows:
         peer = next(
             (r for r in rows if r["implementation"] == "peer" and r["pass"] == row["pass"]), None

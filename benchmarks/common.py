@@ -1,15 +1,16 @@
 """Shared helpers of the benchmark scripts: timing, peak memory, machine facts, table and JSON.
 
 Timing: ``warmup`` untimed calls (they absorb torch.compile, oneDNN primitive creation and
-cuDNN autotuning), then ``repeats`` timed calls; on CUDA every call is bracketed by
-``torch.cuda.synchronize``. Reported: the median of the repeats.
+cuDNN autotuning), then ``repeats`` timed calls, interleaved round-robin between the compared
+calls so that load changes on a shared machine hit all of them alike; on CUDA every call is
+followed by ``torch.cuda.synchronize``. Reported: the median of the repeats.
 
-Peak memory (what is measured, per device):
-- CUDA: ``torch.cuda.max_memory_allocated`` over the timed calls, minus the memory allocated
-  before them (model weights and inputs excluded): the tensors the calls themselves create.
-- CPU: the growth of the process's resident set during the timed calls: the kernel's peak
+Peak memory (what is measured, per device), over the first timed call of each compared call:
+- CUDA: ``torch.cuda.max_memory_allocated`` during the call, minus the memory allocated
+  before it (model weights and inputs excluded): the tensors the call itself creates.
+- CPU: the growth of the process's resident set during the call: the kernel's peak
   resident size ``VmHWM`` (reset through ``/proc/self/clear_refs``) minus the resident size
-  before the calls. glibc's mmap threshold is pinned to 128 KiB first, so large freed tensors
+  before the call. glibc's mmap threshold is pinned to 128 KiB first, so large freed tensors
   go back to the OS and do not hide later allocations. It counts everything the process
   touches (allocator slack, oneDNN scratch buffers), so it is an upper bound of tensor memory.
   Where ``/proc`` is unavailable the value is None.
@@ -81,7 +82,7 @@ def _mib(num_bytes: int | None) -> float | None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available else cpu; otherwise the named device (checked)."""
+    """ "auto" -> cuda when available else cpu; otherwise the named device (checked)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -144,31 +145,48 @@ def _cpu_peak_since(baseline: int | None) -> int | None:
     return max(hwm * 1024 - baseline, 0)
 
 
-def measure(
-    fn: Callable[[], object], *, device: torch.device, warmup: int, repeats: int
-) -> Measurement:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed (see module docstring)."""
-    if repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {repeats}")
-    for _ in range(warmup):
-        fn()
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _timed_with_peak(fn: Callable[[], object], device: torch.device) -> tuple[float, int | None]:
+    """One timed call and the memory it needed on top of what was allocated before it."""
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device)
-    else:
-        baseline = _reset_cpu_peak()
-    result = Measurement()
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        result.seconds.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        result.peak_memory_bytes = torch.cuda.max_memory_allocated(device) - baseline
-    else:
-        result.peak_memory_bytes = _cpu_peak_since(baseline)
-    return result
+        seconds = _timed(fn, device)
+        return seconds, torch.cuda.max_memory_allocated(device) - baseline
+    baseline = _reset_cpu_peak()
+    seconds = _timed(fn, device)
+    return seconds, _cpu_peak_since(baseline)
+
+
+def measure(
+    fns: dict[str, Callable[[], object]], *, device: torch.device, warmup: int, repeats: int
+) -> dict[str, Measurement]:
+    """Time several calls fairly on a shared machine.
+
+    Each call gets ``warmup`` untimed runs, then one timed run that also measures its peak
+    memory; the remaining ``repeats - 1`` timed runs are interleaved round-robin over the calls,
+    so that a load change on the machine hits every call alike.
+    """
+    if repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {repeats}")
+    results = {name: Measurement() for name in fns}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        seconds, peak = _timed_with_peak(fn, device)
+        results[name].seconds.append(seconds)
+        results[name].peak_memory_bytes = peak
+    for _ in range(repeats - 1):
+        for name, fn in fns.items():
+            results[name].seconds.append(_timed(fn, device))
+    return results
 
 
 def _cpu_model() -> str:

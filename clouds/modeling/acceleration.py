@@ -46,7 +46,7 @@ _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def parse_precision(name: str, *, key: str = "precision") -> torch.dtype | None:
-    """"fp32" -> None (no autocast), "bf16" / "fp16" -> the autocast dtype; ``key`` names the
+    """ "fp32" -> None (no autocast), "bf16" / "fp16" -> the autocast dtype; ``key`` names the
     setting in the error."""
     if name not in _PRECISIONS:
         raise ConfigError(f"{key}={name!r} must be one of {', '.join(_PRECISIONS)}")

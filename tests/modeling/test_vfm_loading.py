@@ -123,6 +123,10 @@ def test_local_files_only_never_downloads() -> None:
 def test_unknown_model_ids_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="open_clip"):
         CLIPViT.from_config(tiny_vfm_cfg("CLIPViT", ["MODEL.VFM.MODEL_ID", "ViT-X-99"]))
+    for tag in ["", "not-a-tag"]:
+        overrides = ["MODEL.VFM.TINY", "False", "MODEL.VFM.PRETRAINED_TAG", tag]
+        with pytest.raises(ConfigError, match="PRETRAINED_TAG"):
+            CLIPViT.from_config(tiny_vfm_cfg("CLIPViT", overrides))
     cfg = tiny_vfm_cfg("SAMViT", ["MODEL.VFM.TINY", "False", "MODEL.VFM.MODEL_ID", "vit_x"])
     with pytest.raises(ConfigError, match="vit_x"):
         SAMViT.from_config(cfg)

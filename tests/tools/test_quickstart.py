@@ -21,7 +21,8 @@ def _quickstart_main():
 def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
     out = tmp_path / "qs"
-    argv = ["--output-dir", str(out), "--num-images", "2", "SOLVER.MAX_ITER", "2"]
+    argv = ["--output-dir", str(out), "--num-images", "2"]
+    argv += ["SOLVER.MAX_ITER", "2", "SOLVER.LOG_PERIOD", "1"]
     assert _quickstart_main()(argv) == 0
 
     # toy data written and converted by the real tools

@@ -96,7 +96,16 @@ def create_open_clip_visual(
     model_cfg = open_clip.get_model_config(model_name)
     if model_cfg is None:
         raise ConfigError(f"MODEL.VFM.MODEL_ID {model_name!r} is not an open_clip model name")
+    if not pretrained_tag and not weights and tiny is None:
+        raise ConfigError(
+            f"CLIP {model_name}: set MODEL.VFM.PRETRAINED_TAG (e.g. 'openai') or MODEL.VFM.WEIGHTS"
+        )
     tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained_tag) if pretrained_tag else {}
+    if pretrained_tag and not tag_cfg:
+        raise ConfigError(
+            f"MODEL.VFM.PRETRAINED_TAG {pretrained_tag!r} is not an open_clip tag of {model_name} "
+            f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name))})"
+        )
     file = ""
     if weights and weights != "random":
         file = resolve_weights_path(weights, _OPEN_CLIP_FILES + ("model.pth",))

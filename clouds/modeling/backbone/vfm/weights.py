@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors.torch import load_file
 
 __all__ = ["WEIGHT_FILE_NAMES", "hub_weights_file", "read_state_dict", "resolve_weights_path"]
@@ -51,7 +52,7 @@ def hub_weights_file(
     for name in names:
         try:
             return hf_hub_download(repo_id, name, local_files_only=local_files_only)
-        except Exception as e:  # noqa: BLE001 - each missing candidate is tried in turn
+        except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
             errors.append(f"{name}: {type(e).__name__}")
     mode = "in the local cache" if local_files_only else "on the hub"
     raise FileNotFoundError(
