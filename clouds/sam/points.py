@@ -101,7 +101,8 @@ def select_points(
         mode: "random" (uniform over the region, distinct pixels when the region is large
             enough, drawn from ``generator``) or "interior" (deterministic: the deepest pixel
             of the distance transform first, then the pixel maximising the smaller of its
-            distance to the boundary and its distance to the points already chosen).
+            distance to the boundary and its distance to the points already chosen; the image
+            border counts as boundary).
         erosion: erode the region with a square ``erosion_size`` kernel first, keeping
             points away from the boundary; a region that erosion would empty is used as is.
         generator: random source of the "random" mode (required there).
@@ -113,23 +114,27 @@ def select_points(
         raise ValueError(f"SAM.SELECTION_MODE must be one of {SELECTION_MODES}, got {mode!r}")
     if num_points < 1:
         raise ValueError(f"SAM.NUM_POINTS must be >= 1, got {num_points}")
-    if not mask.any():
+    rows, cols = np.nonzero(mask)
+    if len(rows) == 0:
         raise ValueError("Cannot place points in an empty region")
+    # work on the region's bounding box, padded with one background pixel all around
+    top, left = rows.min(), cols.min()
+    region = np.pad(mask[top : rows.max() + 1, left : cols.max() + 1], 1)
     if erosion:
         if erosion_size < 1:
             raise ValueError(f"SAM.EROSION_SIZE must be >= 1, got {erosion_size}")
-        eroded = ndimage.binary_erosion(mask, structure=np.ones((erosion_size, erosion_size)))
+        eroded = ndimage.binary_erosion(region, structure=np.ones((erosion_size, erosion_size)))
         if eroded.any():
-            mask = eroded
+            region = eroded
     if mode == "random":
         if generator is None:
             raise ValueError("The 'random' selection mode needs a numpy Generator")
-        ys, xs = np.nonzero(mask)
+        ys, xs = np.nonzero(region)
         chosen = generator.choice(len(ys), size=num_points, replace=len(ys) < num_points)
         points = np.stack([xs[chosen], ys[chosen]], axis=1)
     else:
-        points = _interior_points(mask, num_points)
-    return points.astype(np.float32)
+        points = _interior_points(region, num_points)
+    return (points + np.array([left - 1, top - 1])).astype(np.float32)
 
 
 def _interior_points(mask: np.ndarray, num_points: int) -> np.ndarray:

@@ -115,3 +115,18 @@ def test_bad_arguments_are_named() -> None:
         select_points(region, num_points=1)
     with pytest.raises(ValueError, match="empty"):
         select_points(np.zeros((4, 4), bool), num_points=1, generator=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("mode", ["random", "interior"])
+def test_points_of_regions_at_the_image_corners_are_placed_correctly(mode: str) -> None:
+    for corner in [(slice(0, 12), slice(0, 9)), (slice(28, 40), slice(51, 60))]:
+        region = np.zeros((40, 60), dtype=bool)
+        region[corner] = True
+        points = select_points(
+            region, num_points=4, mode=mode, erosion=True, generator=np.random.default_rng(1)
+        )
+        assert region[points[:, 1].astype(int), points[:, 0].astype(int)].all()
+        if mode == "interior":  # the image border counts as boundary: the first point is central
+            y, x = corner[0], corner[1]
+            center = ((y.start + y.stop - 1) / 2, (x.start + x.stop - 1) / 2)
+            assert abs(points[0, 1] - center[0]) <= 1 and abs(points[0, 0] - center[1]) <= 1

@@ -264,6 +264,8 @@ class VFMSegmentor(nn.Module):
     def _multi_scale_losses(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """Half-size whole crop -> light head; full-resolution sub-crop -> refinement head with
+        the detached coarse logits of its region. Images (B, 3, H, W), labels (B, H, W)."""
         height, width = images.shape[-2:]
         half = (height // 2, width // 2)
         half_images = F.interpolate(images, size=half, mode="bilinear", align_corners=False)
