@@ -9,8 +9,9 @@
 
 The model is ``--model-id`` when it can be loaded (a local folder or a cached hub id); else the
 Stable Diffusion 2 architecture (UNet, VAE, OpenCLIP-H text encoder) is built from its config
-with random weights, which costs the same time per step. ``--arch tiny`` builds a few-channel
-model instead (smoke tests). Prints a Markdown table and writes JSON.
+with random weights, which costs the same time per step. ``--arch tiny`` saves and loads the
+few-channel model of ``clouds.generation.tiny`` instead (smoke tests). Prints a Markdown table
+and writes JSON.
 
     python benchmarks/bench_generation.py                      # GPU: 768x768, 50 steps
     python benchmarks/bench_generation.py --device cpu --height 128 --width 128 --steps 4 \\
@@ -49,6 +50,7 @@ from clouds.generation.pipeline import (
 )
 from clouds.generation.plan import plan_items
 from clouds.generation.runner import GenerationSettings, generate_images
+from clouds.generation.tiny import save_tiny_sd_pipeline
 from clouds.utils.io import atomic_path
 
 PROMPTS = [
@@ -97,61 +99,29 @@ SD2_SCHEDULER = dict(
     prediction_type="v_prediction",
     steps_offset=1,
 )
-TINY_UNET = dict(
-    sample_size=16,
-    in_channels=4,
-    out_channels=4,
-    layers_per_block=1,
-    block_out_channels=(8, 16),
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=4,
-    cross_attention_dim=16,
-    norm_num_groups=4,
-)
-TINY_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    latent_channels=4,
-    block_out_channels=(8, 16),
-    down_block_types=("DownEncoderBlock2D",) * 2,
-    up_block_types=("UpDecoderBlock2D",) * 2,
-    norm_num_groups=4,
-)
-TINY_TEXT = dict(
-    hidden_size=16,
-    intermediate_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    max_position_embeddings=77,
-)
 
 
-def _char_tokenizer(vocab_size: int | None) -> CLIPTokenizer:
+def _char_tokenizer(eos_id: int) -> CLIPTokenizer:
     """A character-level CLIP tokenizer (the real BPE vocabulary cannot be downloaded here)."""
     chars = [chr(c) for c in range(33, 127)]
     vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars])}
     vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab) if vocab_size is None else vocab_size - 1
+    vocab["<|endoftext|>"] = eos_id
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def build_random_pipeline(arch: str, dtype: torch.dtype) -> StableDiffusionPipeline:
-    """SD 2 (``arch="sd2"``) or a few-channel model (``"tiny"``) with random weights."""
-    unet_cfg, vae_cfg, text_cfg = {
-        "sd2": (SD2_UNET, SD2_VAE, SD2_TEXT),
-        "tiny": (TINY_UNET, TINY_VAE, TINY_TEXT),
-    }[arch]
-    tokenizer = _char_tokenizer(text_cfg.get("vocab_size"))
+def build_sd2_pipeline(dtype: torch.dtype) -> StableDiffusionPipeline:
+    """The Stable Diffusion 2 architecture with random weights."""
+    tokenizer = _char_tokenizer(eos_id=SD2_TEXT["vocab_size"] - 1)
     text_config = CLIPTextConfig(
-        **{"vocab_size": len(tokenizer), **text_cfg},
+        **SD2_TEXT,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     pipe = StableDiffusionPipeline(
-        unet=UNet2DConditionModel(**unet_cfg),
-        vae=AutoencoderKL(**vae_cfg),
+        unet=UNet2DConditionModel(**SD2_UNET),
+        vae=AutoencoderKL(**SD2_VAE),
         text_encoder=CLIPTextModel(text_config),
         tokenizer=tokenizer,
         scheduler=EulerDiscreteScheduler(**SD2_SCHEDULER),
@@ -234,7 +204,7 @@ def run_fast(
 
 
 def load_or_build(
-    args: argparse.Namespace, dtype: torch.dtype, device: torch.device
+    args: argparse.Namespace, dtype: torch.dtype, device: torch.device, work_dir: Path
 ) -> tuple[StableDiffusionPipeline, str]:
     """The model's pipeline (Euler, as loaded otherwise) and where its weights came from."""
     if args.arch == "auto":
@@ -249,12 +219,17 @@ def load_or_build(
             pipe.unet.to(memory_format=torch.contiguous_format)
             pipe.vae.to(memory_format=torch.contiguous_format)
             return pipe, f"{args.model_id} (pretrained)"
-    arch = "tiny" if args.arch == "tiny" else "sd2"
-    torch.manual_seed(0)
-    pipe = build_random_pipeline(arch, dtype).to(device)
+    if args.arch == "tiny":
+        pipe = StableDiffusionPipeline.from_pretrained(
+            save_tiny_sd_pipeline(work_dir / "tiny_sd"), torch_dtype=dtype
+        )
+    else:
+        torch.manual_seed(0)
+        pipe = build_sd2_pipeline(dtype)
+    pipe.to(device)
     set_scheduler(pipe, "euler")
     pipe.set_progress_bar_config(disable=True)
-    return pipe, f"{arch} architecture, random weights"
+    return pipe, f"{args.arch if args.arch == 'tiny' else 'sd2'} architecture, random weights"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,8 +266,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     original_dtype = resolve_dtype("auto", device)
     fast_dtype = resolve_dtype(args.fast_dtype, device)
     names = {v: k for k, v in DTYPES.items()}
-    pipe, weights = load_or_build(args, original_dtype, device)
     with tempfile.TemporaryDirectory() as tmp:
+        pipe, weights = load_or_build(args, original_dtype, device, Path(tmp))
         original = run_original(pipe, args, device, Path(tmp) / "original")
         if fast_dtype != original_dtype:
             pipe.to(dtype=fast_dtype)

@@ -61,6 +61,6 @@ def test_tiny_clouds_learns_toy_gta5(toy_gta5, tmp_path) -> None:
         return cfg
 
     untrained = run(cfg_for(1, "untrained"), eval_only=True)[HELD_OUT]["sem_seg"]["mIoU"]
-    trained = run(cfg_for(40, "trained"))[HELD_OUT]["sem_seg"]["mIoU"]
+    trained = run(cfg_for(int(__import__("os").environ.get("XIT", 40)), "trained"))[HELD_OUT]["sem_seg"]["mIoU"]
     print(untrained, trained)
     assert trained > 20.0
