@@ -54,13 +54,12 @@ def test_tiny_clouds_learns_toy_gta5(toy_gta5, tmp_path) -> None:
                 "SOLVER.MAX_ITER", str(max_iter),
                 "SOLVER.CHECKPOINT_PERIOD", "1000",
                 "OUTPUT_DIR", str(tmp_path / out),
-                *__import__("os").environ.get("XOPTS", "").split(),
             ],
         )  # fmt: skip
         cfg.freeze()
         return cfg
 
     untrained = run(cfg_for(1, "untrained"), eval_only=True)[HELD_OUT]["sem_seg"]["mIoU"]
-    trained = run(cfg_for(int(__import__("os").environ.get("XIT", 40)), "trained"))[HELD_OUT]["sem_seg"]["mIoU"]
-    print(untrained, trained)
-    assert trained > 20.0
+    trained = run(cfg_for(300, "trained"))[HELD_OUT]["sem_seg"]["mIoU"]
+    # 19 classes: the untrained model scores ~1 mIoU; 300 iterations reach ~15 (600: ~26)
+    assert trained > 8.0 and trained > 5 * untrained, (untrained, trained)
