@@ -1,18 +1,20 @@
 """Shared helpers of the benchmark scripts: timing, peak memory, machine facts, table and JSON.
 
-Timing: ``warmup`` untimed calls (they absorb torch.compile, oneDNN primitive creation and
-cuDNN autotuning), then ``repeats`` timed calls, interleaved round-robin between the compared
-calls so that load changes on a shared machine hit all of them alike; on CUDA every call is
-followed by ``torch.cuda.synchronize``. Reported: the median of the repeats.
+Timing: ``warmup`` untimed calls per compared call (they absorb torch.compile, oneDNN primitive
+creation and cuDNN autotuning; the last of them also measures peak memory), then ``repeats``
+timed calls, interleaved round-robin between the compared calls so that load changes on a
+shared machine hit all of them alike; on CUDA every call is followed by
+``torch.cuda.synchronize``. Reported: the median of the repeats.
 
-Peak memory (what is measured, per device), over the first timed call of each compared call:
+Peak memory (what is measured, per device), over one untimed call after the warm-up:
 - CUDA: ``torch.cuda.max_memory_allocated`` during the call, minus the memory allocated
   before it (model weights and inputs excluded): the tensors the call itself creates.
 - CPU: the growth of the process's resident set during the call: the kernel's peak
   resident size ``VmHWM`` (reset through ``/proc/self/clear_refs``) minus the resident size
-  before the call. glibc's mmap threshold is pinned to 128 KiB first, so large freed tensors
-  go back to the OS and do not hide later allocations. It counts everything the process
-  touches (allocator slack, oneDNN scratch buffers), so it is an upper bound of tensor memory.
+  before the call. For that call glibc's mmap threshold is pinned to 128 KiB, so large freed
+  tensors go back to the OS and do not hide later allocations; the timed calls run with a
+  32 MiB threshold (glibc's largest automatic one). It counts everything the process touches
+  (allocator slack, oneDNN scratch buffers), so it is an upper bound of tensor memory.
   Where ``/proc`` is unavailable the value is None.
 """
 
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter number
+_MEASURE_MMAP_THRESHOLD = 128 * 1024  # while measuring CPU memory
+_TIMING_MMAP_THRESHOLD = 32 * 2**20  # while timing: glibc's largest automatic threshold
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -103,14 +107,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _pin_mmap_threshold() -> None:
-    """Make glibc serve (and return) allocations above 128 KiB with mmap; no-op elsewhere."""
+def _set_mmap_threshold(num_bytes: int) -> None:
+    """Make glibc serve (and return) allocations above ``num_bytes`` with mmap; no-op elsewhere."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name or platform.system() != "Linux":
         return
     libc = ctypes.CDLL(libc_name)
     if hasattr(libc, "mallopt"):
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        libc.mallopt(_M_MMAP_THRESHOLD, num_bytes)
     if hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
 
@@ -128,7 +132,7 @@ def _status_kib(field_name: str) -> int | None:
 
 def _reset_cpu_peak() -> int | None:
     """Reset the kernel's peak RSS; the current RSS in bytes (None when not measurable)."""
-    _pin_mmap_threshold()
+    _set_mmap_threshold(_MEASURE_MMAP_THRESHOLD)
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -152,38 +156,39 @@ def _timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _timed_with_peak(fn: Callable[[], object], device: torch.device) -> tuple[float, int | None]:
-    """One timed call and the memory it needed on top of what was allocated before it."""
+def _peak_of_call(fn: Callable[[], object], device: torch.device) -> int | None:
+    """The memory one call of ``fn`` needed on top of what was allocated before it."""
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device)
-        seconds = _timed(fn, device)
-        return seconds, torch.cuda.max_memory_allocated(device) - baseline
+        fn()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) - baseline
     baseline = _reset_cpu_peak()
-    seconds = _timed(fn, device)
-    return seconds, _cpu_peak_since(baseline)
+    fn()
+    peak = _cpu_peak_since(baseline)
+    _set_mmap_threshold(_TIMING_MMAP_THRESHOLD)
+    return peak
 
 
 def measure(
     fns: dict[str, Callable[[], object]], *, device: torch.device, warmup: int, repeats: int
 ) -> dict[str, Measurement]:
-    """Time several calls fairly on a shared machine.
+    """Time several calls fairly on a shared machine (see the module docstring).
 
-    Each call gets ``warmup`` untimed runs, then one timed run that also measures its peak
-    memory; the remaining ``repeats - 1`` timed runs are interleaved round-robin over the calls,
-    so that a load change on the machine hits every call alike.
+    Each call gets ``warmup`` untimed runs, the last of which measures its peak memory (with
+    ``warmup=0`` one extra untimed run does); then ``repeats`` timed runs are interleaved
+    round-robin over the calls.
     """
     if repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {repeats}")
     results = {name: Measurement() for name in fns}
     for name, fn in fns.items():
-        for _ in range(warmup):
+        for _ in range(warmup - 1):
             fn()
-        seconds, peak = _timed_with_peak(fn, device)
-        results[name].seconds.append(seconds)
-        results[name].peak_memory_bytes = peak
-    for _ in range(repeats - 1):
+        results[name].peak_memory_bytes = _peak_of_call(fn, device)
+    for _ in range(repeats):
         for name, fn in fns.items():
             results[name].seconds.append(_timed(fn, device))
     return results

@@ -40,7 +40,7 @@ from clouds.utils.demo_outputs import (
     write_video_overlay,
 )
 from clouds.utils.io import ImageReadError, read_image
-from clouds.utils.predictor import Predictor
+from clouds.utils.predictor import Predictor, default_dataset
 from clouds.utils.visualizer import class_colors, colors_for_names
 
 logger = logging.getLogger("demo")
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise FileNotFoundError(f"--video-input not found: {args.video_input}")
     dataset = args.dataset
     if args.classes:
-        reference = MetadataCatalog.get(dataset or (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0])
+        reference = MetadataCatalog.get(dataset or default_dataset(cfg))
         dataset = CUSTOM_CLASSES_DATASET
         MetadataCatalog.get(dataset).set(
             stuff_classes=list(args.classes),

@@ -12,11 +12,12 @@ Without ``--convert`` the labels stay raw, as the real datasets ship; convert th
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 
 from clouds.data.toy import make_converted_toy_datasets, make_toy_datasets
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="datasets root to write")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -32,7 +33,7 @@ def main() -> int:
         help="image height and width (default 64 128)",
     )
     parser.add_argument("--convert", action="store_true", help="also run the label conversions")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     make = make_converted_toy_datasets if args.convert else make_toy_datasets
     start = time.perf_counter()
     root = make(args.root, seed=args.seed, num_images=args.num_images, size=tuple(args.size))

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from clouds.engine.quickstart import QuickstartContext, run_quickstart
 from clouds.engine.writers import setup_logging
 
@@ -40,9 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-images", type=int, default=8, help="toy images per split")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
     parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the tiny model's ops are too small to gain from more)",
+    )
+    parser.add_argument(
         "opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for every run"
     )
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir).resolve()
     log = setup_logging(str(output_dir))
     start = time.perf_counter()

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -42,6 +43,7 @@ __all__ = [
     "launch_from_args",
     "resolve_accelerator",
     "resolve_precision",
+    "resolve_topology",
     "run",
     "setup",
 ]
@@ -99,6 +101,31 @@ def configure_distributed_env(args: argparse.Namespace) -> None:
         raise ConfigError("--num-machines > 1 needs --dist-url tcp://<machine 0>:<port>")
     if args.num_machines > 1:
         os.environ.setdefault("NODE_RANK", str(args.machine_rank))
+
+
+def resolve_topology(args: argparse.Namespace) -> tuple[int, int]:
+    """(processes per machine, machines): from the launcher when torchrun
+    (``LOCAL_WORLD_SIZE``/``WORLD_SIZE``) or SLURM's srun (``SLURM_NTASKS_PER_NODE``/
+    ``SLURM_NNODES``) started this process, else from ``--num-gpus``/``--num-machines``."""
+    env = os.environ
+    topology = None
+    if TorchElasticEnvironment.detect():
+        local, world = int(env["LOCAL_WORLD_SIZE"]), int(env["WORLD_SIZE"])
+        topology = (local, world // local)
+    elif SLURMEnvironment.detect() and "SLURM_NTASKS_PER_NODE" in env:
+        per_node = int(env["SLURM_NTASKS_PER_NODE"].split("(")[0])  # e.g. "8" or "8(x2)"
+        topology = (per_node, int(env.get("SLURM_NNODES", "1")))
+    if topology is None:
+        return args.num_gpus, args.num_machines
+    if topology != (args.num_gpus, args.num_machines):
+        logger.info(
+            "Launcher runs %d processes per machine on %d machine(s); using that instead of "
+            "--num-gpus %d --num-machines %d",
+            *topology,
+            args.num_gpus,
+            args.num_machines,
+        )
+    return topology
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
@@ -251,10 +278,11 @@ def launch_from_args(
     configure_distributed_env(args)
     cfg = setup(args)
     register_all_datasets()
+    num_gpus, num_machines = resolve_topology(args)
     return run(
         cfg,
-        num_gpus=args.num_gpus,
-        num_machines=args.num_machines,
+        num_gpus=num_gpus,
+        num_machines=num_machines,
         resume=args.resume,
         eval_only=args.eval_only,
         callbacks=callbacks,

@@ -18,7 +18,10 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["confusion_matrix", "metrics_from_confusion"]
+__all__ = ["SUMMARY_KEYS", "confusion_matrix", "metrics_from_confusion"]
+
+# The dataset-level metrics of :func:`metrics_from_confusion`, in report order.
+SUMMARY_KEYS = ("mIoU", "fwIoU", "mACC", "pACC")
 
 
 def confusion_matrix(

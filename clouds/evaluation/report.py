@@ -12,7 +12,8 @@ from __future__ import annotations
 import html
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from clouds.data.catalog import MetadataCatalog
+from clouds.evaluation.metrics import SUMMARY_KEYS
 from clouds.utils.io import atomic_path, write_png_atomic
 from clouds.utils.visualizer import class_colors, legend, overlay, present_classes
 
@@ -28,7 +30,6 @@ __all__ = ["Example", "write_report", "per_class_iou_chart", "example_panel"]
 Example = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(image (H, W, 3) uint8 RGB, ground truth (H, W), prediction (H, W)) class-id maps."""
 
-SUMMARY_KEYS = ("mIoU", "fwIoU", "mACC", "pACC")
 FILES_DIR = "report_files"
 _CHART_DPI = 100
 
@@ -219,6 +220,37 @@ def _safe(name: str) -> str:
 
 
 Table = tuple[list[str], list[list[str]]]
+ExampleFiles = Mapping[str, list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How one output format writes the parts of the report."""
+
+    heading: Callable[[int, str], str]  # (level, text)
+    table: Callable[[Table], str]
+    image: Callable[[str, str], str]  # (src, alt)
+    example: Callable[[str, str, str], str]  # (dataset, panel, legend)
+
+
+def _body(
+    sections: Mapping[str, Table], chart: str, examples: ExampleFiles, fmt: _Format
+) -> list[str]:
+    """The report's parts, in order, in ``fmt``."""
+    parts = [
+        fmt.heading(1, "Evaluation report"),
+        fmt.heading(2, "mIoU per dataset (%)"),
+        fmt.table(sections["summary"]),
+        fmt.heading(2, "Per-class IoU (%)"),
+        fmt.table(sections["classes"]),
+        fmt.image(chart, "Per-class IoU"),
+    ]
+    if examples:
+        parts.append(fmt.heading(2, "Examples (image | ground truth | prediction)"))
+        for name, files in examples.items():
+            parts.append(fmt.heading(3, name))
+            parts += [fmt.example(name, panel, legend_file) for panel, legend_file in files]
+    return parts
 
 
 def _md_table(table: Table) -> str:
@@ -228,24 +260,16 @@ def _md_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _markdown(
-    sections: Mapping[str, Table], chart: str, examples: Mapping[str, list[tuple[str, str]]]
-) -> str:
-    parts = [
-        "# Evaluation report",
-        "## mIoU per dataset (%)",
-        _md_table(sections["summary"]),
-        "## Per-class IoU (%)",
-        _md_table(sections["classes"]),
-        f"![Per-class IoU]({chart})",
-    ]
-    if examples:
-        parts.append("## Examples (image | ground truth | prediction)")
-        for name, files in examples.items():
-            parts.append(f"### {name}")
-            for panel, legend_file in files:
-                parts.append(f"![{name} example]({panel}) ![legend]({legend_file})")
-    return "\n\n".join(parts) + "\n"
+_MARKDOWN = _Format(
+    heading=lambda level, text: f"{'#' * level} {text}",
+    table=_md_table,
+    image=lambda src, alt: f"![{alt}]({src})",
+    example=lambda name, panel, legend_file: f"![{name} example]({panel}) ![legend]({legend_file})",
+)
+
+
+def _markdown(sections: Mapping[str, Table], chart: str, examples: ExampleFiles) -> str:
+    return "\n\n".join(_body(sections, chart, examples, _MARKDOWN)) + "\n"
 
 
 _CSS = (
@@ -267,28 +291,26 @@ def _html_table(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _html(
-    sections: Mapping[str, Table], chart: str, examples: Mapping[str, list[tuple[str, str]]]
-) -> str:
+def _html_image(src: str, alt: str) -> str:
+    return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+
+
+_HTML = _Format(
+    heading=lambda level, text: f"<h{level}>{html.escape(text)}</h{level}>",
+    table=_html_table,
+    image=_html_image,
+    example=lambda name, panel, legend_file: (
+        f"<div>{_html_image(panel, f'{name} example')}{_html_image(legend_file, 'legend')}</div>"
+    ),
+)
+
+
+def _html(sections: Mapping[str, Table], chart: str, examples: ExampleFiles) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8"><title>Evaluation report</title>',
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Evaluation report</h1>",
-        "<h2>mIoU per dataset (%)</h2>",
-        _html_table(sections["summary"]),
-        "<h2>Per-class IoU (%)</h2>",
-        _html_table(sections["classes"]),
-        f'<img src="{html.escape(chart)}" alt="Per-class IoU">',
+        *_body(sections, chart, examples, _HTML),
+        "</body></html>",
     ]
-    if examples:
-        parts.append("<h2>Examples (image | ground truth | prediction)</h2>")
-        for name, files in examples.items():
-            parts.append(f"<h3>{html.escape(name)}</h3>")
-            for panel, legend_file in files:
-                parts.append(
-                    f'<div><img src="{html.escape(panel)}" alt="{html.escape(name)} example">'
-                    f'<img src="{html.escape(legend_file)}" alt="legend"></div>'
-                )
-    parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -18,7 +18,7 @@ from tabulate import tabulate
 from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
 from clouds.data.datasets.cityscapes_meta import NUM_CLASSES, train_id_to_label_id_lut
-from clouds.evaluation.metrics import confusion_matrix, metrics_from_confusion
+from clouds.evaluation.metrics import SUMMARY_KEYS, confusion_matrix, metrics_from_confusion
 from clouds.utils.io import atomic_path, read_label, write_png_atomic
 
 __all__ = ["SemSegEvaluator", "results_to_json"]
@@ -197,8 +197,8 @@ class SemSegEvaluator:
             rows, headers=["class", "IoU", "ACC"], floatfmt=".2f", tablefmt="pipe", missingval="nan"
         )
         summary = tabulate(
-            [[metrics[k] for k in ("mIoU", "fwIoU", "mACC", "pACC")]],
-            headers=["mIoU", "fwIoU", "mACC", "pACC"],
+            [[metrics[k] for k in SUMMARY_KEYS]],
+            headers=list(SUMMARY_KEYS),
             floatfmt=".2f",
             tablefmt="pipe",
         )

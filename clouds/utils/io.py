@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["atomic_path", "read_image", "read_label", "write_png_atomic", "ImageReadError"]
+__all__ = [
+    "atomic_path",
+    "image_read_errors",
+    "read_image",
+    "read_image_hw",
+    "read_label",
+    "write_png_atomic",
+    "ImageReadError",
+]
 
 
 class ImageReadError(OSError):
@@ -45,21 +53,43 @@ def write_png_atomic(array: np.ndarray, path: str | os.PathLike) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
+@contextlib.contextmanager
+def image_read_errors(path: str | os.PathLike, *, label: bool = False) -> Iterator[None]:
+    """Turn the errors of opening / decoding ``path`` with PIL into an :class:`ImageReadError`.
+
+    The message names ``path`` as an image (or, with ``label``, a label map) file that is
+    missing or cannot be decoded.
+    """
+    file, kind = ("Label file", "label map") if label else ("Image file", "image")
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise ImageReadError(f"{file} not found: {path}") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"Cannot decode {kind} {path}: {e}") from e
+
+
 def read_image(path: str | os.PathLike, format: str = "RGB") -> np.ndarray:
     """Read an image as (H, W, 3) uint8 in ``format`` ("RGB" or "BGR").
 
     Raises:
         ImageReadError: naming ``path`` when it is missing or not a decodable image.
     """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            array = np.asarray(img.convert("RGB"))
-    except FileNotFoundError as e:
-        raise ImageReadError(f"Image file not found: {path}") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"Cannot decode image {path}: {e}") from e
+    with image_read_errors(path), Image.open(path) as img:
+        img.load()
+        array = np.asarray(img.convert("RGB"))
     return array[:, :, ::-1].copy() if format == "BGR" else array
+
+
+def read_image_hw(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image, read from its header only.
+
+    Raises:
+        ImageReadError: naming ``path`` when it is missing or not an image.
+    """
+    with image_read_errors(path), Image.open(path) as img:
+        width, height = img.size
+    return height, width
 
 
 def read_label(path: str | os.PathLike, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
@@ -68,14 +98,9 @@ def read_label(path: str | os.PathLike, expected_hw: tuple[int, int] | None = No
     Raises:
         ImageReadError: naming ``path`` when missing, undecodable or not of ``expected_hw``.
     """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            array = np.asarray(img)
-    except FileNotFoundError as e:
-        raise ImageReadError(f"Label file not found: {path}") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"Cannot decode label map {path}: {e}") from e
+    with image_read_errors(path, label=True), Image.open(path) as img:
+        img.load()
+        array = np.asarray(img)
     if array.ndim == 3:
         array = array[:, :, 0]
     if expected_hw is not None and tuple(array.shape[:2]) != tuple(expected_hw):

@@ -17,7 +17,7 @@ from clouds.data.mappers import SemSegTestMapper
 from clouds.engine.checkpointing import load_model_weights
 from clouds.modeling import build_model
 
-__all__ = ["Predictor", "resolve_device"]
+__all__ = ["Predictor", "default_dataset", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,11 @@ def resolve_device(name: str) -> torch.device:
         logger.warning("MODEL.DEVICE=%s but no GPU is available; running on the CPU", name)
         return torch.device("cpu")
     return device
+
+
+def default_dataset(cfg: CfgNode) -> str:
+    """The dataset whose classes are predicted by default: DATASETS.TEST[0], else TRAIN[0]."""
+    return (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0]
 
 
 class Predictor:
@@ -49,7 +54,7 @@ class Predictor:
             dataset_name: registered dataset whose classes to predict.
         """
         self.cfg = cfg.clone()
-        self.dataset_name = dataset_name or (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0]
+        self.dataset_name = dataset_name or default_dataset(cfg)
         self.metadata: Metadata = MetadataCatalog.get(self.dataset_name)
         if not self.metadata.get("stuff_classes"):
             raise ValueError(

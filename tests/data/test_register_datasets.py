@@ -15,6 +15,7 @@ from clouds.data.datasets import (
     register_all_datasets,
 )
 from clouds.data.datasets.cityscapes_meta import CITYSCAPES_CLASSES
+from clouds.data.datasets.loading import PairedLayout
 
 KEYS = {"file_name", "sem_seg_file_name", "height", "width", "image_id"}
 
@@ -119,3 +120,20 @@ def test_generated_sets_resolve_on_demand(toy_root: Path, toy_spec: dict, tmp_pa
     assert [d["image_id"] for d in DatasetCatalog.get("sd_toy")] == ["a"]
     register_all_datasets(toy_root)
     assert len(DatasetCatalog.get("sd_toy")) == toy_spec["num_images"]
+
+
+def test_paired_layout_keeps_sub_folders_and_strips_suffixes() -> None:
+    nested = PairedLayout(
+        Path("cs/leftImg8bit/val"),
+        Path("cs/gtFine/val"),
+        label_suffix="_gtFine_labelTrainIds.png",
+        image_suffix="_leftImg8bit",
+    )
+    image = Path("cs/leftImg8bit/val/lindau/lindau_000001_000019_leftImg8bit.png")
+    assert nested.image_id(image) == "lindau_000001_000019"
+    assert nested.label_of(image) == Path(
+        "cs/gtFine/val/lindau/lindau_000001_000019_gtFine_labelTrainIds.png"
+    )
+    flat = PairedLayout(Path("bdd/images"), Path("bdd/masks"), label_suffix=".png")
+    assert flat.image_id(Path("bdd/images/ab-cd.jpg")) == "ab-cd"
+    assert flat.label_of(Path("bdd/images/ab-cd.jpg")) == Path("bdd/masks/ab-cd.png")

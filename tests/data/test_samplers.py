@@ -73,3 +73,36 @@ def test_inference_sampler_partitions_without_padding() -> None:
     shards = [list(InferenceSampler(10, rank=r, world_size=3)) for r in range(3)]
     assert sorted(sum(shards, [])) == list(range(10))
     assert [len(s) for s in shards] == [4, 4, 2]
+
+
+def test_build_train_sampler_from_config(tmp_path) -> None:
+    from clouds.config import get_cfg
+    from clouds.data.build import build_train_sampler, class_pixel_counts
+    from clouds.utils.io import write_png_atomic
+
+    dicts = []
+    for i, value in enumerate([0, 0, 0, 7]):
+        label = np.full((4, 4), value, dtype=np.uint8)
+        label[0, 0] = 255
+        write_png_atomic(label, tmp_path / f"{i}.png")
+        dicts.append({"sem_seg_file_name": str(tmp_path / f"{i}.png")})
+    dicts.append({"sem_seg_file_name": None})  # unlabelled: never drawn by rare-class sampling
+    cache = tmp_path / "stats.json"
+    counts = class_pixel_counts(dicts, num_classes=19, cache_file=str(cache))
+    assert counts[0, 0] == 15 and counts[3, 7] == 15 and counts[4].sum() == 0
+    assert cache.is_file()
+    (tmp_path / "0.png").unlink()  # the cached table is used, labels are not read again
+    assert (class_pixel_counts(dicts, num_classes=19, cache_file=str(cache)) == counts).all()
+
+    cfg = get_cfg()
+    cfg.OUTPUT_DIR = str(tmp_path)
+    cfg.DATASETS.TARGET_FACTOR = 0.2
+    weighted = build_train_sampler(cfg, [dicts[:4], dicts[4:]], rank=0, world_size=1)
+    assert isinstance(weighted, WeightedMultiDatasetSampler)
+    assert weighted.probabilities.tolist() == pytest.approx([1 / 1.2, 0.2 / 1.2])
+    cfg.DATALOADER.SAMPLER_TRAIN = "RareClassSampler"
+    cfg.OUTPUT_DIR = str(tmp_path / "rcs")
+    (tmp_path / "0.png").write_bytes((tmp_path / "1.png").read_bytes())
+    rare = build_train_sampler(cfg, [dicts], rank=0, world_size=1)
+    draws = [i for i, _ in _draw(rare, 500)]
+    assert 4 not in draws and np.mean(np.array(draws) == 3) > 0.9

@@ -5,7 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clouds.utils.io import ImageReadError, atomic_path, read_image, read_label, write_png_atomic
+from clouds.utils.io import (
+    ImageReadError,
+    atomic_path,
+    read_image,
+    read_image_hw,
+    read_label,
+    write_png_atomic,
+)
 
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path: Path) -> None:
@@ -56,3 +63,15 @@ def test_atomic_path_gives_normal_file_permissions(tmp_path: Path) -> None:
     # readable by others like any file the user creates (mkstemp would leave 0600)
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_image_size_from_header_and_errors_name_the_file(tmp_path: Path) -> None:
+    write_png_atomic(np.zeros((4, 7, 3), dtype=np.uint8), tmp_path / "a.png")
+    assert read_image_hw(tmp_path / "a.png") == (4, 7)
+    with pytest.raises(ImageReadError, match="Image file not found: .*nope.png"):
+        read_image_hw(tmp_path / "nope.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="Cannot decode image .*bad.png"):
+        read_image_hw(tmp_path / "bad.png")
+    with pytest.raises(ImageReadError, match="Cannot decode label map .*bad.png"):
+        read_label(tmp_path / "bad.png")

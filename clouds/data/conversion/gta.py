@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clouds.data.conversion.runner import ConversionJob, LabelConverter
-from clouds.data.conversion.spec import TRAIN_ID_SUFFIX, DatasetConversion
+from clouds.data.conversion.spec import DatasetConversion, find_jobs_beside
 from clouds.data.datasets.cityscapes_meta import label_id_to_train_id_lut
 
 __all__ = ["GTA_CONVERSION", "find_gta_jobs"]
@@ -17,15 +17,7 @@ __all__ = ["GTA_CONVERSION", "find_gta_jobs"]
 
 def find_gta_jobs(root: Path) -> list[ConversionJob]:
     """One job per ``labels/<stem>.png`` (outputs of earlier runs excluded)."""
-    return [
-        ConversionJob(
-            label=label,
-            output=label.with_name(label.stem + TRAIN_ID_SUFFIX),
-            image=root / "images" / label.name,
-        )
-        for label in sorted((root / "labels").glob("*.png"))
-        if not label.name.endswith(TRAIN_ID_SUFFIX)
-    ]
+    return find_jobs_beside(root / "labels", root / "images")
 
 
 GTA_CONVERSION = DatasetConversion(

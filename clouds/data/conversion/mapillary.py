@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from clouds.data.conversion.runner import ConversionJob, LabelConverter
-from clouds.data.conversion.spec import TRAIN_ID_SUFFIX, DatasetConversion
+from clouds.data.conversion.spec import DatasetConversion, find_jobs_beside
 from clouds.data.datasets.cityscapes_meta import CITYSCAPES_CLASSES, IGNORE_LABEL
 
 __all__ = [
@@ -157,19 +157,11 @@ def mapillary_to_train_id_lut() -> np.ndarray:
 
 def find_mapillary_jobs(root: Path) -> list[ConversionJob]:
     """One job per ``{training,validation}/labels/<key>.png`` (earlier outputs excluded)."""
-    jobs = []
-    for split in MAPILLARY_SPLITS:
-        for label in sorted((root / split / "labels").glob("*.png")):
-            if label.name.endswith(TRAIN_ID_SUFFIX):
-                continue
-            jobs.append(
-                ConversionJob(
-                    label=label,
-                    output=label.with_name(label.stem + TRAIN_ID_SUFFIX),
-                    image=root / split / "images" / f"{label.stem}.jpg",
-                )
-            )
-    return jobs
+    return [
+        job
+        for split in MAPILLARY_SPLITS
+        for job in find_jobs_beside(root / split / "labels", root / split / "images", ".jpg")
+    ]
 
 
 MAPILLARY_CONVERSION = DatasetConversion(

@@ -17,18 +17,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from clouds.data.datasets.cityscapes_meta import IGNORE_LABEL
-from clouds.utils.io import ImageReadError, read_label, write_png_atomic
+from clouds.utils.io import (
+    ImageReadError,
+    image_read_errors,
+    read_image_hw,
+    read_label,
+    write_png_atomic,
+)
 
 __all__ = [
     "ConversionJob",
     "ConversionResult",
     "LabelConverter",
     "LabelReader",
-    "image_size",
     "run_conversion",
 ]
 
@@ -98,35 +103,14 @@ _SINGLE_CHANNEL_MODES = ("L", "P", "I", "I;16")
 
 def _read_single_channel(path: Path) -> np.ndarray:
     """(H, W) values of a grey or palette label PNG (palette PNGs give their indices)."""
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-    except FileNotFoundError as e:
-        raise ImageReadError(f"Label file not found: {path}") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"Cannot decode label map {path}: {e}") from e
+    with image_read_errors(path, label=True), Image.open(path) as img:
+        mode = img.mode
     if mode not in _SINGLE_CHANNEL_MODES:
         raise ImageReadError(
             f"Label map {path} is a {mode} image; expected a grey or palette PNG of class IDs "
             f"(colour-coded labels cannot be converted)"
         )
     return read_label(path)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image from its header only.
-
-    Raises:
-        ImageReadError: naming ``path`` when it is missing or not an image.
-    """
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except FileNotFoundError as e:
-        raise ImageReadError(f"Image file not found: {path}") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"Cannot decode image {path}: {e}") from e
-    return height, width
 
 
 def _is_up_to_date(job: ConversionJob) -> bool:
@@ -143,7 +127,7 @@ def _convert_one(job: ConversionJob, converter: LabelConverter, force: bool) -> 
     try:
         raw = converter.read(job.label)
         if job.image is not None and job.image.exists():
-            height, width = image_size(job.image)
+            height, width = read_image_hw(job.image)
             if raw.shape[:2] != (height, width):
                 raise ImageReadError(
                     f"Label map {job.label} has size {raw.shape[0]}x{raw.shape[1]} (HxW) but its "

@@ -13,10 +13,29 @@ from clouds.data.conversion.runner import (
     run_conversion,
 )
 
-__all__ = ["DatasetConversion", "DatasetLayoutError", "TRAIN_ID_SUFFIX"]
+__all__ = ["DatasetConversion", "DatasetLayoutError", "TRAIN_ID_SUFFIX", "find_jobs_beside"]
 
 # Converted GTA5 / SYNTHIA / Mapillary labels sit beside their raw label as <stem>_labelTrainIds.png.
 TRAIN_ID_SUFFIX = "_labelTrainIds.png"
+
+
+def find_jobs_beside(
+    label_dir: Path, image_dir: Path, image_ext: str = ".png"
+) -> list[ConversionJob]:
+    """One job per ``<label_dir>/<stem>.png`` written beside it as ``<stem>_labelTrainIds.png``.
+
+    The image of a label is ``<image_dir>/<stem><image_ext>``; outputs of earlier runs are
+    excluded. Jobs come sorted by label path.
+    """
+    return [
+        ConversionJob(
+            label=label,
+            output=label.with_name(label.stem + TRAIN_ID_SUFFIX),
+            image=image_dir / f"{label.stem}{image_ext}",
+        )
+        for label in sorted(label_dir.glob("*.png"))
+        if not label.name.endswith(TRAIN_ID_SUFFIX)
+    ]
 
 
 class DatasetLayoutError(FileNotFoundError):

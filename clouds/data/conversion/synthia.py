@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from clouds.data.conversion.runner import ConversionJob, LabelConverter, LabelReader
-from clouds.data.conversion.spec import TRAIN_ID_SUFFIX, DatasetConversion
+from clouds.data.conversion.spec import DatasetConversion, find_jobs_beside
 from clouds.data.datasets.cityscapes_meta import IGNORE_LABEL
 
 __all__ = ["SYNTHIA_CLASSES", "SYNTHIA_CONVERSION", "SYNTHIA_TO_TRAIN_ID", "find_synthia_jobs"]
@@ -78,15 +78,7 @@ def _synthia_lut() -> np.ndarray:
 
 def find_synthia_jobs(root: Path) -> list[ConversionJob]:
     """One job per ``GT/LABELS/<stem>.png`` (outputs of earlier runs excluded)."""
-    return [
-        ConversionJob(
-            label=label,
-            output=label.with_name(label.stem + TRAIN_ID_SUFFIX),
-            image=root / "RGB" / label.name,
-        )
-        for label in sorted((root / "GT" / "LABELS").glob("*.png"))
-        if not label.name.endswith(TRAIN_ID_SUFFIX)
-    ]
+    return find_jobs_beside(root / "GT" / "LABELS", root / "RGB")
 
 
 SYNTHIA_CONVERSION = DatasetConversion(

@@ -7,21 +7,25 @@ stores a function and metadata.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from clouds.data.catalog import DatasetCatalog, MetadataCatalog
 from clouds.data.datasets.cityscapes_meta import cityscapes_metadata
+from clouds.utils.io import ImageReadError, read_image_hw
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DatasetNotFoundError",
+    "PairedLayout",
+    "convert_hint",
     "image_hw",
     "load_image_label_pairs",
     "load_images",
     "register_dataset",
+    "register_image_label_pairs",
 ]
 
 README = "datasets/README.md"
@@ -42,11 +46,9 @@ def image_hw(path: Path) -> tuple[int, int]:
         DatasetNotFoundError: naming ``path`` if it cannot be opened as an image.
     """
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
-        raise DatasetNotFoundError(f"Cannot read the image header of {path}: {e}") from e
-    return height, width
+        return read_image_hw(path)
+    except ImageReadError as e:
+        raise DatasetNotFoundError(f"Cannot read the image header of {path}: {e.__cause__}") from e
 
 
 def _list_images(name: str, image_dir: Path, pattern: str) -> list[Path]:
@@ -148,3 +150,50 @@ def register_dataset(
         sem_seg_root=None if sem_seg_root is None else str(sem_seg_root),
         **cityscapes_metadata(),
     )
+
+
+@dataclass(frozen=True)
+class PairedLayout:
+    """Where the label of an image lies in a labelled dataset split.
+
+    An image ``<image_dir>/<sub>/<id><image_suffix>.<ext>`` (``<sub>`` empty for a flat folder)
+    has the id ``<id>`` and the label ``<label_dir>/<sub>/<id><label_suffix>``.
+    """
+
+    image_dir: Path
+    label_dir: Path
+    label_suffix: str
+    image_suffix: str = ""
+
+    def image_id(self, image: Path) -> str:
+        """The image's file stem without ``image_suffix``."""
+        return image.stem.removesuffix(self.image_suffix)
+
+    def label_of(self, image: Path) -> Path:
+        """The label path of an image found under ``image_dir``."""
+        sub = image.parent.relative_to(self.image_dir)
+        return self.label_dir / sub / f"{self.image_id(image)}{self.label_suffix}"
+
+
+def convert_hint(tool: str, root: Path) -> str:
+    """Missing-label hint naming the conversion command of ``tools/convert_datasets/<tool>.py``."""
+    return f"Convert the labels with `python tools/convert_datasets/{tool}.py {root}`. "
+
+
+def register_image_label_pairs(
+    name: str, layout: PairedLayout, pattern: str, *, missing_hint: str = ""
+) -> None:
+    """Register ``name`` as the images ``<layout.image_dir>/<pattern>`` and their labels.
+
+    Nothing is read until the dataset is loaded (see :func:`load_image_label_pairs`).
+    """
+    loader = partial(
+        load_image_label_pairs,
+        name,
+        layout.image_dir,
+        pattern,
+        label_of=layout.label_of,
+        image_id_of=layout.image_id,
+        missing_hint=missing_hint,
+    )
+    register_dataset(name, loader, layout.image_dir, layout.label_dir)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
-from typing import Any
 
-from clouds.data.datasets.loading import load_image_label_pairs, register_dataset
+from clouds.data.datasets.loading import PairedLayout, convert_hint, register_image_label_pairs
 
 __all__ = ["register_gta5"]
-
-
-def _load_gta5(root: Path) -> list[dict[str, Any]]:
-    return load_image_label_pairs(
-        "gta5",
-        root / "images",
-        "*.png",
-        label_of=lambda image: root / "labels" / f"{image.stem}_labelTrainIds.png",
-        image_id_of=lambda image: image.stem,
-        missing_hint=f"Convert the labels with `python tools/convert_datasets/gta.py {root}`. ",
-    )
 
 
 def register_gta5(datasets_root: Path) -> None:
     """Register ``gta5`` from ``<datasets_root>/gta``."""
     root = datasets_root / "gta"
-    register_dataset("gta5", partial(_load_gta5, root), root / "images", root / "labels")
+    layout = PairedLayout(root / "images", root / "labels", label_suffix="_labelTrainIds.png")
+    register_image_label_pairs("gta5", layout, "*.png", missing_hint=convert_hint("gta", root))

@@ -24,7 +24,7 @@ from clouds.data.datasets.cityscapes_meta import (
     train_id_to_label_id_lut,
 )
 from clouds.data.toy.render import DomainStyle
-from clouds.utils.io import atomic_path
+from clouds.utils.io import atomic_path, write_png_atomic
 
 __all__ = ["TOY_DATASETS", "TOY_SD_FOLDER", "ToyDataset"]
 
@@ -44,12 +44,9 @@ class ToyDataset:
     write: Writer
 
 
-def _save_image(image: np.ndarray, path: Path, quality: int | None = None) -> None:
+def _save_jpeg(image: np.ndarray, path: Path, quality: int = 90) -> None:
     with atomic_path(path) as tmp:
-        if quality is None:
-            Image.fromarray(image).save(tmp, format="PNG")
-        else:
-            Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
+        Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
 
 
 def _save_palette(indices: np.ndarray, colors: np.ndarray, path: Path) -> None:
@@ -60,11 +57,6 @@ def _save_palette(indices: np.ndarray, colors: np.ndarray, path: Path) -> None:
     img.putpalette(palette.ravel().tolist())  # turns the grey image into a palette image
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-
-
-def _save_grey(label: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(label).save(tmp, format="PNG")
 
 
 def _cityscapes_label_ids(label: np.ndarray) -> np.ndarray:
@@ -89,7 +81,7 @@ def _write_gta(
     rng: np.random.Generator,
 ) -> None:
     name = f"{index + 1:05d}.png"
-    _save_image(image, root / "gta" / "images" / name)
+    write_png_atomic(image, root / "gta" / "images" / name)
     _save_palette(_cityscapes_label_ids(label), _CITYSCAPES_PALETTE, root / "gta" / "labels" / name)
 
 
@@ -109,11 +101,11 @@ def _write_cityscapes(
 ) -> None:
     city = _CITIES[split][index % len(_CITIES[split])]
     base = f"{city}_{index:06d}_000019"
-    _save_image(
+    write_png_atomic(
         image, root / "cityscapes" / "leftImg8bit" / split / city / f"{base}_leftImg8bit.png"
     )
     gt = root / "cityscapes" / "gtFine" / split / city / f"{base}_gtFine_labelIds.png"
-    _save_grey(_cityscapes_label_ids(label), gt)
+    write_png_atomic(_cityscapes_label_ids(label), gt)
 
 
 # Cityscapes train ID -> SYNTHIA class ID (terrain, truck and train use SYNTHIA's own IDs).
@@ -129,7 +121,7 @@ def _write_synthia(
     rng: np.random.Generator,
 ) -> None:
     name = f"{index:07d}.png"
-    _save_image(image, root / "synthia" / "RGB" / name)
+    write_png_atomic(image, root / "synthia" / "RGB" / name)
     classes = np.zeros(label.shape, dtype=np.uint16)  # 0 = void
     known = label != IGNORE_LABEL
     classes[known] = _TRAIN_TO_SYNTHIA[label[known]]
@@ -155,8 +147,10 @@ def _write_bdd(
     rng: np.random.Generator,
 ) -> None:
     name = _bdd_name(rng)
-    _save_image(image, root / "bdd100k" / "images" / "10k" / split / f"{name}.jpg", quality=90)
-    _save_grey(label, root / "bdd100k" / "labels" / "sem_seg" / "masks" / split / f"{name}.png")
+    _save_jpeg(image, root / "bdd100k" / "images" / "10k" / split / f"{name}.jpg")
+    write_png_atomic(
+        label, root / "bdd100k" / "labels" / "sem_seg" / "masks" / split / f"{name}.png"
+    )
 
 
 _MAPILLARY_OF_TRAIN_ID = (
@@ -196,7 +190,7 @@ def _write_mapillary(
 ) -> None:
     key = "".join(rng.choice(_KEY_CHARS, size=22))
     folder = root / "mapillary_vistas" / _MAPILLARY_SPLITS[split]
-    _save_image(image, folder / "images" / f"{key}.jpg", quality=90)
+    _save_jpeg(image, folder / "images" / f"{key}.jpg")
     indices = np.full(label.shape, _MAPILLARY_EGO, dtype=np.uint8)
     known = label != IGNORE_LABEL
     indices[known] = _TRAIN_TO_MAPILLARY[label[known]]
@@ -216,10 +210,10 @@ def _acdc_writer(condition: str) -> Writer:
     ) -> None:
         seq = f"GOPR{400 + index // 4:04d}"
         base = f"{seq}_frame_{index:06d}"
-        _save_image(
+        write_png_atomic(
             image, root / "acdc" / "rgb_anon" / condition / split / seq / f"{base}_rgb_anon.png"
         )
-        _save_grey(
+        write_png_atomic(
             label, root / "acdc" / "gt" / condition / split / seq / f"{base}_gt_labelTrainIds.png"
         )
 
@@ -234,7 +228,9 @@ def _write_generated(
     label: np.ndarray,
     rng: np.random.Generator,
 ) -> None:
-    _save_image(image, root / "stable_diffusion" / TOY_SD_FOLDER / "images" / f"{index:05d}.png")
+    write_png_atomic(
+        image, root / "stable_diffusion" / TOY_SD_FOLDER / "images" / f"{index:05d}.png"
+    )
 
 
 _ACDC_STYLE = {"tint": (0.95, 1.0, 1.02), "saturation": 0.7, "noise": 0.04, "texture_period": 4}

@@ -11,6 +11,7 @@ the whole / slide inference strategies like logits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,7 @@ from clouds.modeling.backbone.vfm.pyramid import SimpleFeaturePyramid
 from clouds.modeling.criterion import SetCriterion
 from clouds.modeling.heads.mask_former_head import MaskFormerHead
 from clouds.modeling.heads.vfmnet import check_features
+from clouds.modeling.meta_arch.base import weighted_losses
 from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.shape_spec import ShapeSpec
 
@@ -63,7 +65,7 @@ class VFMMaskHead(nn.Module):
             ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
         )
 
-    def predict(self, features: Sequence[torch.Tensor]) -> dict:
+    def predict(self, features: Sequence[torch.Tensor]) -> dict[str, Any]:
         """MaskFormerHead outputs ("pred_logits" (B, Q, K+1), "pred_masks" (B, Q, 4h, 4w), ...)."""
         return self.mask_former(self.pyramid(features), F.normalize(self.class_embed, dim=-1))
 
@@ -83,6 +85,4 @@ class VFMMaskHead(nn.Module):
             semantic_targets(label, num_classes=self.num_classes, ignore_label=self.ignore_label)
             for label in labels
         ]
-        losses = self.criterion(outputs, targets)
-        weights = self.criterion.weight_dict
-        return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+        return weighted_losses(self.criterion, outputs, targets)

@@ -21,6 +21,12 @@ from clouds.config import CfgNode, ConfigError
 from clouds.data.catalog import MetadataCatalog
 from clouds.modeling.criterion import SetCriterion
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
+from clouds.modeling.meta_arch.base import (
+    SegmentorBase,
+    output_size,
+    training_label,
+    weighted_losses,
+)
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
 from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.registry import (
@@ -58,7 +64,7 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @META_ARCH_REGISTRY.register()
-class CLOUDS(nn.Module):
+class CLOUDS(SegmentorBase):
     """Mask-classification segmenter whose classes are CLIP text embeddings of class names."""
 
     def __init__(
@@ -84,8 +90,7 @@ class CLOUDS(nn.Module):
                 "pred_masks" (B, Q, H/4, W/4), "aux_outputs".
             criterion: (outputs, targets) -> unweighted losses, with ``weight_dict``.
             text_classifier: class names -> (K, E) embeddings.
-            pixel_mean: per-channel mean (0-255 RGB) subtracted from the images.
-            pixel_std: per-channel std (0-255 RGB) dividing the images.
+            pixel_mean, pixel_std: see :class:`SegmentorBase`.
             size_divisibility: pad the batch to multiples of this.
             train_dataset: dataset whose ``stuff_classes`` are the training classes.
             test_dataset: dataset whose classes are used when an input names none.
@@ -94,7 +99,7 @@ class CLOUDS(nn.Module):
             sem_seg_postprocess_before_inference: resize masks before combining them with the
                 class probabilities (more memory) instead of resizing the combined scores.
         """
-        super().__init__()
+        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
         self.criterion = criterion
@@ -105,8 +110,6 @@ class CLOUDS(nn.Module):
         self.ignore_label = ignore_label
         self.geometric_ensemble = geometric_ensemble
         self.sem_seg_postprocess_before_inference = sem_seg_postprocess_before_inference
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> CLOUDS:
@@ -148,10 +151,6 @@ class CLOUDS(nn.Module):
             ),
         )
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def forward(
         self, batched_inputs: list[dict[str, Any]]
     ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
@@ -167,20 +166,14 @@ class CLOUDS(nn.Module):
             class_names = dataset_class_names(self.train_dataset)
             outputs = self.predict(images, class_names)
             targets = self.prepare_targets(batched_inputs, images.shape[-2:], len(class_names))
-            losses = self.criterion(outputs, targets)
-            weights = self.criterion.weight_dict
-            return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+            return weighted_losses(self.criterion, outputs, targets)
         return self.inference(batched_inputs, images, image_sizes)
 
     def preprocess(
         self, batched_inputs: list[dict[str, Any]]
     ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Normalised, padded batch (B, 3, Hp, Wp) and each image's (H, W) before padding."""
-        images = [
-            (x["image"].to(self.device, non_blocking=True).float() - self.pixel_mean)
-            / self.pixel_std
-            for x in batched_inputs
-        ]
+        images = [self.normalize(x["image"]) for x in batched_inputs]
         return pad_to_divisible(images, self.size_divisibility)
 
     def predict(self, images: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
@@ -196,14 +189,7 @@ class CLOUDS(nn.Module):
         """Per-image {"labels": (N,), "masks": (N, Hp, Wp) bool} from the "sem_seg" maps."""
         targets = []
         for x in batched_inputs:
-            if "sem_seg" not in x:
-                raise KeyError("Training inputs need a 'sem_seg' label map (H, W) int64")
-            label = x["sem_seg"].to(self.device)
-            if tuple(label.shape) != tuple(x["image"].shape[-2:]):
-                raise ValueError(
-                    f"Label size {tuple(label.shape)} differs from image size "
-                    f"{tuple(x['image'].shape[-2:])} ({x.get('file_name', 'unnamed input')})"
-                )
+            label = training_label(x).to(self.device)
             label = F.pad(
                 label,
                 (0, padded_size[1] - label.shape[1], 0, padded_size[0] - label.shape[0]),
@@ -251,7 +237,7 @@ class CLOUDS(nn.Module):
         )
         results = []
         for x, probs_i, masks_i, (h, w) in zip(batched_inputs, probs, mask_logits, image_sizes):
-            out_size = (int(x.get("height", h)), int(x.get("width", w)))
+            out_size = output_size(x, h, w)
             masks_i = masks_i[:, :h, :w]
             if self.sem_seg_postprocess_before_inference:
                 sem_seg = semantic_inference(probs_i, _resize(masks_i, out_size))

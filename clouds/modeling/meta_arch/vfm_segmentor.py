@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchvision.ops import roi_align
 
 from clouds.config import CfgNode, ConfigError
@@ -31,6 +30,7 @@ from clouds.modeling.heads.mgrnet import MGRNet
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.heads.vfmnet import VFMNet
 from clouds.modeling.inference import InferenceSettings, infer_logits
+from clouds.modeling.meta_arch.base import SegmentorBase, output_size, training_label
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
 from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY
 
@@ -75,7 +75,7 @@ def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 @META_ARCH_REGISTRY.register()
-class VFMSegmentor(nn.Module):
+class VFMSegmentor(SegmentorBase):
     """A VFM backbone (frozen, LoRA) with the light head and optionally the refinement head."""
 
     def __init__(
@@ -101,7 +101,7 @@ class VFMSegmentor(nn.Module):
             sub_crop_grid: sub-crop offsets are multiples of it.
             inference: test-time strategy (whole / slide / coarse_to_fine); None: whole.
         """
-        super().__init__()
+        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
         inference = inference or InferenceSettings()
         if inference.mode == "coarse_to_fine" and refine_head is None:
             raise ConfigError(
@@ -117,8 +117,6 @@ class VFMSegmentor(nn.Module):
         self.sub_crop = sub_crop
         self.sub_crop_grid = sub_crop_grid
         self.inference_settings = inference
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> VFMSegmentor:
@@ -154,10 +152,6 @@ class VFMSegmentor(nn.Module):
             inference=InferenceSettings.from_config(cfg),
         )
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def forward(
         self, batched_inputs: list[dict[str, Any]]
     ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
@@ -177,10 +171,6 @@ class VFMSegmentor(nn.Module):
         return [self._inference_one(x) for x in batched_inputs]
 
     # ------------------------------------------------------------------ prediction
-    def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 (3, H, W) -> normalised float (3, H, W) on the model's device."""
-        return (image.to(self.device).float() - self.pixel_mean) / self.pixel_std
-
     def predict_coarse(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone + light head: (B, 3, H, W) (multiples of 16) -> (B, K, H/4, W/4) logits."""
         return self.light_head(list(self.backbone(images).values()))
@@ -217,7 +207,7 @@ class VFMSegmentor(nn.Module):
             logits_fn=self.whole_logits,
             refine_fn=self.refined_logits if self.refine_head is not None else None,
         )
-        out_size = (int(x.get("height", h)), int(x.get("width", w)))
+        out_size = output_size(x, h, w)
         if out_size != (h, w):
             logits = _upsample(logits, out_size)
         return {"sem_seg": logits[0].float().softmax(dim=0)}
@@ -229,13 +219,7 @@ class VFMSegmentor(nn.Module):
         """Normalised images (B, 3, Hp, Wp) and labels (B, Hp, Wp), padded so that the half-size
         crop is still a multiple of the backbone's size divisibility."""
         for x in batched_inputs:
-            if "sem_seg" not in x:
-                raise KeyError("Training inputs need a 'sem_seg' label map (H, W) int64")
-            if tuple(x["sem_seg"].shape) != tuple(x["image"].shape[-2:]):
-                raise ValueError(
-                    f"Label size {tuple(x['sem_seg'].shape)} differs from image size "
-                    f"{tuple(x['image'].shape[-2:])} ({x.get('file_name', 'unnamed input')})"
-                )
+            training_label(x)
         div = self.size_divisibility * (1 if self.refine_head is None else 2)
         images, _ = pad_to_divisible([self.normalize(x["image"]) for x in batched_inputs], div)
         labels, _ = pad_to_divisible(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -21,6 +22,8 @@ from clouds.modeling.backbone.vfm.lora import inject_lora
 from clouds.modeling.shape_spec import ShapeSpec
 
 __all__ = ["LoraSettings", "TinySettings", "VFMBackbone"]
+
+_Backbone = TypeVar("_Backbone", bound="VFMBackbone")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,23 @@ class VFMBackbone(nn.Module, ABC):
             )
         self.vit = vit
         self.vit.eval()
+
+    @classmethod
+    def from_vit(
+        cls: type[_Backbone], cfg: CfgNode, vit: nn.Module, *, embed_dim: int, depth: int
+    ) -> _Backbone:
+        """The backbone around a built ``vit`` (of ``embed_dim`` channels and ``depth`` blocks)
+        with the MODEL.VFM.OUT_INDICES / PATCH_SIZE, MODEL.BACKBONE.FREEZE and MODEL.LORA of
+        ``cfg``; the subclasses' ``from_config`` build the ViT and end here."""
+        return cls(
+            vit=vit,
+            embed_dim=embed_dim,
+            out_indices=cfg.MODEL.VFM.OUT_INDICES,
+            depth=depth,
+            patch_size=cfg.MODEL.VFM.PATCH_SIZE,
+            freeze=cfg.MODEL.BACKBONE.FREEZE,
+            lora=LoraSettings.from_config(cfg, cls.default_lora_targets),
+        )
 
     @property
     def size_divisibility(self) -> int:

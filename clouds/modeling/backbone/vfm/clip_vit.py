@@ -8,6 +8,8 @@ which holds the same parameters under the same names and calls ``out_proj`` as a
 
 from __future__ import annotations
 
+from typing import Any
+
 import open_clip
 import torch
 import torch.nn.functional as F
@@ -15,7 +17,7 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
-from clouds.modeling.backbone.vfm.base import LoraSettings, TinySettings, VFMBackbone
+from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
 from clouds.modeling.backbone.vfm.embed import (
     interpolate_pos_embed,
     resize_patch_conv,
@@ -25,6 +27,7 @@ from clouds.modeling.backbone.vfm.weights import (
     hub_weights_file,
     read_state_dict,
     resolve_weights_path,
+    submodule_state_dict,
 )
 from clouds.modeling.registry import BACKBONE_REGISTRY
 
@@ -71,11 +74,30 @@ class ProjectedSelfAttention(nn.Module):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 
-def _visual_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The image-tower entries of a whole-CLIP (``visual.*``) or image-tower-only state dict."""
-    if any(k.startswith("visual.") for k in state):
-        return {k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")}
-    return state
+def _weights_file(
+    model_name: str,
+    *,
+    pretrained_tag: str,
+    tag_cfg: dict[str, Any],
+    weights: str,
+    local_files_only: bool,
+    tiny: TinySettings | None,
+) -> str:
+    """The weight file to load into the image tower: MODEL.VFM.WEIGHTS, else (with
+    ``local_files_only``) the cached hub file of the tag; "" when open_clip fetches the tag
+    itself or the tower starts random."""
+    if weights and weights != "random":
+        return resolve_weights_path(weights, _OPEN_CLIP_FILES + ("model.pth",))
+    if not weights and tiny is None and local_files_only:
+        if not tag_cfg.get("hf_hub"):
+            raise ConfigError(
+                f"open_clip tag {pretrained_tag!r} of {model_name} has no hub file; "
+                f"set MODEL.VFM.WEIGHTS"
+            )
+        return hub_weights_file(
+            tag_cfg["hf_hub"].strip("/"), local_files_only=True, names=_OPEN_CLIP_FILES
+        )
+    return ""
 
 
 def create_open_clip_visual(
@@ -106,18 +128,14 @@ def create_open_clip_visual(
             f"MODEL.VFM.PRETRAINED_TAG {pretrained_tag!r} is not an open_clip tag of {model_name} "
             f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name))})"
         )
-    file = ""
-    if weights and weights != "random":
-        file = resolve_weights_path(weights, _OPEN_CLIP_FILES + ("model.pth",))
-    elif not weights and tiny is None and local_files_only:
-        if not tag_cfg.get("hf_hub"):
-            raise ConfigError(
-                f"open_clip tag {pretrained_tag!r} of {model_name} has no hub file; "
-                f"set MODEL.VFM.WEIGHTS"
-            )
-        file = hub_weights_file(
-            tag_cfg["hf_hub"].strip("/"), local_files_only=True, names=_OPEN_CLIP_FILES
-        )
+    file = _weights_file(
+        model_name,
+        pretrained_tag=pretrained_tag,
+        tag_cfg=tag_cfg,
+        weights=weights,
+        local_files_only=local_files_only,
+        tiny=tiny,
+    )
     if tiny is not None:
         vision = model_cfg["vision_cfg"]
         visual = VisionTransformer(
@@ -137,7 +155,8 @@ def create_open_clip_visual(
         visual = clip.visual
     visual.conv1 = resize_patch_conv(visual.conv1, patch_size)
     if file:
-        state = _visual_state_dict(read_state_dict(file))
+        # a whole CLIP (``visual.*``) or an image-tower-only state dict
+        state = submodule_state_dict(read_state_dict(file), "visual.")
         if "conv1.weight" in state:
             state["conv1.weight"] = resize_patch_kernel(state["conv1.weight"], patch_size)
         missing, unexpected = visual.load_state_dict(state, strict=False)
@@ -179,14 +198,11 @@ class CLIPViT(VFMBackbone):
             patch_size=vfm.PATCH_SIZE,
             tiny=TinySettings.from_config(cfg),
         )
-        return cls(
-            vit=visual,
+        return cls.from_vit(
+            cfg,
+            visual,
             embed_dim=visual.conv1.out_channels,
-            out_indices=vfm.OUT_INDICES,
             depth=len(visual.transformer.resblocks),
-            patch_size=vfm.PATCH_SIZE,
-            freeze=cfg.MODEL.BACKBONE.FREEZE,
-            lora=LoraSettings.from_config(cfg, cls.default_lora_targets),
         )
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:

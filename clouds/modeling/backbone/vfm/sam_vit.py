@@ -16,9 +16,13 @@ from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
-from clouds.modeling.backbone.vfm.base import LoraSettings, TinySettings, VFMBackbone
+from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
 from clouds.modeling.backbone.vfm.embed import interpolate_pos_embed_nhwc, resize_patch_conv
-from clouds.modeling.backbone.vfm.weights import read_state_dict, resolve_weights_path
+from clouds.modeling.backbone.vfm.weights import (
+    read_state_dict,
+    resolve_weights_path,
+    submodule_state_dict,
+)
 from clouds.modeling.registry import BACKBONE_REGISTRY
 
 __all__ = ["SAM_ENCODER_ARCHS", "SAMViT", "SamEncoderArch", "create_sam_encoder"]
@@ -98,13 +102,7 @@ def create_sam_encoder(
         file = resolve_weights_path(
             weights, ("model.pth", "model.safetensors", "pytorch_model.bin")
         )
-        state = read_state_dict(file)
-        if any(k.startswith("image_encoder.") for k in state):
-            state = {
-                k[len("image_encoder.") :]: v
-                for k, v in state.items()
-                if k.startswith("image_encoder.")
-            }
+        state = submodule_state_dict(read_state_dict(file), "image_encoder.")
         state = {k: v for k, v in state.items() if not k.startswith("neck.")}
         missing, unexpected = encoder.load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -133,15 +131,7 @@ class SAMViT(VFMBackbone):
             tiny=TinySettings.from_config(cfg),
             out_indices=tuple(vfm.OUT_INDICES),
         )
-        return cls(
-            vit=encoder,
-            embed_dim=arch.embed_dim,
-            out_indices=vfm.OUT_INDICES,
-            depth=arch.depth,
-            patch_size=vfm.PATCH_SIZE,
-            freeze=cfg.MODEL.BACKBONE.FREEZE,
-            lora=LoraSettings.from_config(cfg, cls.default_lora_targets),
-        )
+        return cls.from_vit(cfg, encoder, embed_dim=arch.embed_dim, depth=arch.depth)
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> 4 x (B, C, H/16, W/16): outputs of the global-attention blocks."""

@@ -10,7 +10,7 @@ from timm.models import get_pretrained_cfg
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
-from clouds.modeling.backbone.vfm.base import LoraSettings, TinySettings, VFMBackbone
+from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
 from clouds.modeling.backbone.vfm.weights import hub_weights_file, resolve_weights_path
 
 __all__ = ["TimmVFMBackbone", "create_timm_vit"]
@@ -79,15 +79,7 @@ class TimmVFMBackbone(VFMBackbone):
             patch_size=vfm.PATCH_SIZE,
             tiny=TinySettings.from_config(cfg),
         )
-        return cls(
-            vit=vit,
-            embed_dim=vit.embed_dim,
-            out_indices=vfm.OUT_INDICES,
-            depth=len(vit.blocks),
-            patch_size=vfm.PATCH_SIZE,
-            freeze=cfg.MODEL.BACKBONE.FREEZE,
-            lora=LoraSettings.from_config(cfg, cls.default_lora_targets),
-        )
+        return cls.from_vit(cfg, vit, embed_dim=vit.embed_dim, depth=len(vit.blocks))
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> 4 x (B, C, H/16, W/16): raw block outputs, prefix tokens dropped."""

@@ -10,7 +10,13 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors.torch import load_file
 
-__all__ = ["WEIGHT_FILE_NAMES", "hub_weights_file", "read_state_dict", "resolve_weights_path"]
+__all__ = [
+    "WEIGHT_FILE_NAMES",
+    "hub_weights_file",
+    "read_state_dict",
+    "resolve_weights_path",
+    "submodule_state_dict",
+]
 
 # file names looked up inside a weights folder or a hub repository, in this order
 WEIGHT_FILE_NAMES = (
@@ -71,4 +77,12 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    return state
+
+
+def submodule_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of a submodule: those under ``prefix`` (e.g. ``"visual."``), ``prefix``
+    removed, when any key has it; else ``state`` itself (a checkpoint of the submodule alone)."""
+    if any(k.startswith(prefix) for k in state):
+        return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return state
