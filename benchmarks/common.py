@@ -4,7 +4,8 @@ Timing: ``warmup`` untimed calls per compared call (they absorb torch.compile, o
 creation and cuDNN autotuning; the last of them also measures peak memory), then ``repeats``
 timed calls, interleaved round-robin between the compared calls so that load changes on a
 shared machine hit all of them alike; on CUDA every call is followed by
-``torch.cuda.synchronize``. Reported: the median of the repeats.
+``torch.cuda.synchronize``. Reported: the median of the repeats and, because other jobs on
+a shared machine only ever add time, the best repeat.
 
 Peak memory (what is measured, per device), over one untimed call after the warm-up:
 - CUDA: ``torch.cuda.max_memory_allocated`` during the call, minus the memory allocated
@@ -68,15 +69,26 @@ class Measurement:
     def median_s(self) -> float:
         return statistics.median(self.seconds)
 
+    @property
+    def best_s(self) -> float:
+        """The fastest repeat: on a shared machine other jobs only ever add time."""
+        return min(self.seconds)
+
     def per_second(self, items_per_call: int) -> float:
         """Throughput: items (images) per second at the median time."""
         return items_per_call / self.median_s
+
+    def best_per_second(self, items_per_call: int) -> float:
+        """Throughput at the fastest repeat."""
+        return items_per_call / self.best_s
 
     def to_dict(self, items_per_call: int) -> dict[str, Any]:
         return {
             "seconds": self.seconds,
             "median_s": self.median_s,
+            "best_s": self.best_s,
             "items_per_s": self.per_second(items_per_call),
+            "best_items_per_s": self.best_per_second(items_per_call),
             "peak_memory_mib": _mib(self.peak_memory_bytes),
         }
 

@@ -105,8 +105,14 @@ def test_results_json_and_table(toy_metadata: str, tmp_path: Path, caplog) -> No
     inputs = [_write_pair(tmp_path, "a", GT1), _write_pair(tmp_path, "b", GT2)]
     evaluator = SemSegEvaluator(toy_metadata, output_dir=tmp_path / "out", distributed=False)
     evaluator.process(inputs, [{"sem_seg": _scores(PRED1)}, {"sem_seg": _scores(PRED2)}])
-    with caplog.at_level(logging.INFO, logger="clouds.evaluation.sem_seg_evaluation"):
-        results = evaluator.evaluate()
+    # The engine's logger setup stops propagation at "clouds": listen on the module logger itself.
+    module_logger = logging.getLogger("clouds.evaluation.sem_seg_evaluation")
+    module_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=module_logger.name):
+            results = evaluator.evaluate()
+    finally:
+        module_logger.removeHandler(caplog.handler)
     path = tmp_path / "out" / "inference" / toy_metadata / "sem_seg_results.json"
     saved = json.loads(path.read_text())  # strict JSON: NaN is stored as null
     assert saved["sem_seg"]["IoU-tree"] is None
