@@ -263,6 +263,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.TEST.EVAL_PERIOD = 5000  # iterations between evaluations (0: only at the end)
     _C.TEST.SAVE_PREDICTIONS = False  # write Cityscapes label-ID PNGs of predictions
     _C.TEST.NUM_REPORT_EXAMPLES = 2  # prediction overlays per dataset in report.md
+    _C.TEST.REPORT_BASELINES = []  # OUTPUT_DIRs of evaluated runs whose mIoU report.md shows too
     _C.TEST.MODE = "whole"  # "whole", "slide" or "coarse_to_fine"
     _C.TEST.AMP = CfgNode()
     _C.TEST.AMP.ENABLED = False  # autocast at inference (clouds.modeling.acceleration)

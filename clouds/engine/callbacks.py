@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -65,8 +67,10 @@ def build_checkpoint_callback(cfg: CfgNode) -> ModelCheckpoint:
 class FinalCheckpoint(pl.Callback):
     """At the end of training write ``model_final.ckpt`` and refresh ``last.ckpt``."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, baselines: Sequence[str] = ()) -> None:
+        """``baselines``: OUTPUT_DIRs of evaluated runs shown beside this one (by folder name)."""
         self.output_dir = output_dir
+        self.baselines = list(baselines)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for name in ("model_final.ckpt", "last.ckpt"):
@@ -77,11 +81,14 @@ class ReportWriter(pl.Callback):
     """After each evaluation write ``OUTPUT_DIR/report.md`` (per-dataset mIoU table, per-class
     IoU, a few prediction overlays) with :func:`clouds.evaluation.report.write_report`."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, baselines: Sequence[str] = ()) -> None:
+        """``baselines``: OUTPUT_DIRs of evaluated runs shown beside this one (by folder name)."""
         self.output_dir = output_dir
+        self.baselines = list(baselines)
 
     @rank_zero_only
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from clouds.evaluation import load_saved_results
         from clouds.evaluation.report import write_report
 
         results = getattr(pl_module, "eval_results", None)
@@ -94,5 +101,6 @@ class ReportWriter(pl.Callback):
                 if label_file:
                     gt = read_label(label_file)
                     examples[name].append((read_image(file_name), gt, pred.numpy()))
-        path = write_report(self.output_dir, results, examples)
+        baselines = {Path(d).name: load_saved_results(d) for d in self.baselines}
+        path = write_report(self.output_dir, results, examples, baselines=baselines)
         logger.info("Wrote %s", path)

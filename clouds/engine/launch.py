@@ -213,7 +213,7 @@ def build_trainer(
             IterationProgressBar(),
             build_checkpoint_callback(cfg),
             FinalCheckpoint(out),
-            ReportWriter(out),
+            ReportWriter(out, cfg.TEST.REPORT_BASELINES),
             *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],

@@ -182,21 +182,26 @@ def stage_joint(ctx: QuickstartContext) -> None:
 
 
 def stage_evaluate(ctx: QuickstartContext) -> None:
-    """Evaluate ``ctx.weights`` on the config's test sets (toy GTA5 and every target domain);
-    writes ``DIR/report.md`` with the per-dataset mIoU table and prediction overlays."""
+    """Evaluate on the config's test sets (toy GTA5 and every target domain): the warm-up
+    weights into ``DIR/warmup``, then ``ctx.weights`` (the last training stage's) into ``DIR``,
+    whose ``report.md`` holds the per-dataset mIoU table beside the warm-up's, per-class IoU
+    and prediction overlays."""
     if not ctx.weights:
         raise RuntimeError("The evaluation stage needs a training stage before it")
+    warmup_dir = ctx.output_dir / "warmup"
+    warmup_weights = str(warmup_dir / "model_final.ckpt")
+    baselines: list[str] = []
+    if ctx.weights != warmup_weights:
+        ctx.run_train_net(
+            ["--config-file", ctx.warmup_config, "--eval-only",
+             "MODEL.WEIGHTS", warmup_weights, "OUTPUT_DIR", str(warmup_dir)]
+        )  # fmt: skip
+        baselines.append(str(warmup_dir))
     ctx.results = ctx.run_train_net(
-        [
-            "--config-file",
-            ctx.warmup_config,
-            "--eval-only",
-            "MODEL.WEIGHTS",
-            ctx.weights,
-            "OUTPUT_DIR",
-            str(ctx.output_dir),
-        ]
-    )
+        ["--config-file", ctx.warmup_config, "--eval-only",
+         "MODEL.WEIGHTS", ctx.weights, "OUTPUT_DIR", str(ctx.output_dir),
+         "TEST.REPORT_BASELINES", repr(tuple(baselines))]
+    )  # fmt: skip
 
 
 DEFAULT_STAGES: tuple[Stage, ...] = (

@@ -40,6 +40,7 @@ def write_report(
     examples: Mapping[str, Sequence[Example]] | None = None,
     metadata: Any | None = None,
     *,
+    baselines: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] | None = None,
     chart_size: tuple[int, int] = (1200, 500),
     alpha: float = 0.5,
 ) -> Path:
@@ -52,6 +53,8 @@ def write_report(
             ground truth beside prediction.
         metadata: class names / colours (``stuff_classes``, ``stuff_colors``); default the
             metadata of the first dataset; class names fall back to the ``IoU-<class>`` keys.
+        baselines: {run_name: results of that run} shown beside this run's mIoU per dataset
+            (e.g. the warm-up model next to the joint-trained one).
         chart_size: (width, height) of the per-class IoU bar chart in pixels.
         alpha: overlay opacity of the label colours.
 
@@ -87,6 +90,8 @@ def write_report(
         "summary": (["dataset", *SUMMARY_KEYS], summary_rows),
         "classes": (["class", *datasets], class_rows),
     }
+    if baselines:
+        sections["baselines"] = _baseline_table(metrics, baselines)
     chart_rel = chart.relative_to(output_dir).as_posix()
     md_path = output_dir / "report.md"
     with atomic_path(md_path) as tmp:
@@ -202,6 +207,23 @@ def _sem_seg_metrics(name: str, result: Mapping[str, Any]) -> Mapping[str, float
     return {k: (math.nan if v is None else float(v)) for k, v in result["sem_seg"].items()}
 
 
+def _baseline_table(
+    metrics: Mapping[str, Mapping[str, float]],
+    baselines: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+) -> Table:
+    """mIoU of every baseline run and of this run, one row per dataset of this run."""
+    rows = []
+    for name in metrics:
+        cells = [
+            _sem_seg_metrics(f"{run}/{name}", results[name]).get("mIoU", math.nan)
+            if name in results
+            else math.nan
+            for run, results in baselines.items()
+        ]
+        rows.append([name, *(_fmt(v) for v in [*cells, metrics[name].get("mIoU", math.nan)])])
+    return ["dataset", *baselines, "this run"], rows
+
+
 def _classes_from_keys(metrics: Mapping[str, float]) -> list[str]:
     return [key[len("IoU-") :] for key in metrics if key.startswith("IoU-")]
 
@@ -241,6 +263,10 @@ def _body(
         fmt.heading(1, "Evaluation report"),
         fmt.heading(2, "mIoU per dataset (%)"),
         fmt.table(sections["summary"]),
+    ]
+    if "baselines" in sections:
+        parts += [fmt.heading(2, "mIoU against other runs (%)"), fmt.table(sections["baselines"])]
+    parts += [
         fmt.heading(2, "Per-class IoU (%)"),
         fmt.table(sections["classes"]),
         fmt.image(chart, "Per-class IoU"),

@@ -216,3 +216,19 @@ def results_to_json(results: Any) -> Any:
 
 def _is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def load_saved_results(output_dir: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
+    """The results an evaluation saved under ``output_dir``: ``{dataset: {"sem_seg": metrics}}``
+    read from every ``inference/<dataset>/sem_seg_results.json``.
+
+    Raises:
+        FileNotFoundError: naming ``output_dir`` when it holds no saved results.
+    """
+    files = sorted(Path(output_dir).glob("inference/*/sem_seg_results.json"))
+    if not files:
+        raise FileNotFoundError(
+            f"No evaluation results under {output_dir} (expected "
+            f"inference/<dataset>/sem_seg_results.json; run train_net.py --eval-only there first)"
+        )
+    return {path.parent.name: json.loads(path.read_text()) for path in files}

@@ -84,3 +84,25 @@ def test_report_bad_inputs(tmp_path: Path) -> None:
     image, gt, pred = _example(0)
     with pytest.raises(ValueError, match="same height and width"):
         example_panel(image, gt[:8], pred, np.array(COLORS, dtype=np.uint8))
+
+
+def test_report_shows_baseline_runs_beside_this_run(tmp_path: Path) -> None:
+    meta = Metadata(stuff_classes=CLASSES, stuff_colors=COLORS)
+    baselines = {"warmup": {"cityscapes_val": _metrics(42.0, [1.0, 2.0, 3.0])}}
+    md = write_report(tmp_path, RESULTS, None, meta, baselines=baselines).read_text()
+    section = md.split("## mIoU against other runs (%)")[1].split("##")[0]
+    assert "| dataset | warmup | this run |" in section
+    assert "| cityscapes_val | 42.00 | 50.00 |" in section
+    assert "| bdd_val | – | 30.00 |" in section  # the baseline was not evaluated there
+    assert "against other runs" in (tmp_path / "report.html").read_text()
+
+
+def test_saved_results_load_back_for_baselines(tmp_path: Path) -> None:
+    from clouds.evaluation import load_saved_results
+
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_saved_results(tmp_path)
+    folder = tmp_path / "inference" / "bdd_val"
+    folder.mkdir(parents=True)
+    (folder / "sem_seg_results.json").write_text('{"sem_seg": {"mIoU": 12.5, "IoU-car": null}}')
+    assert load_saved_results(tmp_path) == {"bdd_val": {"sem_seg": {"mIoU": 12.5, "IoU-car": None}}}

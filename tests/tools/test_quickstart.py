@@ -42,6 +42,11 @@ def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch
     for name in ["gta5", *TARGETS]:
         assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+", report), name
     assert list(out.rglob("*.png"))
+    # the joint model's mIoU stands beside the warm-up model's on every dataset
+    baseline_table = report.split("mIoU against other runs")[1].split("##")[0]
+    assert "| dataset | warmup | this run |" in baseline_table
+    for name in ["gta5", *TARGETS]:
+        assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+\s*\|\s*[\d.]+", baseline_table), name
 
     # re-running continues: data is kept, training is already complete
     stamp = (warmup / "model_final.ckpt").stat().st_mtime_ns
