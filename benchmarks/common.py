@@ -236,8 +236,10 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 
 
 def command_line() -> str:
-    """The command that started this process, shell-quoted."""
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    """The command that started this process, shell-quoted (``python -m module`` when so run)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = f"-m {spec.name}" if spec is not None and spec.name else shlex.quote(sys.argv[0])
+    return " ".join(["python", program, *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def _cell(value: object) -> str:
