@@ -25,6 +25,7 @@ from clouds.engine.solver import (
     trainable_parameters,
 )
 from clouds.evaluation import SemSegEvaluator
+from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
 from clouds.modeling.checkpoint import load_trainable_state_dict, trainable_state_dict
 
 __all__ = ["CloudsLightningModule", "NonFiniteLossError", "flatten_results"]
@@ -68,12 +69,14 @@ class CloudsLightningModule(pl.LightningModule):
         self.eval_iteration: int | None = None  # global_step of the last evaluation
         self.eval_examples: dict[str, list[tuple[str, str | None, torch.Tensor]]] = {}
         self.num_report_examples = cfg.TEST.NUM_REPORT_EXAMPLES
+        self.acceleration = AccelerationSettings.from_config(cfg)
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> CloudsLightningModule:
         from clouds.modeling import build_model
 
-        return cls(cfg=cfg, model=build_model(cfg))
+        settings = AccelerationSettings.from_config(cfg)
+        return cls(cfg=cfg, model=apply_acceleration(build_model(cfg), settings))
 
     def forward(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor] | list[dict]:
         return self.model(batched_inputs)
@@ -152,7 +155,8 @@ class CloudsLightningModule(pl.LightningModule):
         self.eval_examples = {name: [] for name in self.test_dataset_names}
 
     def validation_step(self, batch: list[dict], batch_idx: int, dataloader_idx: int = 0) -> None:
-        outputs = self.model(batch)
+        with autocast(self.device, self.acceleration.amp_dtype):
+            outputs = self.model(batch)
         self.evaluators[dataloader_idx].process(batch, outputs)
         examples = self.eval_examples[self.test_dataset_names[dataloader_idx]]
         if self.global_rank == 0 and len(examples) < self.num_report_examples:

@@ -16,6 +16,7 @@ from clouds.data.catalog import Metadata, MetadataCatalog
 from clouds.data.mappers import SemSegTestMapper
 from clouds.engine.checkpointing import load_model_weights
 from clouds.modeling import build_model
+from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
 
 __all__ = ["Predictor", "default_dataset", "resolve_device"]
 
@@ -67,6 +68,8 @@ class Predictor:
         if cfg.MODEL.WEIGHTS:
             load_model_weights(self.model, cfg.MODEL.WEIGHTS)
         self.model.to(self.device).eval()
+        self.acceleration = AccelerationSettings.from_config(cfg)
+        apply_acceleration(self.model, self.acceleration)
         self.resizer = SemSegTestMapper.from_config(cfg)
         self.input_format = cfg.INPUT.FORMAT
 
@@ -101,7 +104,8 @@ class Predictor:
             "width": width,
             "dataset_name": self.dataset_name,
         }
-        scores = self.model([inputs])[0]["sem_seg"]
+        with autocast(self.device, self.acceleration.amp_dtype):
+            scores = self.model([inputs])[0]["sem_seg"]
         if tuple(scores.shape[-2:]) != (height, width):
             raise RuntimeError(
                 f"{self.cfg.MODEL.META_ARCHITECTURE} returned scores of size "
