@@ -23,24 +23,22 @@ import torch
 from torch import nn
 
 from benchmarks.common import (
-    command_line,
-    machine_info,
-    markdown_table,
+    comparison_rows,
     measure,
+    publish,
     resolve_device,
     resolve_dtype,
-    write_json,
 )
 from benchmarks.models import (
     build_ours,
     build_peer,
+    fast_variant,
     load_benchmark_config,
     peer_semantic_scores,
     random_images,
 )
 from clouds.modeling.acceleration import (
     COMPILABLE_PARTS,
-    AccelerationSettings,
     apply_acceleration,
     autocast,
 )
@@ -114,44 +112,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             return peer_semantic_scores(peer(pixel_values=pixel_values), (height, width))
 
     fns: dict[str, Callable[[], object]] = {"peer": run_peer, "ours": run_ours}
-    fast = AccelerationSettings(
-        channels_last=args.channels_last,
-        compile_parts=tuple(args.compile_parts) if args.compile else (),
-    )
-    fast_label = ", ".join(
-        (["channels-last"] if fast.channels_last else [])
-        + ([f"compile({'+'.join(fast.compile_parts)})"] if fast.compile_parts else [])
+    fast, fast_label = fast_variant(
+        args.channels_last, args.compile_parts if args.compile else None
     )
     if fast_label:
         fast_model = apply_acceleration(copy.deepcopy(ours), fast)
         fns["ours (fast)"] = lambda: run_ours(fast_model)
 
     results = measure(fns, device=device, warmup=warmup, repeats=repeats)
-    peer_best = results["peer"].best_per_second(args.batch)
-    peer_rate = results["peer"].per_second(args.batch)
-    rows = []
-    for name, m in results.items():
-        rate = m.per_second(args.batch)
-        rows.append(
-            {
-                "model": name,
-                "dtype": args.dtype,
-                "fast_paths": fast_label if name == "ours (fast)" else "-",
-                "images_per_s": rate,
-                "ms_per_image": 1000 / rate,
-                "peak_MiB": m.to_dict(args.batch)["peak_memory_mib"],
-                "vs_peer": rate / peer_rate,
-                "best_images_per_s": m.best_per_second(args.batch),
-                "vs_peer_best": m.best_per_second(args.batch) / peer_best,
-                "seconds": m.seconds,
-            }
-        )
-    table = markdown_table(rows, _COLUMNS)
-    payload = {
-        "benchmark": "inference",
-        "command": command_line(),
-        "machine": machine_info(device),
-        "settings": {
+    rows = comparison_rows(
+        results,
+        items_per_call=args.batch,
+        dtype=args.dtype,
+        fast_label=fast_label,
+        time_column=("ms_per_image", lambda m: 1000 / m.per_second(args.batch)),
+    )
+    return publish(
+        "inference",
+        device=device,
+        settings={
             "model": args.model,
             "input_size": [height, width],
             "batch": args.batch,
@@ -159,12 +138,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "warmup": warmup,
             "repeats": repeats,
         },
-        "rows": rows,
-        "table": table,
-    }
-    print(table)
-    write_json(args.json, payload)
-    return payload
+        rows=rows,
+        columns=_COLUMNS,
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":

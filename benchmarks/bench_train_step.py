@@ -24,17 +24,16 @@ import torch
 from torch import nn
 
 from benchmarks.common import (
-    command_line,
-    machine_info,
-    markdown_table,
+    comparison_rows,
     measure,
+    publish,
     resolve_device,
     resolve_dtype,
-    write_json,
 )
 from benchmarks.models import (
     build_ours,
     build_peer,
+    fast_variant,
     freeze_peer_backbone,
     load_benchmark_config,
     peer_targets,
@@ -43,7 +42,6 @@ from benchmarks.models import (
 )
 from clouds.modeling.acceleration import (
     COMPILABLE_PARTS,
-    AccelerationSettings,
     apply_acceleration,
     autocast,
 )
@@ -133,13 +131,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             pixel_values=pixel_values, mask_labels=mask_labels, class_labels=class_labels
         ).loss
 
-    fast = AccelerationSettings(
-        channels_last=args.channels_last,
-        compile_parts=tuple(args.compile_parts) if args.compile else (),
-    )
-    fast_label = ", ".join(
-        (["channels-last"] if fast.channels_last else [])
-        + ([f"compile({'+'.join(fast.compile_parts)})"] if fast.compile_parts else [])
+    fast, fast_label = fast_variant(
+        args.channels_last, args.compile_parts if args.compile else None
     )
     models = {"peer": None, "ours": ours}
     if fast_label:
@@ -152,31 +145,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             fns[name] = _step_fn(model, lambda m=model: sum(m(inputs).values()), device, amp)
 
     results = measure(fns, device=device, warmup=warmup, repeats=repeats)
-    peer_best = results["peer"].best_per_second(batch)
-    peer_rate = results["peer"].per_second(batch)
-    rows = []
-    for name, m in results.items():
-        rate = m.per_second(batch)
-        rows.append(
-            {
-                "model": name,
-                "dtype": args.dtype,
-                "fast_paths": fast_label if name == "ours (fast)" else "-",
-                "images_per_s": rate,
-                "ms_per_step": m.median_s * 1000,
-                "peak_MiB": m.to_dict(batch)["peak_memory_mib"],
-                "vs_peer": rate / peer_rate,
-                "best_images_per_s": m.best_per_second(batch),
-                "vs_peer_best": m.best_per_second(batch) / peer_best,
-                "seconds": m.seconds,
-            }
-        )
-    table = markdown_table(rows, _COLUMNS)
-    payload = {
-        "benchmark": "train_step",
-        "command": command_line(),
-        "machine": machine_info(device),
-        "settings": {
+    rows = comparison_rows(
+        results,
+        items_per_call=batch,
+        dtype=args.dtype,
+        fast_label=fast_label,
+        time_column=("ms_per_step", lambda m: m.median_s * 1000),
+    )
+    return publish(
+        "train_step",
+        device=device,
+        settings={
             "model": args.model,
             "crop_size": [height, width],
             "batch": batch,
@@ -185,12 +164,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "repeats": repeats,
             "frozen_backbones": True,
         },
-        "rows": rows,
-        "table": table,
-    }
-    print(table)
-    write_json(args.json, payload)
-    return payload
+        rows=rows,
+        columns=_COLUMNS,
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":

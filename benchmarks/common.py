@@ -264,3 +264,67 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def comparison_rows(
+    results: dict[str, Measurement],
+    *,
+    items_per_call: int,
+    dtype: str,
+    fast_label: str,
+    time_column: tuple[str, Callable[[Measurement], float]],
+) -> list[dict[str, Any]]:
+    """One table row per measured model, with its speed relative to the "peer" row.
+
+    Args:
+        results: measurements by model name; must hold "peer".
+        items_per_call: images per timed call (the batch).
+        dtype: the dtype name shown in every row.
+        fast_label: fast paths of the "ours (fast)" row ("-" on the others).
+        time_column: (column name, milliseconds of a measurement), e.g. per image or per step.
+    """
+    peer_rate = results["peer"].per_second(items_per_call)
+    peer_best = results["peer"].best_per_second(items_per_call)
+    time_name, time_ms = time_column
+    rows = []
+    for name, m in results.items():
+        rate = m.per_second(items_per_call)
+        rows.append(
+            {
+                "model": name,
+                "dtype": dtype,
+                "fast_paths": fast_label if name == "ours (fast)" else "-",
+                "images_per_s": rate,
+                time_name: time_ms(m),
+                "peak_MiB": m.to_dict(items_per_call)["peak_memory_mib"],
+                "vs_peer": rate / peer_rate,
+                "best_images_per_s": m.best_per_second(items_per_call),
+                "vs_peer_best": m.best_per_second(items_per_call) / peer_best,
+                "seconds": m.seconds,
+            }
+        )
+    return rows
+
+
+def publish(
+    benchmark: str,
+    *,
+    device: torch.device,
+    settings: dict[str, Any],
+    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    json_path: str | Path,
+) -> dict[str, Any]:
+    """Print the Markdown table of ``rows`` and write the JSON payload; returns the payload."""
+    table = markdown_table(rows, columns)
+    payload = {
+        "benchmark": benchmark,
+        "command": command_line(),
+        "machine": machine_info(device),
+        "settings": settings,
+        "rows": rows,
+        "table": table,
+    }
+    print(table)
+    write_json(json_path, payload)
+    return payload

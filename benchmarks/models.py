@@ -26,8 +26,10 @@ from transformers import ConvNextConfig, Mask2FormerConfig, Mask2FormerForUniver
 from clouds.config import CfgNode, load_config
 from clouds.data.datasets import register_all_datasets
 from clouds.modeling import build_model
+from clouds.modeling.acceleration import AccelerationSettings
 
 __all__ = [
+    "fast_variant",
     "MODEL_CONFIGS",
     "FixedTextClassifier",
     "build_ours",
@@ -168,3 +170,22 @@ def peer_targets(labels: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         classes.append(present)
         masks.append((label[None] == present[:, None, None]).float())
     return masks, classes
+
+
+def fast_variant(
+    channels_last: bool, compile_parts: Sequence[str] | None
+) -> tuple[AccelerationSettings, str]:
+    """Settings of the "ours (fast)" row and its label ("" when no fast path is asked for).
+
+    Args:
+        channels_last: the ``--channels-last`` flag.
+        compile_parts: parts to torch.compile (``--compile-parts`` when ``--compile``), or None.
+    """
+    settings = AccelerationSettings(
+        channels_last=channels_last, compile_parts=tuple(compile_parts or ())
+    )
+    label = ", ".join(
+        (["channels-last"] if settings.channels_last else [])
+        + ([f"compile({'+'.join(settings.compile_parts)})"] if settings.compile_parts else [])
+    )
+    return settings, label
