@@ -23,13 +23,10 @@ from transformers.models.mask2former.modeling_mask2former import (
 )
 
 from benchmarks.common import (
-    command_line,
-    machine_info,
-    markdown_table,
     measure,
+    publish,
     resolve_device,
     resolve_dtype,
-    write_json,
 )
 from clouds.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn_core
 
@@ -179,18 +176,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "warmup": args.warmup,
         "repeats": repeats,
     }
-    table = markdown_table(rows, _COLUMNS)
-    payload = {
-        "benchmark": "ms_deform_attn",
-        "command": command_line(),
-        "machine": machine_info(device),
-        "settings": settings,
-        "rows": rows,
-        "table": table,
-    }
-    print(table)
-    write_json(args.json, payload)
-    return payload
+    return publish(
+        "ms_deform_attn",
+        device=device,
+        settings=settings,
+        rows=rows,
+        columns=_COLUMNS,
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":
