@@ -1,6 +1,5 @@
 """EMA teacher: maths, period, scope, no gradients / optimizer, eval-mode prediction, resume."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,15 +9,6 @@ from torch import nn
 
 from clouds.config import get_cfg
 from clouds.engine.ema_teacher import EMATeacher, TeacherStateError
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run many tiny ops: intra-op threads only add synchronisation."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class Student(nn.Module):

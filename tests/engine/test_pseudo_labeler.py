@@ -1,6 +1,5 @@
 """Pseudo-labeller: teacher on the clean view, SAM refinement, labels on the student's copy."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +18,6 @@ from clouds.engine.pseudo_labeler import (
 )
 from clouds.sam import SamRefiner
 from tests.sam.oracle import OracleSam
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run many tiny ops: intra-op threads only add synchronisation."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class ColourSegmenter(nn.Module):

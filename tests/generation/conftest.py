@@ -3,11 +3,9 @@ files, for the tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from clouds.generation.tiny import save_tiny_sd_pipeline
 
@@ -16,15 +14,6 @@ PROMPTS = [
     "a sunny avenue with cyclists, trees and traffic lights",
     "a foggy crossing with pedestrians and a tram",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run far faster on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
