@@ -124,7 +124,7 @@ def test_two_shards_equal_one_unsharded_run(tmp_path: Path, pipe, tiny_sd_folder
 
 
 class _Killed(RuntimeError):
-    pass
+    """Stands for a crash in the middle of a generation run."""
 
 
 def test_killed_run_resumes_with_only_the_missing_images(
