@@ -88,6 +88,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.BACKBONE = CfgNode()
     _C.MODEL.BACKBONE.NAME = "CLIP"  # BACKBONE_REGISTRY name
     _C.MODEL.BACKBONE.FREEZE = True  # keep the backbone frozen (eval mode, no grads)
+    _C.MODEL.BACKBONE.INIT_SEED = 0  # seed of the backbone's random init (weightless builds repeat)
 
     _C.MODEL.SEM_SEG_HEAD = CfgNode()
     _C.MODEL.SEM_SEG_HEAD.NAME = "MaskFormerHead"  # SEM_SEG_HEADS_REGISTRY name

@@ -8,7 +8,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["SegmentorBase", "output_size", "training_label", "weighted_losses"]
+from clouds.config import CfgNode
+from clouds.modeling.registry import BACKBONE_REGISTRY
+
+__all__ = [
+    "SegmentorBase",
+    "build_backbone",
+    "output_size",
+    "training_label",
+    "weighted_losses",
+]
 
 
 class SegmentorBase(nn.Module):
@@ -63,3 +72,17 @@ def weighted_losses(
     losses = criterion(outputs, targets)
     weights = criterion.weight_dict
     return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+
+
+def build_backbone(cfg: CfgNode) -> nn.Module:
+    """The backbone MODEL.BACKBONE.NAME, built with torch's CPU generator seeded to
+    MODEL.BACKBONE.INIT_SEED (the caller's random state is left as it was).
+
+    Checkpoints leave frozen foundation models out and rebuild them from the config, so a
+    foundation model without weights (tests, toy runs) must come out the same in every build:
+    training, ``--eval-only``, the demo's predictor.
+    """
+    backbone_cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.MODEL.BACKBONE.INIT_SEED)
+        return backbone_cls.from_config(cfg)

@@ -23,6 +23,7 @@ from clouds.modeling.criterion import SetCriterion
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
 from clouds.modeling.meta_arch.base import (
     SegmentorBase,
+    build_backbone,
     output_size,
     training_label,
     weighted_losses,
@@ -30,7 +31,6 @@ from clouds.modeling.meta_arch.base import (
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
 from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.registry import (
-    BACKBONE_REGISTRY,
     META_ARCH_REGISTRY,
     SEM_SEG_HEADS_REGISTRY,
 )
@@ -113,7 +113,7 @@ class CLOUDS(SegmentorBase):
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> CLOUDS:
-        backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME).from_config(cfg)
+        backbone = build_backbone(cfg)
         if not hasattr(backbone, "encode_text"):
             raise ConfigError(
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} has no text encoder; the "

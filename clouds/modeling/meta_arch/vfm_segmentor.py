@@ -30,7 +30,12 @@ from clouds.modeling.heads.mgrnet import MGRNet
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.heads.vfmnet import VFMNet
 from clouds.modeling.inference import InferenceSettings, infer_logits
-from clouds.modeling.meta_arch.base import SegmentorBase, output_size, training_label
+from clouds.modeling.meta_arch.base import (
+    SegmentorBase,
+    build_backbone,
+    output_size,
+    training_label,
+)
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
 from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY
 
@@ -131,7 +136,7 @@ class VFMSegmentor(SegmentorBase):
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is not a VFM backbone "
                 f"(DINOv2, EVA02, CLIPViT, SAMViT)"
             )
-        backbone = backbone_cls.from_config(cfg)
+        backbone = build_backbone(cfg)
         shape = backbone.output_shape()
         refine_head = None
         if head_type in ("ms", "ms_masked"):
