@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_generation.py"
-
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_generation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import bench_generation
 
 
 def test_tiny_run_prints_table_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bench = _load_script()
     out = tmp_path / "gen.json"
-    result = bench.main(
+    result = bench_generation.main(
         [
             "--arch",
             "tiny",
@@ -59,9 +49,8 @@ def test_tiny_run_prints_table_and_writes_json(
 
 
 def test_sd2_architecture_matches_the_published_sizes() -> None:
-    bench = _load_script()
     from diffusers import UNet2DConditionModel
 
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**bench.SD2_UNET)
+        unet = UNet2DConditionModel(**bench_generation.SD2_UNET)
     assert sum(p.numel() for p in unet.parameters()) == pytest.approx(865.9e6, rel=0.01)
