@@ -189,6 +189,14 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.LORA.ALPHA = 32  # LoRA scaling alpha
     _C.MODEL.LORA.DROPOUT = 0.1  # LoRA dropout
     _C.MODEL.LORA.TARGET_MODULES = []  # module names; [] = the backbone's default targets
+    # official weight files, run-time quirks and LoRA as DGVFM (dgvfm-weights)
+    _C.MODEL.VFM.CONVERT_SIZE = [512, 512]  # (H, W) / PATCH_SIZE: position grid of the weights
+    _C.MODEL.VFM.PATCH_RESAMPLE = "bicubic"  # patch-kernel resize: "bicubic" (DGVFM) or "flexivit"
+    _C.MODEL.VFM.POS_INTERP_OFFSET = 0.1  # DINOv2: grid offset in its resize scale (0 = exact)
+    _C.MODEL.VFM.CLIP_DOUBLE_CLASS_TOKEN = True  # CLIP: class embedding added twice (DGVFM)
+    _C.MODEL.VFM.EVA02_LN_EPS = 1e-5  # EVA02 LayerNorm eps (DGVFM 1e-5; the release used 1e-6)
+    _C.MODEL.LORA.MODE = "effective"  # "effective": only targets DGVFM's forward reaches; "all"
+    _C.MODEL.WEIGHTS_TRUST_PICKLE = False  # read MODEL.WEIGHTS holding pickled objects (mmengine)
     _C.MODEL.VFM_HEAD = CfgNode()
     _C.MODEL.VFM_HEAD.TYPE = "ms_masked"  # "light", "ms", "ms_masked" or "mask_former"
     _C.MODEL.VFM_HEAD.HIDDEN_DIM = 256  # head width
@@ -203,29 +211,50 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.DATASETS = CfgNode()
     _C.DATASETS.TRAIN = ("gta5",)  # training datasets (source first, then generated)
     _C.DATASETS.TEST = ("cityscapes_val",)  # evaluation datasets
-    _C.DATASETS.TARGET_FACTOR = 2.0  # sampling weight of the generated set (source: 1.0)
+    _C.DATASETS.TARGET_FACTOR = 1.0  # repeat factor of each generated (unlabelled) image
+    _C.DATASETS.SOURCE_FACTOR = 1.0  # repeat factor of each labelled (source) image
 
     _C.DATALOADER = CfgNode()
     _C.DATALOADER.NUM_WORKERS = 4  # data loading processes per GPU
-    _C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"  # TrainingSampler or RareClassSampler
+    # TrainingSampler, WeightedTrainingSampler (original: repeat factors), RareClassSampler,
+    # or WeightedMultiDatasetSampler (ours: dataset drawn with probability factor / sum)
+    _C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
     _C.DATALOADER.RARE_CLASS_TEMPERATURE = 0.01  # rare-class sampling temperature
+    _C.DATALOADER.RARE_CLASS_MIN_PIXELS = 3000  # candidates hold more pixels of the class
+    _C.DATALOADER.RARE_CLASS_MIN_CROP_RATIO = 2.0  # recrop until > MIN_PIXELS x this (0: never)
     _C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = False  # drop images with only ignore labels
 
     _C.INPUT = CfgNode()
     _C.INPUT.FORMAT = "RGB"  # channel order fed to the model
-    _C.INPUT.DATASET_MAPPER_NAME = "mask_former_semantic"  # training mapper
+    _C.INPUT.DATASET_MAPPER_NAME = "mask_former_semantic"  # mappers; "vfm_mmseg": DGVFM's
     _C.INPUT.INITIAL_HEIGHT = 1052  # images are first resized to this height (GTA5: 1052)
     _C.INPUT.INITIAL_WIDTH = 1914  # ... and this width, before random rescaling
     _C.INPUT.SCALE_RANGE = (0.5, 2.0)  # random rescale range
+    _C.INPUT.RESIZE = CfgNode()
+    _C.INPUT.RESIZE.ENABLED = True  # random rescale, aspect kept, to fit INITIAL_HEIGHT x WIDTH
+    _C.INPUT.RESIZE.FORCE_INITIAL_SIZE = False  # ours: stretch to INITIAL_HEIGHT x WIDTH x scale
     _C.INPUT.MIN_SIZE_TEST = 1024  # short side at test time
     _C.INPUT.MAX_SIZE_TEST = 4096  # long side cap at test time
     _C.INPUT.CROP = CfgNode()
     _C.INPUT.CROP.ENABLED = True  # random crops in training
     _C.INPUT.CROP.SIZE = (768, 768)  # crop height, width
-    _C.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 0.75  # retry crops where one class covers more
+    _C.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0  # ours when < 1: retry crops one class dominates
+    _C.INPUT.CROP.INDEPENDENT_OFFSETS = False  # ours: separate draws for the top and left offsets
     _C.INPUT.FLIP = True  # random horizontal flip
     _C.INPUT.COLOR_AUG_SSD = True  # photometric distortion
+    _C.INPUT.COLOR_AUG_IMPL = "detectron2"  # "detectron2" ColorAugSSD, or ours: "torchvision"
     _C.INPUT.SIZE_DIVISIBILITY = -1  # pad training batches to this (-1: crop size)
+    # DGVFM data pipelines as mmsegmentation's (dgvfm-train): INPUT.DATASET_MAPPER_NAME "vfm_mmseg"
+    _C.INPUT.VFM_PIPELINE = CfgNode()
+    _C.INPUT.VFM_PIPELINE.TRAIN_SCALE = (2560, 1440)  # (W, H) fixed training resize (no aspect)
+    _C.INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES = []  # else: random short side among these, aspect kept
+    _C.INPUT.VFM_PIPELINE.TRAIN_MAX_LONG_EDGE = 2048  # long-side cap of TRAIN_SHORT_EDGES resizes
+    _C.INPUT.VFM_PIPELINE.TEST_SCALES = []  # one (W, H) aspect-kept test resize per DATASETS.TEST
+    _C.INPUT.VFM_PIPELINE.PHOTOMETRIC = CfgNode()  # mmseg PhotoMetricDistortion (COLOR_AUG_SSD)
+    _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.BRIGHTNESS_DELTA = 32  # brightness + U(-delta, delta)
+    _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.CONTRAST_RANGE = (0.5, 1.5)  # contrast factor range
+    _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.SATURATION_RANGE = (0.5, 1.5)  # saturation factor range
+    _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.HUE_DELTA = 18  # hue shift in [-delta, delta) (OpenCV units)
 
     # -------------------------------------------------------------- solver
     _C.SOLVER = CfgNode()

@@ -1,4 +1,4 @@
-"""Data loaders: training (infinite, weighted over datasets, seeded per sample) and test.
+"""Data loaders: training (infinite, ``DATALOADER.SAMPLER_TRAIN``, seeded per sample) and test.
 
 Training batches are lists of mapped dicts (detectron2 style), ``SOLVER.IMS_PER_BATCH /
 world_size`` per process. The training sampler yields ``(index, seed)``; the dataset maps the
@@ -21,16 +21,29 @@ from tqdm import tqdm
 from clouds.config import CfgNode, ConfigError
 from clouds.data.catalog import DatasetCatalog
 from clouds.data.mappers import SemSegTestMapper, SemSegTrainMapper
-from clouds.data.samplers import InferenceSampler, RareClassSampler, WeightedMultiDatasetSampler
+from clouds.data.samplers import (
+    InferenceSampler,
+    RareClassSampler,
+    RepeatFactorTrainingSampler,
+    TrainingSampler,
+    WeightedMultiDatasetSampler,
+)
+from clouds.data.vfm_pipelines import MAPPER_NAME as VFM_MAPPER_NAME
+from clouds.data.vfm_pipelines import VFMTestMapper, VFMTrainMapper
 from clouds.utils.io import atomic_path, read_label
 
 __all__ = [
     "MappedDataset",
     "build_test_loader",
+    "build_test_mapper",
     "build_train_loader",
+    "build_train_mapper",
+    "TrainSampler",
     "build_train_sampler",
     "class_pixel_counts",
+    "dataset_factors",
     "get_dataset_dicts",
+    "is_generated",
     "trivial_batch_collator",
 ]
 
@@ -63,7 +76,8 @@ class MappedDataset(Dataset):
     """Map-style dataset over dataset dicts, mapped on access.
 
     A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs under a forked
-    torch RNG seeded by it, so the sample is reproducible.
+    torch RNG seeded by it, so the sample is reproducible. An ``(index, seed, rare_class)``
+    key (:class:`RareClassSampler`) also hands the class to the mapper as "rare_class".
     """
 
     def __init__(self, dicts: list[dict], mapper: Callable[[dict], dict]) -> None:
@@ -73,12 +87,15 @@ class MappedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dicts)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+    def __getitem__(self, key: int | tuple[int, ...]) -> dict:
         if isinstance(key, tuple):
-            index, seed = key
+            index, seed, *rare_class = key
+            d = self.dicts[index]
+            if rare_class:
+                d = dict(d, rare_class=rare_class[0])
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                return self.mapper(self.dicts[index])
+                return self.mapper(d)
         return self.mapper(self.dicts[key])
 
 
@@ -106,24 +123,52 @@ def class_pixel_counts(
     return counts
 
 
+def is_generated(dicts: list[dict]) -> bool:
+    """Whether a training dataset is a generated (unlabelled) set: no image has a label file."""
+    return not any(d.get("sem_seg_file_name") for d in dicts)
+
+
+def dataset_factors(cfg: CfgNode, datasets: list[list[dict]]) -> list[float]:
+    """Sampling factor of each training dataset: ``DATASETS.TARGET_FACTOR`` for a generated
+    set, ``DATASETS.SOURCE_FACTOR`` for a labelled one (the original's repeat factors)."""
+    return [
+        cfg.DATASETS.TARGET_FACTOR if is_generated(d) else cfg.DATASETS.SOURCE_FACTOR
+        for d in datasets
+    ]
+
+
+TrainSampler = (
+    TrainingSampler | RepeatFactorTrainingSampler | WeightedMultiDatasetSampler | RareClassSampler
+)
+
+
 def build_train_sampler(
     cfg: CfgNode, datasets: list[list[dict]], *, rank: int, world_size: int
-) -> WeightedMultiDatasetSampler | RareClassSampler:
+) -> TrainSampler:
     """The sampler named by ``DATALOADER.SAMPLER_TRAIN`` over the concatenated ``datasets``.
 
-    "TrainingSampler": weighted over datasets, 1.0 for the first (source) and
-    ``DATASETS.TARGET_FACTOR`` for each further one. "RareClassSampler": rare-class sampling
-    with ``DATALOADER.RARE_CLASS_TEMPERATURE``.
+    - "TrainingSampler" (detectron2's): every image once per shuffled epoch.
+    - "WeightedTrainingSampler" (the original's joint training): detectron2's repeat-factor
+      sampler, each image repeated by its dataset's factor (:func:`dataset_factors`), so a
+      dataset's share of the draws is ``factor x size`` over the sum of them.
+    - "WeightedMultiDatasetSampler" (ours): picks a dataset with probability ``factor / sum``,
+      whatever its size, then one of its images.
+    - "RareClassSampler": rare-class sampling with ``DATALOADER.RARE_CLASS_TEMPERATURE``.
     """
     name = cfg.DATALOADER.SAMPLER_TRAIN
+    topology = {"seed": cfg.SEED, "rank": rank, "world_size": world_size}
     if name == "TrainingSampler":
-        weights = [1.0] + [cfg.DATASETS.TARGET_FACTOR] * (len(datasets) - 1)
+        return TrainingSampler(size=sum(len(d) for d in datasets), **topology)
+    if name == "WeightedTrainingSampler":
+        factors = dataset_factors(cfg, datasets)
+        logger.info("Repeat factors per dataset: %s", dict(zip(cfg.DATASETS.TRAIN, factors)))
+        per_image = [f for f, d in zip(factors, datasets) for _ in d]
+        return RepeatFactorTrainingSampler(repeat_factors=per_image, **topology)
+    if name == "WeightedMultiDatasetSampler":
         return WeightedMultiDatasetSampler(
             dataset_sizes=[len(d) for d in datasets],
-            weights=weights,
-            seed=cfg.SEED,
-            rank=rank,
-            world_size=world_size,
+            weights=dataset_factors(cfg, datasets),
+            **topology,
         )
     if name == "RareClassSampler":
         flat = [d for ds in datasets for d in ds]
@@ -135,12 +180,12 @@ def build_train_sampler(
         return RareClassSampler(
             class_pixel_counts=counts,
             temperature=cfg.DATALOADER.RARE_CLASS_TEMPERATURE,
-            seed=cfg.SEED,
-            rank=rank,
-            world_size=world_size,
+            min_pixels=cfg.DATALOADER.RARE_CLASS_MIN_PIXELS,
+            **topology,
         )
     raise ConfigError(
-        f"DATALOADER.SAMPLER_TRAIN must be TrainingSampler or RareClassSampler, got {name!r}"
+        "DATALOADER.SAMPLER_TRAIN must be TrainingSampler, WeightedTrainingSampler, "
+        f"WeightedMultiDatasetSampler or RareClassSampler, got {name!r}"
     )
 
 
@@ -155,6 +200,20 @@ def images_per_rank(cfg: CfgNode, world_size: int) -> int:
     return total // world_size
 
 
+def build_train_mapper(cfg: CfgNode) -> Callable[[dict], dict]:
+    """The training mapper of ``INPUT.DATASET_MAPPER_NAME`` ("vfm_mmseg": DGVFM's pipeline)."""
+    if cfg.INPUT.DATASET_MAPPER_NAME == VFM_MAPPER_NAME:
+        return VFMTrainMapper.from_config(cfg)
+    return SemSegTrainMapper.from_config(cfg)
+
+
+def build_test_mapper(cfg: CfgNode, dataset_name: str) -> Callable[[dict], dict]:
+    """The test mapper of ``dataset_name`` for ``INPUT.DATASET_MAPPER_NAME``."""
+    if cfg.INPUT.DATASET_MAPPER_NAME == VFM_MAPPER_NAME:
+        return VFMTestMapper.from_config(cfg, dataset_name)
+    return SemSegTestMapper.from_config(cfg)
+
+
 def build_train_loader(
     cfg: CfgNode,
     *,
@@ -167,9 +226,7 @@ def build_train_loader(
         cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
     )
     sampler = build_train_sampler(cfg, datasets, rank=rank, world_size=world_size)
-    dataset = MappedDataset(
-        [d for ds in datasets for d in ds], mapper or SemSegTrainMapper.from_config(cfg)
-    )
+    dataset = MappedDataset([d for ds in datasets for d in ds], mapper or build_train_mapper(cfg))
     workers = cfg.DATALOADER.NUM_WORKERS
     return DataLoader(
         dataset,
@@ -193,7 +250,7 @@ def build_test_loader(
 ) -> DataLoader:
     """Batch-1 loader over ``dataset_name``; each rank gets a disjoint shard, no padding."""
     dicts = get_dataset_dicts([dataset_name])[0]
-    dataset = MappedDataset(dicts, mapper or SemSegTestMapper.from_config(cfg))
+    dataset = MappedDataset(dicts, mapper or build_test_mapper(cfg, dataset_name))
     return DataLoader(
         dataset,
         batch_size=1,

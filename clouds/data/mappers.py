@@ -1,12 +1,10 @@
 """Dataset mappers: read a dataset dict's files and turn them into model inputs.
 
-Training (:class:`SemSegTrainMapper`): resize to ``INPUT.INITIAL_HEIGHT/WIDTH`` times a random
-scale from ``INPUT.SCALE_RANGE``, pad to the crop size (image 0, label ignore), a random
-``INPUT.CROP.SIZE`` crop re-drawn up to 10 times while one class covers more than
-``SINGLE_CATEGORY_MAX_AREA`` of its labelled pixels, horizontal flip, SSD photometric distortion.
-Geometry runs jointly on image and label through torchvision.transforms.v2 (``tv_tensors.Mask``
-is resized with nearest neighbour). Randomness comes from torch's global generator, which the
-training dataset seeds per sample (see :mod:`clouds.data.build`).
+Training (:class:`SemSegTrainMapper`): the original CLOUDS's augmentation with detectron2's
+semantics (see :mod:`clouds.data.augmentation`): aspect-kept random rescale, a fixed-size crop
+placed by one uniform draw, ColorAugSSD and flip for labelled images; flip (and ColorAugSSD for
+the student's view) only for generated ones. Randomness comes from torch's global generator,
+which the training dataset seeds per sample (see :mod:`clouds.data.build`).
 
 Test (:class:`SemSegTestMapper`): short side ``INPUT.MIN_SIZE_TEST``, long side capped at
 ``INPUT.MAX_SIZE_TEST``; ``height``/``width`` keep the original size the outputs are made at.
@@ -16,12 +14,23 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from clouds.config import CfgNode
+from clouds.data.augmentation import (
+    color_aug_ssd,
+    crop_origin,
+    crop_pad,
+    hflip,
+    resize_image,
+    resize_label,
+    resize_scale_size,
+    sample_color_aug_ssd,
+    uniform,
+)
 from clouds.utils.io import ImageReadError, read_image, read_label
 
 __all__ = ["SemSegTestMapper", "SemSegTrainMapper", "load_image_tensor"]
@@ -41,39 +50,63 @@ def load_image_tensor(dataset_dict: dict, image_format: str = "RGB") -> torch.Te
 
 
 class SemSegTrainMapper:
-    """Training mapper for semantic segmentation (labelled and unlabelled images).
+    """Training mapper of the original CLOUDS, for labelled and generated (unlabelled) images.
 
-    Output dict: the input keys plus "image" (uint8 (3, h, w)), and for labelled images
-    "sem_seg" (int64 (h, w), ``ignore_label`` where unknown or padded). Unlabelled images
-    (``sem_seg_file_name`` None, e.g. generated ``sd_*`` sets) get no "sem_seg" and, when
-    ``keep_clean_unlabelled``, an "image_clean" copy with the same geometry but no photometric
-    jitter (the EMA teacher's view).
+    Labelled images: random rescale that keeps the aspect (detectron2's ``ResizeScale`` into the
+    ``target_size`` box times U(``scale_range``)), a ``crop_size`` crop placed by one uniform draw
+    and padded up to ``crop_size`` (image 0, label ``ignore_label``), ColorAugSSD, horizontal
+    flip with probability 0.5. Generated images (``sem_seg_file_name`` None, the ``sd_*`` sets)
+    are used whole at their native size: flip only, then ColorAugSSD for "image" (the student's
+    view) while "image_clean" keeps the flipped image without it (the EMA teacher's view).
+
+    Output dict: the input keys plus "image" (uint8 (3, h, w), ``image_format`` channel order),
+    "sem_seg" (int64 (h, w)) for labelled images, "image_clean" for generated ones when
+    ``keep_clean_unlabelled``.
+
+    Options of ours, off in the reproduction configs: ``force_size`` (stretch to
+    ``target_size x scale``), ``single_category_max_area`` < 1 (redraw the crop up to
+    ``max_crop_tries`` times while one class covers that share of its labelled pixels),
+    ``independent_offsets`` (separate draws for top and left), ``color_aug="torchvision"``
+    (torchvision's RandomPhotometricDistort, which also permutes channels).
     """
 
     def __init__(
         self,
         *,
-        initial_size: tuple[int, int] | None,
+        resize: bool,
+        target_size: tuple[int, int] | None,
         scale_range: tuple[float, float],
         crop_size: tuple[int, int] | None,
-        single_category_max_area: float,
         ignore_label: int,
         flip: bool,
-        color_aug: bool,
+        color_aug: str | None,
         image_format: str = "RGB",
+        force_size: bool = False,
+        single_category_max_area: float = 1.0,
+        independent_offsets: bool = False,
         keep_clean_unlabelled: bool = True,
         max_crop_tries: int = 10,
     ) -> None:
         if scale_range[0] <= 0 or scale_range[0] > scale_range[1]:
             raise ValueError(f"INPUT.SCALE_RANGE must be 0 < low <= high, got {scale_range}")
-        self.initial_size = initial_size
+        if color_aug not in (None, "detectron2", "torchvision"):
+            raise ValueError(
+                f'INPUT.COLOR_AUG_IMPL must be "detectron2" or "torchvision", got {color_aug!r}'
+            )
+        self.resize = resize
+        self.target_size = target_size
         self.scale_range = scale_range
         self.crop_size = crop_size
-        self.single_category_max_area = single_category_max_area
         self.ignore_label = ignore_label
         self.flip = flip
-        self.photometric = v2.RandomPhotometricDistort(p=0.5) if color_aug else None
+        self.color_aug = color_aug
+        self.photometric = (
+            v2.RandomPhotometricDistort(p=0.5) if color_aug == "torchvision" else None
+        )
         self.image_format = image_format
+        self.force_size = force_size
+        self.single_category_max_area = single_category_max_area
+        self.independent_offsets = independent_offsets
         self.keep_clean_unlabelled = keep_clean_unlabelled
         self.max_crop_tries = max_crop_tries
 
@@ -82,69 +115,84 @@ class SemSegTrainMapper:
         i = cfg.INPUT
         initial = (i.INITIAL_HEIGHT, i.INITIAL_WIDTH)
         return cls(
-            initial_size=initial if min(initial) > 0 else None,
+            resize=i.RESIZE.ENABLED,
+            target_size=initial if min(initial) > 0 else None,
             scale_range=tuple(i.SCALE_RANGE),
             crop_size=tuple(i.CROP.SIZE) if i.CROP.ENABLED else None,
-            single_category_max_area=i.CROP.SINGLE_CATEGORY_MAX_AREA,
             ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
             flip=i.FLIP,
-            color_aug=i.COLOR_AUG_SSD,
+            color_aug=i.COLOR_AUG_IMPL if i.COLOR_AUG_SSD else None,
             image_format=i.FORMAT,
+            force_size=i.RESIZE.FORCE_INITIAL_SIZE,
+            single_category_max_area=i.CROP.SINGLE_CATEGORY_MAX_AREA,
+            independent_offsets=i.CROP.INDEPENDENT_OFFSETS,
         )
 
-    def _crop_origin(self, label: torch.Tensor | None, height: int, width: int) -> tuple[int, int]:
-        ch, cw = self.crop_size
-        top = left = 0
+    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
+        scale = uniform(*self.scale_range)
+        target = self.target_size or (height, width)
+        if self.force_size:
+            return max(1, round(target[0] * scale)), max(1, round(target[1] * scale))
+        return resize_scale_size(height, width, target, scale)
+
+    def _crop_origin(self, label: np.ndarray) -> tuple[int, int]:
+        height, width = label.shape
+        origin = (0, 0)
         for _ in range(self.max_crop_tries):
-            top = int(torch.randint(0, height - ch + 1, ()).item())
-            left = int(torch.randint(0, width - cw + 1, ()).item())
-            if label is None or self.single_category_max_area >= 1.0:
+            u = uniform()
+            fractions = (u, uniform()) if self.independent_offsets else (u, u)
+            origin = crop_origin(height, width, self.crop_size, fractions)
+            if self.single_category_max_area >= 1.0:
                 break
-            window = label[top : top + ch, left : left + cw]
-            counts = torch.bincount(window[window != self.ignore_label].flatten())
+            top, left = origin
+            window = label[top : top + self.crop_size[0], left : left + self.crop_size[1]]
+            counts = np.bincount(window[window != self.ignore_label].ravel())
             counts = counts[counts > 0]
-            if len(counts) > 1 and counts.max() / counts.sum() < self.single_category_max_area:
+            if len(counts) > 1 and counts.max() < counts.sum() * self.single_category_max_area:
                 break
-        return top, left
+        return origin
+
+    def _color(self, image: np.ndarray) -> np.ndarray:
+        if self.color_aug == "detectron2":
+            return color_aug_ssd(image, sample_color_aug_ssd(), rgb=self.image_format == "RGB")
+        if self.color_aug == "torchvision":
+            tensor = self.photometric(torch.from_numpy(image).permute(2, 0, 1))
+            return tensor.permute(1, 2, 0).numpy()
+        return image
+
+    def _labelled(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.resize:
+            size = self._resized_size(*image.shape[:2])
+            image, label = resize_image(image, size), resize_label(label, size)
+        if self.crop_size is not None:
+            origin = self._crop_origin(label)
+            image = crop_pad(image, origin, self.crop_size, fill=0)
+            label = crop_pad(label, origin, self.crop_size, fill=self.ignore_label)
+        image = self._color(image)
+        if self.flip and uniform() < 0.5:
+            image, label = hflip(image), hflip(label)
+        return image, label
 
     def __call__(self, dataset_dict: dict) -> dict:
         out = copy.copy(dataset_dict)
-        image = tv_tensors.Image(load_image_tensor(dataset_dict, self.image_format))
-        height, width = image.shape[-2:]
-        label = None
+        image = load_image_tensor(dataset_dict, self.image_format).permute(1, 2, 0).numpy()
+        image = np.ascontiguousarray(image)
         if dataset_dict.get("sem_seg_file_name"):
-            array = read_label(dataset_dict["sem_seg_file_name"], expected_hw=(height, width))
-            label = tv_tensors.Mask(torch.from_numpy(array.astype("int64")))
-
-        base_h, base_w = self.initial_size or (height, width)
-        scale = float(torch.empty(()).uniform_(*self.scale_range))
-        size = [max(1, round(base_h * scale)), max(1, round(base_w * scale))]
-        image = F.resize(image, size, antialias=True)
-        label = F.resize(label, size) if label is not None else None
-
-        if self.crop_size is not None:
-            ch, cw = self.crop_size
-            pad = [0, 0, max(0, cw - size[1]), max(0, ch - size[0])]  # left, top, right, bottom
-            if pad[2] or pad[3]:
-                image = F.pad(image, pad, fill=0)
-                label = F.pad(label, pad, fill=self.ignore_label) if label is not None else None
-            h, w = image.shape[-2:]
-            top, left = self._crop_origin(label, h, w)
-            image = F.crop(image, top, left, ch, cw)
-            label = F.crop(label, top, left, ch, cw) if label is not None else None
-
-        if self.flip and torch.rand(()) < 0.5:
-            image = F.horizontal_flip(image)
-            label = F.horizontal_flip(label) if label is not None else None
-
-        if label is None and self.keep_clean_unlabelled:
-            out["image_clean"] = image.as_subclass(torch.Tensor).clone()
-        if self.photometric is not None:
-            image = self.photometric(image)
-        out["image"] = image.as_subclass(torch.Tensor).contiguous()
-        if label is not None:
-            out["sem_seg"] = label.as_subclass(torch.Tensor).long().contiguous()
+            label = read_label(dataset_dict["sem_seg_file_name"], expected_hw=image.shape[:2])
+            image, label = self._labelled(image, label)
+            out["sem_seg"] = torch.from_numpy(label.astype(np.int64))
+        else:
+            if self.flip and uniform() < 0.5:
+                image = hflip(image)
+            if self.keep_clean_unlabelled:
+                out["image_clean"] = _chw(image)
+            image = self._color(image)
+        out["image"] = _chw(image)
         return out
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
 
 class SemSegTestMapper:

@@ -1,5 +1,7 @@
-"""Label conversion against hand-checked values, bad files, idempotence and parallel runs."""
+"""Label conversion against hand-checked values and the original's, bad files, idempotence and
+parallel runs."""
 
+import json
 import os
 from pathlib import Path
 
@@ -24,55 +26,14 @@ CITYSCAPES_EXPECTED = [
     8, 9, 10, 11, 12, 13, 14, 15, 255, 255, 16, 17, 18,
 ]  # fmt: skip
 
-# SYNTHIA RAND-CITYSCAPES class ID -> train ID (16 shared classes; terrain 16, truck 18 and
-# train 20 are not in SYNTHIA's labels and are ignored like void, parking-slot, road-work
-# and lane-marking).
-SYNTHIA_EXPECTED = {
-    0: 255, 1: 10, 2: 2, 3: 0, 4: 1, 5: 4, 6: 8, 7: 5, 8: 13, 9: 7, 10: 11, 11: 18, 12: 17,
-    13: 255, 14: 255, 15: 6, 16: 255, 17: 12, 18: 255, 19: 15, 20: 255, 21: 3, 22: 255,
-}  # fmt: skip
-
-# Mapillary Vistas v1.2 class name -> Cityscapes train ID for every mapped class.
-MAPILLARY_EXPECTED = {
-    "construction--barrier--curb": 1,
-    "construction--barrier--fence": 4,
-    "construction--barrier--guard-rail": 4,
-    "construction--barrier--wall": 3,
-    "construction--flat--bike-lane": 0,
-    "construction--flat--crosswalk-plain": 0,
-    "construction--flat--curb-cut": 1,
-    "construction--flat--parking": 0,
-    "construction--flat--pedestrian-area": 1,
-    "construction--flat--rail-track": 0,
-    "construction--flat--road": 0,
-    "construction--flat--service-lane": 0,
-    "construction--flat--sidewalk": 1,
-    "construction--structure--bridge": 2,
-    "construction--structure--building": 2,
-    "construction--structure--tunnel": 2,
-    "human--person": 11,
-    "human--rider--bicyclist": 12,
-    "human--rider--motorcyclist": 12,
-    "human--rider--other-rider": 12,
-    "marking--crosswalk-zebra": 0,
-    "marking--general": 0,
-    "nature--sand": 9,
-    "nature--sky": 10,
-    "nature--snow": 9,
-    "nature--terrain": 9,
-    "nature--vegetation": 8,
-    "object--support--pole": 5,
-    "object--support--traffic-sign-frame": 7,
-    "object--support--utility-pole": 5,
-    "object--traffic-light": 6,
-    "object--traffic-sign--front": 7,
-    "object--vehicle--bicycle": 18,
-    "object--vehicle--bus": 15,
-    "object--vehicle--car": 13,
-    "object--vehicle--motorcycle": 17,
-    "object--vehicle--on-rails": 16,
-    "object--vehicle--truck": 14,
-}
+# Raw value -> train ID of the original CLOUDS's tools/convert_datasets/{gta,synthia,mapillary}.py,
+# read off by running its convert_to_train_id outside this project on label files holding every
+# raw value (GTA 0..33, SYNTHIA 0..22 in the 16-bit file's first channel, Mapillary 0..65).
+ORIGINAL_MAPS = json.loads(
+    (
+        Path(__file__).parents[1] / "fixtures" / "clouds_data" / "original_label_maps.json"
+    ).read_text()
+)
 
 
 def _image(path: Path, hw: tuple[int, int]) -> None:
@@ -113,6 +74,7 @@ def test_gta_palette_label_every_label_id(tmp_path: Path) -> None:
     assert (result.converted, result.failures) == (1, [])
     out = _read(tmp_path / "gta" / "labels" / "00001_labelTrainIds.png")
     np.testing.assert_array_equal(out.ravel(), CITYSCAPES_EXPECTED)
+    assert ORIGINAL_MAPS["gta"] == CITYSCAPES_EXPECTED
 
 
 def test_synthia_16bit_first_channel(tmp_path: Path) -> None:
@@ -126,7 +88,9 @@ def test_synthia_16bit_first_channel(tmp_path: Path) -> None:
     result = SYNTHIA_CONVERSION.convert(tmp_path)
     assert (result.converted, result.failures) == (1, [])
     out = _read(label.with_name("0000000_labelTrainIds.png"))
-    expected = [SYNTHIA_EXPECTED[i] for i in range(23)] + [255]
+    # the original's mapping, ids 16 / 18 / 20 (terrain, truck, train) -> 9 / 14 / 16 included
+    expected = ORIGINAL_MAPS["synthia"] + [255]
+    assert [expected[i] for i in (16, 18, 20)] == [9, 14, 16]
     np.testing.assert_array_equal(out.ravel(), expected)
 
 
@@ -139,8 +103,9 @@ def test_mapillary_every_class(tmp_path: Path) -> None:
         _image(tmp_path / split / "images" / "key.jpg", (6, 11))
     result = MAPILLARY_CONVERSION.convert(tmp_path)
     assert (result.converted, result.failures) == (2, [])
-    expected = [MAPILLARY_EXPECTED.get(name, 255) for name in MAPILLARY_CLASSES]
-    assert expected.count(255) == 66 - 38
+    expected = ORIGINAL_MAPS["mapillary"]
+    assert expected.count(255) == 66 - 25
+    assert expected[MAPILLARY_CLASSES.index("object--manhole")] == 0  # road
     for split in ("training", "validation"):
         out = _read(tmp_path / split / "labels" / "key_labelTrainIds.png")
         np.testing.assert_array_equal(out.ravel(), expected)

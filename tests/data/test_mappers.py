@@ -26,13 +26,13 @@ def _write(tmp_path, label: np.ndarray, name: str = "a") -> dict:
 
 def _mapper(**kwargs) -> SemSegTrainMapper:
     args = {
-        "initial_size": (16, 32),
+        "resize": True,
+        "target_size": (16, 32),
         "scale_range": (0.5, 2.0),
         "crop_size": (16, 32),
-        "single_category_max_area": 1.0,
         "ignore_label": 255,
         "flip": True,
-        "color_aug": False,
+        "color_aug": None,
     }
     args.update(kwargs)
     return SemSegTrainMapper(**args)
@@ -43,25 +43,26 @@ def test_train_mapper_keeps_image_and_label_aligned(tmp_path) -> None:
     label[:, 20:40] = 1
     label[16:, 40:] = 2
     record = _write(tmp_path, label)
-    mapper = _mapper(initial_size=(32, 64))
+    mapper = _mapper(target_size=(32, 64))
     for seed in range(6):
         torch.manual_seed(seed)
         out = mapper(record)
         image, sem_seg = out["image"], out["sem_seg"]
         assert image.shape == (3, 16, 32) and image.dtype == torch.uint8
         assert sem_seg.shape == (16, 32) and sem_seg.dtype == torch.int64
-        for c in range(3):  # the colour of each labelled pixel is its class colour
-            pixels = image[:, sem_seg == c].T.numpy().astype(int)
-            if len(pixels):
-                # (resizing blends colours along class borders only)
-                assert (np.abs(pixels - PALETTE[c]).max(axis=1) < 60).mean() > 0.75
+        # the colour of nearly every labelled pixel is its class colour (resizing blends
+        # colours along class borders only)
+        labelled = sem_seg != 255
+        expected = PALETTE[sem_seg[labelled].numpy()].astype(int)
+        pixels = image[:, labelled].T.numpy().astype(int)
+        assert (np.abs(pixels - expected).max(axis=1) < 60).mean() > 0.85
         padded = sem_seg == 255  # padding: ignore label and black image
         assert (image[:, padded] == 0).all()
 
 
 def test_small_images_are_padded_with_ignore(tmp_path) -> None:
     record = _write(tmp_path, np.ones((8, 8), dtype=np.int64))
-    out = _mapper(initial_size=(8, 8), scale_range=(1.0, 1.0), flip=False)(record)
+    out = _mapper(target_size=(8, 8), scale_range=(1.0, 1.0), flip=False)(record)
     assert out["sem_seg"].shape == (16, 32)
     assert (out["sem_seg"][:8, :8] == 1).all() and (out["sem_seg"][8:] == 255).all()
     assert (out["image"][:, 8:] == 0).all()
@@ -71,7 +72,7 @@ def test_crop_avoids_single_category_crops(tmp_path) -> None:
     label = np.zeros((16, 128), dtype=np.int64)
     label[:, 100:] = 1  # most 16x32 crops hold class 0 only
     record = _write(tmp_path, label)
-    kwargs = {"initial_size": (16, 128), "scale_range": (1.0, 1.0), "flip": False}
+    kwargs = {"target_size": (16, 128), "scale_range": (1.0, 1.0), "flip": False}
     mixed = []
     for mapper in (_mapper(**kwargs), _mapper(single_category_max_area=0.75, **kwargs)):
         torch.manual_seed(0)
@@ -80,19 +81,31 @@ def test_crop_avoids_single_category_crops(tmp_path) -> None:
     assert mixed[1] > mixed[0] + 0.3
 
 
-def test_unlabelled_images_keep_a_clean_copy(tmp_path) -> None:
-    record = _write(tmp_path, np.zeros((16, 32), dtype=np.int64))
+def test_generated_images_are_used_whole_with_flip_only(tmp_path) -> None:
+    label = np.zeros((20, 28), dtype=np.int64)
+    label[:, :5] = 1
+    record = _write(tmp_path, label)
     record["sem_seg_file_name"] = None
-    torch.manual_seed(1)
-    out = _mapper(color_aug=True)(record)
-    assert "sem_seg" not in out
-    assert out["image_clean"].shape == out["image"].shape == (3, 16, 32)
+    original = torch.from_numpy(PALETTE[label]).permute(2, 0, 1)
+    mapper = _mapper(color_aug="detectron2")
+    flipped = jittered = 0
+    for seed in range(12):
+        torch.manual_seed(seed)
+        out = mapper(record)
+        assert "sem_seg" not in out
+        assert out["image_clean"].shape == out["image"].shape == (3, 20, 28)  # native size
+        clean = out["image_clean"]
+        assert torch.equal(clean, original) or torch.equal(clean, original.flip(-1))
+        flipped += int(torch.equal(clean, original.flip(-1)))
+        jittered += int(not torch.equal(clean, out["image"]))
+    assert 0 < flipped < 12 and jittered > 0
 
 
-def test_photometric_jitter_changes_only_the_image(tmp_path) -> None:
+@pytest.mark.parametrize("color_aug", ["detectron2", "torchvision"])
+def test_photometric_jitter_changes_only_the_image(tmp_path, color_aug: str) -> None:
     record = _write(tmp_path, np.zeros((16, 32), dtype=np.int64))
     plain = _mapper(flip=False, scale_range=(1.0, 1.0))
-    jitter = _mapper(flip=False, scale_range=(1.0, 1.0), color_aug=True)
+    jitter = _mapper(flip=False, scale_range=(1.0, 1.0), color_aug=color_aug)
     changed = 0
     for seed in range(8):
         torch.manual_seed(seed)
@@ -102,6 +115,37 @@ def test_photometric_jitter_changes_only_the_image(tmp_path) -> None:
         assert torch.equal(a["sem_seg"], b["sem_seg"])
         changed += int(not torch.equal(a["image"], b["image"]))
     assert changed > 0
+
+
+def test_resize_keeps_aspect_unless_forced(tmp_path) -> None:
+    record = _write(tmp_path, np.zeros((20, 40), dtype=np.int64))
+    kwargs = {"target_size": (16, 16), "scale_range": (1.0, 1.0), "crop_size": None}
+    assert _mapper(**kwargs)(record)["sem_seg"].shape == (8, 16)  # fits inside 16x16
+    assert _mapper(force_size=True, **kwargs)(record)["sem_seg"].shape == (16, 16)
+    assert _mapper(resize=False, **kwargs)(record)["sem_seg"].shape == (20, 40)
+
+
+def _crop_fractions(tmp_path, **kwargs) -> list[tuple[float, float]]:
+    """(top / max_top, left / max_left) of crops of a 40x100 image whose label holds the row."""
+    label = np.repeat(np.arange(40)[:, None], 100, axis=1)
+    record = _write(tmp_path, label % 3)
+    write_png_atomic(label.astype(np.uint8), record["sem_seg_file_name"])
+    columns = np.repeat(np.arange(100)[None], 40, axis=0).astype(np.uint8)
+    write_png_atomic(np.stack([columns] * 3, axis=2), record["file_name"])
+    mapper = _mapper(scale_range=(1.0, 1.0), target_size=(40, 100), flip=False, **kwargs)
+    out = []
+    for seed in range(10):
+        torch.manual_seed(seed)
+        sample = mapper(record)
+        out.append((sample["sem_seg"][0, 0].item() / 24, sample["image"][0, 0, 0].item() / 68))
+    return out
+
+
+def test_crop_offsets_share_one_draw_unless_independent(tmp_path) -> None:
+    shared = _crop_fractions(tmp_path)
+    assert all(abs(top - left) <= 0.5 / 24 + 0.5 / 68 for top, left in shared)  # rounding
+    independent = _crop_fractions(tmp_path, independent_offsets=True)
+    assert max(abs(top - left) for top, left in independent) > 0.2
 
 
 def test_errors_name_the_file(tmp_path) -> None:
@@ -127,5 +171,7 @@ def test_test_mapper_resizes_short_side_and_keeps_original_size(tmp_path) -> Non
 def test_from_config() -> None:
     cfg = get_cfg()
     mapper = SemSegTrainMapper.from_config(cfg)
-    assert mapper.crop_size == (768, 768) and mapper.initial_size == (1052, 1914)
+    assert mapper.crop_size == (768, 768) and mapper.target_size == (1052, 1914)
+    assert mapper.color_aug == "detectron2" and mapper.single_category_max_area == 1.0
+    assert not mapper.force_size and not mapper.independent_offsets
     assert SemSegTestMapper.from_config(cfg).min_size == 1024

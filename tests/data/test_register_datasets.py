@@ -137,3 +137,22 @@ def test_paired_layout_keeps_sub_folders_and_strips_suffixes() -> None:
     flat = PairedLayout(Path("bdd/images"), Path("bdd/masks"), label_suffix=".png")
     assert flat.image_id(Path("bdd/images/ab-cd.jpg")) == "ab-cd"
     assert flat.label_of(Path("bdd/images/ab-cd.jpg")) == Path("bdd/masks/ab-cd.png")
+
+
+def test_gta5_leaves_out_the_original_frames(toy_root: Path, tmp_path: Path) -> None:
+    """The original's GTA5 list (datasets/gta_list/train_dict.json of yasserben/CLOUDS) holds
+    24,904 of the 24,966 frames: 15188, 17705 and 20801-20860 are not in it."""
+    from clouds.data.datasets.register_gta5 import GTA5_LEFT_OUT
+
+    assert len(GTA5_LEFT_OUT) == 24966 - 24904
+    assert {"15188", "17705", "20801", "20860"} <= GTA5_LEFT_OUT and "20861" not in GTA5_LEFT_OUT
+    shutil.copytree(toy_root / "gta", tmp_path / "gta")
+    for frame in ("15188", "20830", "20861"):
+        for sub, suffix in (("images", ".png"), ("labels", "_labelTrainIds.png")):
+            shutil.copy(
+                tmp_path / "gta" / sub / f"00001{suffix}",
+                tmp_path / "gta" / sub / f"{frame}{suffix}",
+            )
+    register_all_datasets(tmp_path)
+    ids = [d["image_id"] for d in DatasetCatalog.get("gta5")]
+    assert ids == ["00001", "00002", "00003", "20861"]

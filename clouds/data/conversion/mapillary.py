@@ -1,8 +1,8 @@
 """Mapillary Vistas v1.2: 66-class palette label PNGs -> the 19 Cityscapes train IDs.
 
 Labels are palette PNGs whose pixel values are indices into the 66 v1.2 classes below
-(index 65 is "void--unlabeled"). :data:`MAPILLARY_TO_CITYSCAPES` is the class mapping used
-across the domain-generalization literature; classes it does not list become 255.
+(index 65 is "void--unlabeled"). :data:`MAPILLARY_TO_CITYSCAPES` is the original CLOUDS's
+mapping of 25 classes (manhole counts as road); classes it does not list become 255.
 
 Layout: ``mapillary_vistas/{training,validation}/images/<key>.jpg`` and
 ``.../labels/<key>.png``; the converted label is written beside the raw one as
@@ -103,46 +103,34 @@ _MAPILLARY_TABLE: tuple[tuple[str, tuple[int, int, int]], ...] = (
 MAPILLARY_CLASSES: tuple[str, ...] = tuple(name for name, _ in _MAPILLARY_TABLE)
 MAPILLARY_COLORS: tuple[tuple[int, int, int], ...] = tuple(color for _, color in _MAPILLARY_TABLE)
 
-# Mapillary class name -> Cityscapes train class name; every class not listed is ignored.
+# Mapillary class name -> Cityscapes train class name, the original CLOUDS's mapping (its
+# tools/convert_datasets/mapillary.py, 25 classes); every class not listed is ignored.
 MAPILLARY_TO_CITYSCAPES: dict[str, str] = {
-    "construction--barrier--curb": "sidewalk",
-    "construction--barrier--fence": "fence",
-    "construction--barrier--guard-rail": "fence",
-    "construction--barrier--wall": "wall",
-    "construction--flat--bike-lane": "road",
-    "construction--flat--crosswalk-plain": "road",
-    "construction--flat--curb-cut": "sidewalk",
-    "construction--flat--parking": "road",
-    "construction--flat--pedestrian-area": "sidewalk",
-    "construction--flat--rail-track": "road",
     "construction--flat--road": "road",
-    "construction--flat--service-lane": "road",
+    "marking--general": "road",
+    "object--manhole": "road",
+    "construction--barrier--curb": "sidewalk",
     "construction--flat--sidewalk": "sidewalk",
-    "construction--structure--bridge": "building",
     "construction--structure--building": "building",
-    "construction--structure--tunnel": "building",
+    "construction--barrier--wall": "wall",
+    "construction--barrier--fence": "fence",
+    "object--support--pole": "pole",
+    "object--support--utility-pole": "pole",
+    "object--traffic-light": "traffic light",
+    "object--traffic-sign--front": "traffic sign",
+    "nature--vegetation": "vegetation",
+    "nature--terrain": "terrain",
+    "nature--sky": "sky",
     "human--person": "person",
     "human--rider--bicyclist": "rider",
     "human--rider--motorcyclist": "rider",
     "human--rider--other-rider": "rider",
-    "marking--crosswalk-zebra": "road",
-    "marking--general": "road",
-    "nature--sand": "terrain",
-    "nature--sky": "sky",
-    "nature--snow": "terrain",
-    "nature--terrain": "terrain",
-    "nature--vegetation": "vegetation",
-    "object--support--pole": "pole",
-    "object--support--traffic-sign-frame": "traffic sign",
-    "object--support--utility-pole": "pole",
-    "object--traffic-light": "traffic light",
-    "object--traffic-sign--front": "traffic sign",
-    "object--vehicle--bicycle": "bicycle",
-    "object--vehicle--bus": "bus",
     "object--vehicle--car": "car",
-    "object--vehicle--motorcycle": "motorcycle",
-    "object--vehicle--on-rails": "train",
     "object--vehicle--truck": "truck",
+    "object--vehicle--bus": "bus",
+    "object--vehicle--on-rails": "train",
+    "object--vehicle--motorcycle": "motorcycle",
+    "object--vehicle--bicycle": "bicycle",
 }
 
 

@@ -1,9 +1,10 @@
-"""SYNTHIA (RAND-CITYSCAPES): 16-bit ``GT/LABELS`` PNGs -> train IDs of the 16 shared classes.
+"""SYNTHIA (RAND-CITYSCAPES): 16-bit ``GT/LABELS`` PNGs -> Cityscapes train IDs.
 
 The class ID sits in the first channel of the 16-bit label PNG (the second holds instance
-IDs). SYNTHIA's README lists 23 class IDs; the 16 classes it shares with Cityscapes map to
-their train IDs, everything else (void, parking-slot, road-work, lane-marking, and the
-terrain / truck / train IDs that never occur in RAND-CITYSCAPES) becomes 255.
+IDs). SYNTHIA's README lists 23 class IDs; as in the original CLOUDS (its
+tools/convert_datasets/synthia.py), the 19 Cityscapes classes map to their train IDs, terrain,
+truck and train included although RAND-CITYSCAPES never uses their IDs, and everything else
+(void, parking-slot, road-work, lane-marking) becomes 255.
 
 Layout: ``synthia/RGB/0000000.png`` and ``synthia/GT/LABELS/0000000.png``; the converted
 label is written beside the raw one as ``synthia/GT/LABELS/0000000_labelTrainIds.png``.
@@ -48,7 +49,7 @@ SYNTHIA_CLASSES: tuple[str, ...] = (
     "lanemarking",
 )
 
-# SYNTHIA class ID -> Cityscapes train ID for the 16 shared classes; other IDs -> 255.
+# SYNTHIA class ID -> Cityscapes train ID for the 19 classes; other IDs -> 255.
 SYNTHIA_TO_TRAIN_ID: dict[int, int] = {
     3: 0,  # road
     4: 1,  # sidewalk
@@ -59,11 +60,14 @@ SYNTHIA_TO_TRAIN_ID: dict[int, int] = {
     15: 6,  # traffic light
     9: 7,  # traffic sign
     6: 8,  # vegetation
+    16: 9,  # terrain (not in RAND-CITYSCAPES' labels)
     1: 10,  # sky
     10: 11,  # pedestrian -> person
     17: 12,  # rider
     8: 13,  # car
+    18: 14,  # truck (not in RAND-CITYSCAPES' labels)
     19: 15,  # bus
+    20: 16,  # train (not in RAND-CITYSCAPES' labels)
     12: 17,  # motorcycle
     11: 18,  # bicycle
 }

@@ -78,6 +78,7 @@ def load_image_label_pairs(
     label_of: Callable[[Path], Path],
     image_id_of: Callable[[Path], str],
     missing_hint: str = "",
+    exclude_ids: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Detectron2-style dicts of every image under ``image_dir`` and its label.
 
@@ -87,11 +88,14 @@ def load_image_label_pairs(
         label_of: the train-ID label path of an image.
         image_id_of: the id of an image (its file stem without dataset suffixes).
         missing_hint: appended to the missing-label message (e.g. the conversion command).
+        exclude_ids: ids of images left out of the dataset.
 
     Raises:
         DatasetNotFoundError: if the folder is missing or empty, or an image has no label.
     """
-    images = _list_images(name, image_dir, pattern)
+    images = [
+        i for i in _list_images(name, image_dir, pattern) if image_id_of(i) not in exclude_ids
+    ]
     labels = [label_of(image) for image in images]
     missing = [(image, label) for image, label in zip(images, labels) if not label.is_file()]
     if missing:
@@ -181,9 +185,15 @@ def convert_hint(tool: str, root: Path) -> str:
 
 
 def register_image_label_pairs(
-    name: str, layout: PairedLayout, pattern: str, *, missing_hint: str = ""
+    name: str,
+    layout: PairedLayout,
+    pattern: str,
+    *,
+    missing_hint: str = "",
+    exclude_ids: frozenset[str] = frozenset(),
 ) -> None:
-    """Register ``name`` as the images ``<layout.image_dir>/<pattern>`` and their labels.
+    """Register ``name`` as the images ``<layout.image_dir>/<pattern>`` (but those whose id is in
+    ``exclude_ids``) and their labels.
 
     Nothing is read until the dataset is loaded (see :func:`load_image_label_pairs`).
     """
@@ -195,5 +205,6 @@ def register_image_label_pairs(
         label_of=layout.label_of,
         image_id_of=layout.image_id,
         missing_hint=missing_hint,
+        exclude_ids=exclude_ids,
     )
     register_dataset(name, loader, layout.image_dir, layout.label_dir)

@@ -1,4 +1,8 @@
-"""GTA5 (``gta5``, train): ``gta/images/<n>.png`` with converted ``gta/labels/<n>_labelTrainIds.png``."""
+"""GTA5 (``gta5``, train): ``gta/images/<n>.png`` with converted ``gta/labels/<n>_labelTrainIds.png``.
+
+As in the original CLOUDS (its ``datasets/gta_list``), 62 of the 24,966 frames are left out
+(:data:`GTA5_LEFT_OUT`), so the set has 24,904 frames.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,20 @@ from pathlib import Path
 
 from clouds.data.datasets.loading import PairedLayout, convert_hint, register_image_label_pairs
 
-__all__ = ["register_gta5"]
+__all__ = ["GTA5_LEFT_OUT", "register_gta5"]
+
+# Frame numbers (file stems) the original's GTA5 list leaves out.
+GTA5_LEFT_OUT: frozenset[str] = frozenset(f"{n:05d}" for n in (15188, 17705, *range(20801, 20861)))
 
 
 def register_gta5(datasets_root: Path) -> None:
     """Register ``gta5`` from ``<datasets_root>/gta``."""
     root = datasets_root / "gta"
     layout = PairedLayout(root / "images", root / "labels", label_suffix="_labelTrainIds.png")
-    register_image_label_pairs("gta5", layout, "*.png", missing_hint=convert_hint("gta", root))
+    register_image_label_pairs(
+        "gta5",
+        layout,
+        "*.png",
+        missing_hint=convert_hint("gta", root),
+        exclude_ids=GTA5_LEFT_OUT,
+    )
