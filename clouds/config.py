@@ -250,6 +250,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES = []  # else: random short side among these, aspect kept
     _C.INPUT.VFM_PIPELINE.TRAIN_MAX_LONG_EDGE = 2048  # long-side cap of TRAIN_SHORT_EDGES resizes
     _C.INPUT.VFM_PIPELINE.TEST_SCALES = []  # one (W, H) aspect-kept test resize per DATASETS.TEST
+    _C.INPUT.VFM_PIPELINE.PAD_TO_CROP = False  # VFMSegmentor pads batches to INPUT.CROP.SIZE
     _C.INPUT.VFM_PIPELINE.PHOTOMETRIC = CfgNode()  # mmseg PhotoMetricDistortion (COLOR_AUG_SSD)
     _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.BRIGHTNESS_DELTA = 32  # brightness + U(-delta, delta)
     _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.CONTRAST_RANGE = (0.5, 1.5)  # contrast factor range

@@ -25,6 +25,8 @@ def _overrides(output_dir: Path, **extra: object) -> list[str]:
         "INPUT.CROP.SIZE": f"({SIZE[0]}, {SIZE[1]})",
         "INPUT.MIN_SIZE_TEST": SIZE[0],
         "INPUT.MAX_SIZE_TEST": SIZE[1],
+        "INPUT.VFM_PIPELINE.TRAIN_SCALE": f"({SIZE[1]}, {SIZE[0]})",
+        "INPUT.VFM_PIPELINE.TEST_SCALES": f"[[{SIZE[1]}, {SIZE[0]}]]",
         "TEST.COARSE_TO_FINE.COARSE_SIZE": f"({SIZE[0] // 2}, {SIZE[1] // 2})",
         "TEST.COARSE_TO_FINE.SURE_RATIO": 1.1,
         "SOLVER.MAX_ITER": 4,

@@ -75,6 +75,13 @@ def region_logits(
     )
 
 
+def _train_pad_size(cfg: CfgNode) -> tuple[int, int] | None:
+    """INPUT.CROP.SIZE with INPUT.VFM_PIPELINE.PAD_TO_CROP (DGVFM's pipelines), else None."""
+    if cfg.INPUT.VFM_PIPELINE.PAD_TO_CROP and cfg.INPUT.CROP.ENABLED:
+        return int(cfg.INPUT.CROP.SIZE[0]), int(cfg.INPUT.CROP.SIZE[1])
+    return None
+
+
 def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
@@ -95,6 +102,7 @@ class VFMSegmentor(SegmentorBase):
         sub_crop: int = 512,
         sub_crop_grid: int = 32,
         inference: InferenceSettings | None = None,
+        train_pad_size: tuple[int, int] | None = None,
     ) -> None:
         """
         Args:
@@ -105,6 +113,9 @@ class VFMSegmentor(SegmentorBase):
             sub_crop: side of the full-resolution sub-crop of multi-scale training.
             sub_crop_grid: sub-crop offsets are multiples of it.
             inference: test-time strategy (whole / slide / coarse_to_fine); None: whole.
+            train_pad_size: training batches are padded to at least this (h, w), images with 0
+                after normalisation and labels with ``ignore_label``, as the original's data
+                preprocessor pads to its crop size.
         """
         super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
         inference = inference or InferenceSettings()
@@ -122,6 +133,7 @@ class VFMSegmentor(SegmentorBase):
         self.sub_crop = sub_crop
         self.sub_crop_grid = sub_crop_grid
         self.inference_settings = inference
+        self.train_pad_size = train_pad_size
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> VFMSegmentor:
@@ -155,6 +167,7 @@ class VFMSegmentor(SegmentorBase):
             sub_crop=cfg.MODEL.VFM_HEAD.SUB_CROP,
             sub_crop_grid=cfg.MODEL.VFM_HEAD.SUB_CROP_GRID,
             inference=InferenceSettings.from_config(cfg),
+            train_pad_size=_train_pad_size(cfg),
         )
 
     def forward(
@@ -230,6 +243,15 @@ class VFMSegmentor(SegmentorBase):
         labels, _ = pad_to_divisible(
             [x["sem_seg"].to(self.device) for x in batched_inputs], div, self.ignore_label
         )
+        if self.train_pad_size is not None:
+            height, width = images.shape[-2:]
+            pad = (
+                0,
+                max(self.train_pad_size[1] - width, 0),
+                0,
+                max(self.train_pad_size[0] - height, 0),
+            )
+            images, labels = F.pad(images, pad), F.pad(labels, pad, value=self.ignore_label)
         return images, labels.long()
 
     def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

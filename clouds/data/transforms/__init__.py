@@ -1,0 +1,1 @@
+"""Image / label transforms of the DGVFM (mmsegmentation-style) data pipelines."""
