@@ -21,7 +21,7 @@ KEYS = {"file_name", "sem_seg_file_name", "height", "width", "image_id"}
 
 
 def test_names() -> None:
-    assert len(DATASET_NAMES) == 16
+    assert len(DATASET_NAMES) == 17
     assert {"gta5", "synthia", "cityscapes_val", "bdd_val", "mapillary_val"} <= set(DATASET_NAMES)
     assert "acdc_night_val" in DATASET_NAMES
 
@@ -156,3 +156,5 @@ def test_gta5_leaves_out_the_original_frames(toy_root: Path, tmp_path: Path) -> 
     register_all_datasets(tmp_path)
     ids = [d["image_id"] for d in DatasetCatalog.get("gta5")]
     assert ids == ["00001", "00002", "00003", "20861"]
+    all_ids = [d["image_id"] for d in DatasetCatalog.get("gta5_all")]
+    assert all_ids == ["00001", "00002", "00003", "15188", "20830", "20861"]

@@ -30,6 +30,7 @@ __all__ = [
 # Every fixed dataset name ``register_all_datasets`` registers (generated sets come on demand).
 DATASET_NAMES: tuple[str, ...] = (
     "gta5",
+    "gta5_all",
     "synthia",
     "cityscapes_train",
     "cityscapes_val",
