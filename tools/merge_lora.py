@@ -4,6 +4,9 @@ Usage::
 
     python tools/merge_lora.py --config-file CFG --weights CKPT --output OUT [KEY VALUE ...]
 
+CKPT may also be a checkpoint written by the original DGVFM runner (mmengine); it holds pickled
+objects, so it is read only with ``--trust-pickle`` (or MODEL.WEIGHTS_TRUST_PICKLE True).
+
 Writes OUT/vfm_merged.pth (ViT weights with LoRA folded in), OUT/model_merged.pth (heads) and
 OUT/config.yaml (LoRA off, both paths set: evaluate with ``train_net.py --eval-only
 --config-file OUT/config.yaml``), rebuilds the exported model and checks that it gives the
@@ -15,9 +18,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from clouds.config import load_config
+import torch
+
+from clouds.config import CfgNode, load_config
 from clouds.engine.checkpointing import read_model_state_dict
 from clouds.modeling.backbone.vfm.export import export_merged_model
+from clouds.modeling.backbone.vfm.original_checkpoint import (
+    is_mmengine_checkpoint,
+    load_mmengine_checkpoint,
+)
+from clouds.modeling.build import build_model
+from clouds.modeling.checkpoint import trainable_state_dict
+
+
+def _trained_weights(cfg: CfgNode, path: str, trust_pickle: bool) -> dict[str, torch.Tensor]:
+    """The trainable state dict (LoRA and heads) in ``path``, ours or the original's."""
+    if not is_mmengine_checkpoint(path):
+        return read_model_state_dict(path)
+    model = build_model(cfg)
+    load_mmengine_checkpoint(model, path, trust_pickle=trust_pickle)
+    return trainable_state_dict(model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         "--weights", required=True, help="checkpoint with the LoRA weights (.ckpt or .pth)"
     )
     parser.add_argument("--output", required=True, help="folder to write the export to")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read a checkpoint holding pickled objects (original mmengine files): trusted only",
+    )
     parser.add_argument("--atol", type=float, default=1e-4, help="allowed output difference")
     parser.add_argument(
         "--check-size", type=int, default=64, help="side of the random check image (px)"
@@ -36,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config_file, args.opts)
     result = export_merged_model(
         cfg,
-        read_model_state_dict(args.weights),
+        _trained_weights(cfg, args.weights, args.trust_pickle or cfg.MODEL.WEIGHTS_TRUST_PICKLE),
         args.output,
         atol=args.atol,
         check_size=args.check_size,

@@ -1,32 +1,55 @@
-"""LoRA on every VFM family: each branch takes part in the forward pass; merging keeps outputs."""
+"""LoRA on every VFM family: each branch takes part in the forward pass; merging keeps outputs.
+
+MODEL.LORA.MODE "effective" adapts only what DGVFM's forward adapts; the fixture
+tests/fixtures/dgvfm_weights/<family>_original.pt lists, for the original's own backbones
+(rein/models/backbones/{dino_v2,eva_02,clip,sam_vit}.py wrapped by lora_backbone.py's peft
+get_peft_model with its configs' target modules, tiny width 8, depth 4/8, seed-fixed random
+weights and LoRA), the layers whose lora_B changes the output (each zeroed in turn); made by
+gen_fixtures.py in the dgvfm-weights scratch folder.
+"""
 
 from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import pytest
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
+from clouds.config import ConfigError
 from clouds.modeling.backbone.vfm.clip_vit import ProjectedSelfAttention
 from clouds.modeling.backbone.vfm.lora import lora_layers, lora_target_regex, merge_lora
 from clouds.modeling.registry import BACKBONE_REGISTRY
 from tests.modeling.vfm_test_utils import FAMILIES, tiny_vfm_cfg
 
-DEFAULT_TARGETS = {
-    "DINOv2": {"attn.qkv"},
-    "EVA02": {"attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.proj"},
-    "CLIPViT": {"attn.out_proj", "mlp.c_fc", "mlp.c_proj"},
-    "SAMViT": {"attn.qkv"},
+# targets per MODEL.LORA.MODE: "all" = DGVFM's configured targets; "effective" = those its
+# forward really adapts (measured on the original, see test_effective_targets_match_the_original)
+TARGETS = {
+    "all": {
+        "DINOv2": {"attn.qkv"},
+        "EVA02": {"attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.proj"},
+        "CLIPViT": {"attn.out_proj", "mlp.c_fc", "mlp.c_proj"},
+        "SAMViT": {"attn.qkv"},
+    },
+    "effective": {
+        "DINOv2": {"attn.qkv"},
+        "EVA02": {"attn.proj"},
+        "CLIPViT": {"mlp.c_fc", "mlp.c_proj"},
+        "SAMViT": {"attn.qkv"},
+    },
 }
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dgvfm_weights"
+FIXTURE_OF = {"DINOv2": "dinov2", "EVA02": "eva02", "CLIPViT": "clip", "SAMViT": "sam"}
 
 
-def _build(name: str) -> nn.Module:
+def _build(name: str, mode: str = "effective") -> nn.Module:
     """A tiny backbone; layer-scale factors (random-init 1e-5 in DINOv2) set to 1 so that each
     block's contribution is well above float noise."""
-    backbone = BACKBONE_REGISTRY.get(name).from_config(tiny_vfm_cfg(name)).eval()
+    cfg = tiny_vfm_cfg(name, ["MODEL.LORA.MODE", mode])
+    backbone = BACKBONE_REGISTRY.get(name).from_config(cfg).eval()
     with torch.no_grad():
         for param_name, param in backbone.named_parameters():
             if param_name.endswith(("ls1.gamma", "ls2.gamma")):
@@ -34,24 +57,50 @@ def _build(name: str) -> nn.Module:
     return backbone
 
 
+def _target(module_path: str) -> str:
+    """``transformer.resblocks.3.mlp.c_fc`` -> ``mlp.c_fc`` (the path inside the block)."""
+    return re.sub(r"^.*?\.\d+\.", "", module_path)
+
+
 def _output(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([f.flatten() for f in backbone(images).values()])
 
 
+@pytest.mark.parametrize("mode", list(TARGETS))
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_default_targets_wrapped_in_every_block(name: str) -> None:
-    backbone = _build(name)
+def test_default_targets_wrapped_in_every_block(name: str, mode: str) -> None:
+    backbone = _build(name, mode)
     layers = lora_layers(backbone.vit)
-    targets = {".".join(n.split(".")[-2:]) for n in layers}
-    assert targets == DEFAULT_TARGETS[name]
+    assert {_target(n) for n in layers} == TARGETS[mode][name]
     depth = tiny_vfm_cfg(name).MODEL.VFM.TINY_DEPTH
-    assert len(layers) == depth * len(DEFAULT_TARGETS[name])
+    assert len(layers) == depth * len(TARGETS[mode][name])
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_every_lora_branch_changes_the_output(name: str) -> None:
-    backbone = _build(name)
+def test_effective_targets_match_the_original(name: str) -> None:
+    """The original's LoRA layers whose B matrix changes its backbone's output (measured by
+    zeroing each in turn, see tests/fixtures/dgvfm_weights) are exactly the ones adapted here."""
+    measured = torch.load(FIXTURES / f"{FIXTURE_OF[name]}_original.pt")["effective"]
+    assert {_target(path) for path in measured} == TARGETS["effective"][name]
+
+
+def test_explicit_targets_lose_the_bypassed_ones_only_in_effective_mode() -> None:
+    targets = ["MODEL.LORA.TARGET_MODULES", "['attn.q_proj', 'attn.proj']"]
+    for mode, expected in [("effective", {"attn.proj"}), ("all", {"attn.q_proj", "attn.proj"})]:
+        cfg = tiny_vfm_cfg("EVA02", [*targets, "MODEL.LORA.MODE", mode])
+        backbone = BACKBONE_REGISTRY.get("EVA02").from_config(cfg)
+        assert {_target(n) for n in lora_layers(backbone.vit)} == expected
+    with pytest.raises(ConfigError, match="MODEL.LORA.MODE"):
+        BACKBONE_REGISTRY.get("EVA02").from_config(
+            tiny_vfm_cfg("EVA02", ["MODEL.LORA.MODE", "some"])
+        )
+
+
+@pytest.mark.parametrize("mode", list(TARGETS))
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_lora_branch_changes_the_output(name: str, mode: str) -> None:
+    backbone = _build(name, mode)
     images = torch.randn(1, 3, 48, 64)
     base = _output(backbone, images)
     layers = lora_layers(backbone.vit)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import runpy
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from clouds.config import load_config
 from clouds.modeling import build_model
 from clouds.modeling.backbone.vfm.export import export_merged_model, max_output_difference
 from clouds.modeling.backbone.vfm.lora import lora_layers
+from clouds.modeling.backbone.vfm.original_checkpoint import UntrustedCheckpointError
 from clouds.modeling.checkpoint import load_checkpoint, save_checkpoint, trainable_state_dict
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
@@ -82,3 +85,40 @@ def test_merge_lora_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         "model_merged.pth",
         "vfm_merged.pth",
     }
+
+
+def _save_as_original(model: torch.nn.Module, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``model`` in the layout the original DGVFM runner writes: peft backbone keys and a
+    ``message_hub`` holding a pickled ``mmengine.logging.history_buffer.HistoryBuffer``."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("backbone.vit."):
+            key = "backbone.model.base_model.model." + key[len("backbone.vit.") :]
+        state[key] = value
+    module = types.ModuleType("mmengine.logging.history_buffer")
+    history_buffer = type("HistoryBuffer", (), {"__module__": module.__name__})
+    module.HistoryBuffer = history_buffer
+    with monkeypatch.context() as patch:
+        for name in ("mmengine", "mmengine.logging", module.__name__):
+            patch.setitem(sys.modules, name, module)
+        payload = {"meta": {"iter": 40}, "state_dict": state, "message_hub": [history_buffer()]}
+        torch.save(payload, path)
+
+
+def test_merge_lora_tool_reads_original_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg_with_saved_base("DINOv2", tmp_path)
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text(cfg.dump())
+    model = _trained_checkpoint(cfg, tmp_path / "model.pth")
+    _save_as_original(model, tmp_path / "original.pth", monkeypatch)
+    tool = runpy.run_path(str(REPO / "tools" / "merge_lora.py"), run_name="tool")
+    argv = ["--config-file", str(config_file), "--weights", str(tmp_path / "original.pth")]
+    with pytest.raises(UntrustedCheckpointError, match="--trust-pickle|TRUST_PICKLE"):
+        tool["main"]([*argv, "--output", str(tmp_path / "refused")])
+    assert tool["main"]([*argv, "--output", str(tmp_path / "out"), "--trust-pickle"]) == 0
+    exported_cfg = load_config(str(tmp_path / "out" / "config.yaml"))
+    exported = build_model(exported_cfg)
+    load_checkpoint(exported_cfg.MODEL.WEIGHTS, exported)
+    assert max_output_difference(model, exported) < 1e-4

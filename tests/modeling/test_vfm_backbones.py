@@ -1,4 +1,5 @@
-"""Every VFM backbone family (tiny, random, LoRA): the shared backbone tests plus VFM specifics."""
+"""Every VFM backbone family (tiny, random, LoRA): the shared backbone tests plus VFM specifics,
+and parity of the features with the original's backbones (fixtures: tests/modeling/dgvfm_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from torch import nn
 
 from clouds.modeling.backbone.vfm import EVA02, CLIPViT, DINOv2, SAMViT, VFMBackbone
 from clouds.modeling.backbone.vfm.lora import lora_layers
+from clouds.modeling.backbone.vfm.original_checkpoint import map_original_state_dict
+from clouds.modeling.registry import BACKBONE_REGISTRY
 from tests.modeling.backbone_test_base import BackboneTestBase
+from tests.modeling.dgvfm_fixtures import CASES, fixture_cfg, fixture_image, original_record
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
 
@@ -115,3 +119,60 @@ def test_without_lora_nothing_trains() -> None:
     backbone = DINOv2.from_config(tiny_vfm_cfg("DINOv2", ["MODEL.LORA.ENABLED", "False"]))
     assert not any(p.requires_grad for p in backbone.parameters())
     assert not lora_layers(backbone)
+
+
+def _with_original_lora(name: str, overrides: tuple[str, ...] = ()) -> VFMBackbone:
+    """The fixture-shaped backbone with the original LoRABackbone's LoRA weights, mapped from
+    its checkpoint names (``backbone.model.base_model.model.<path>``) as for an mmengine file."""
+    backbone = BACKBONE_REGISTRY.get(name).from_config(fixture_cfg(name, overrides)).eval()
+    original = {f"backbone.{k}": v for k, v in original_record(name)["lora"].items()}
+    own = {f"backbone.{k}" for k in backbone.state_dict()}
+    mapped, left_out = map_original_state_dict(original, own)
+    assert set(mapped) <= own
+    assert all(".lora_" in k for k in left_out)
+    backbone.load_state_dict({k[len("backbone.") :]: v for k, v in mapped.items()}, strict=False)
+    return backbone
+
+
+def _features(backbone: VFMBackbone, size: tuple[int, int], summarised: bool) -> list[torch.Tensor]:
+    with torch.no_grad():
+        features = list(backbone(fixture_image(*size)).values())
+    if summarised:  # the EVA02 record: top-left 4x4 of each map, then its channel means
+        return [torch.cat([f[..., :4, :4].flatten(), f.mean((2, 3)).flatten()]) for f in features]
+    return features
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_features_with_lora_equal_the_originals(name: str) -> None:
+    """Official-format file -> in-memory conversion -> our backbone + the original's LoRA weights
+    gives the original's backbone outputs (square and non-square inputs; DINOv2's
+    ``(tokens + 0.1) / grid`` resampling and CLIP's bilinear one are exercised by the latter)."""
+    record = original_record(name)
+    backbone = _with_original_lora(name)
+    for size, expected in zip(record["sizes"], record["features"]):
+        got = _features(backbone, size, summarised=expected[0].dim() == 1)
+        for ours, theirs in zip(got, expected, strict=True):
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "override"),
+    [
+        ("CLIPViT", ("MODEL.VFM.CLIP_DOUBLE_CLASS_TOKEN", "False")),
+        ("DINOv2", ("MODEL.VFM.POS_INTERP_OFFSET", "0.0")),
+        ("DINOv2", ("MODEL.VFM.PATCH_RESAMPLE", "flexivit")),
+        ("EVA02", ("MODEL.VFM.EVA02_LN_EPS", "1e-6")),
+    ],
+)
+def test_quirk_keys_change_the_features(name: str, override: tuple[str, str]) -> None:
+    record = original_record(name)
+    backbone = _with_original_lora(name, override)
+    size, expected = record["sizes"][-1], record["features"][-1]
+    got = _features(backbone, size, summarised=expected[0].dim() == 1)
+    assert max((a - b).abs().max().item() for a, b in zip(got, expected)) > 1e-3
+
+
+def test_backbones_declare_imagenet_normalisation() -> None:
+    for cls in (DINOv2, EVA02, CLIPViT, SAMViT):
+        assert cls.pixel_mean == (123.675, 116.28, 103.53)
+        assert cls.pixel_std == (58.395, 57.12, 57.375)

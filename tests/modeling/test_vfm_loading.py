@@ -1,111 +1,113 @@
-"""Real loading paths of every VFM family, exercised with tiny random models saved to disk.
+"""Loading the official VFM weight files, converted in memory as DGVFM's converters do.
 
-Each tiny model is saved in its published layout (patch 14 for DINOv2 / EVA02 / CLIP, whole-model
-key prefixes for CLIP and SAM) and loaded back through MODEL.VFM.WEIGHTS: the patch kernel must
-come back resampled to 16, every other weight unchanged.
+The official-format inputs and the original converters' results are the fixtures described in
+tests/modeling/dgvfm_fixtures.py (made by running DGVFM's tools/convert_models/convert_*.py).
 """
 
 from __future__ import annotations
 
-from functools import partial
+import runpy
 from pathlib import Path
 
 import pytest
-import timm
 import torch
-from open_clip.transformer import VisionTransformer
-from safetensors.torch import save_file
-from segment_anything.modeling import ImageEncoderViT
-from torch import nn
 
 from clouds.config import ConfigError
-from clouds.modeling.backbone.vfm import EVA02, CLIPViT, DINOv2, SAMViT
-from clouds.modeling.backbone.vfm.embed import resize_patch_kernel
+from clouds.modeling.backbone.vfm import EVA02, CLIPViT, SAMViT
+from clouds.modeling.backbone.vfm.convert import convert_official_state, read_official_file
 from clouds.modeling.backbone.vfm.weights import hub_weights_file, resolve_weights_path
-from tests.modeling.vfm_test_utils import FAMILIES, tiny_vfm_cfg
+from clouds.modeling.registry import BACKBONE_REGISTRY
+from tests.modeling.dgvfm_fixtures import CASES, FIXTURES, fixture_cfg, original_record
+from tests.modeling.vfm_test_utils import tiny_vfm_cfg
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def _cfg(name: str, weights: Path):
-    return tiny_vfm_cfg(name, ["MODEL.VFM.WEIGHTS", str(weights), "MODEL.LORA.ENABLED", "False"])
+def _ours(name: str, **kwargs) -> dict[str, torch.Tensor]:
+    family, file, size, _, _ = CASES[name]
+    state = read_official_file(str(FIXTURES / file), family)
+    return convert_official_state(state, family, grid=(size // 16, size // 16), **kwargs)
 
 
-def _assert_loaded(model: nn.Module, saved: dict[str, torch.Tensor], patch_key: str) -> None:
-    state = model.state_dict()
-    torch.testing.assert_close(state[patch_key], resize_patch_kernel(saved[patch_key], 16))
-    assert state[patch_key].shape[-2:] == (16, 16)
-    for key, value in saved.items():
-        if key != patch_key and key in state:
-            assert torch.equal(state[key], value), key
+@pytest.mark.parametrize("name", list(CASES))
+def test_conversion_equals_the_original_converter(name: str) -> None:
+    family, file, _, _, _ = CASES[name]
+    record = original_record(name)
+    ours = _ours(name)
+    assert sorted(ours) == record["converted_keys"]
+    assert record["converted"], "the converter changed nothing"
+    for key, expected in record["converted"].items():
+        torch.testing.assert_close(ours[key], expected, atol=1e-6, rtol=0, msg=key)
+    official = read_official_file(str(FIXTURES / file), family)
+    for key, value in ours.items():
+        if key not in record["converted"]:
+            assert torch.equal(value, official[key]), key
 
 
-@pytest.mark.parametrize("name", ["DINOv2", "EVA02"])
-def test_timm_models_reload_from_folder(tmp_path: Path, name: str) -> None:
-    model_id = FAMILIES[name][0]
-    published = timm.create_model(
-        model_id, pretrained=False, num_classes=0, embed_dim=32, depth=4, num_heads=2
+@pytest.mark.parametrize("name", list(CASES))
+def test_converting_a_converted_file_changes_nothing(name: str) -> None:
+    family, _, size, _, _ = CASES[name]
+    once = _ours(name)
+    twice = convert_official_state(once, family, grid=(size // 16, size // 16))
+    for key, value in once.items():
+        torch.testing.assert_close(twice[key], value, atol=1e-6, rtol=0, msg=key)
+
+
+def test_flexivit_kernel_is_an_option() -> None:
+    bicubic, flexivit = _ours("DINOv2"), _ours("DINOv2", patch_resample="flexivit")
+    key = "patch_embed.proj.weight"
+    assert flexivit[key].shape == bicubic[key].shape == (8, 3, 16, 16)
+    assert not torch.allclose(flexivit[key], bicubic[key], atol=1e-3)
+    assert torch.equal(flexivit["pos_embed"], bicubic["pos_embed"])
+
+
+def test_convert_tool_writes_what_the_original_converter_writes(tmp_path: Path) -> None:
+    out = tmp_path / "clip_converted.pth"
+    argv = [str(FIXTURES / "clip_official.pt"), str(out), "--height", "64", "--width", "64"]
+    tool = runpy.run_path(str(REPO / "tools" / "convert_vfm_weights.py"), run_name="tool")
+    assert tool["main"](["clip", *argv]) == 0
+    written, record = torch.load(out), original_record("CLIPViT")
+    assert sorted(written) == record["converted_keys"]
+    for key, expected in record["converted"].items():
+        torch.testing.assert_close(written[key], expected, atol=1e-6, rtol=0, msg=key)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_backbone_loads_the_official_file(name: str) -> None:
+    backbone = BACKBONE_REGISTRY.get(name).from_config(
+        fixture_cfg(name, ["MODEL.LORA.ENABLED", "False"])
     )
-    assert published.patch_embed.proj.kernel_size == (14, 14)
-    saved = {k: v.contiguous() for k, v in published.state_dict().items()}
-    save_file(saved, str(tmp_path / "model.safetensors"))
-
-    backbone = {"DINOv2": DINOv2, "EVA02": EVA02}[name].from_config(_cfg(name, tmp_path))
-    _assert_loaded(backbone.vit, saved, "patch_embed.proj.weight")
-    # the published position grid is kept; it is interpolated per input at run time
-    assert torch.equal(backbone.vit.pos_embed, saved["pos_embed"])
-    features = backbone(torch.randn(1, 3, 32, 64))
-    assert features["vfm0"].shape == (1, 32, 2, 4)
+    state = backbone.vit.state_dict()
+    converted = _ours(name)
+    shared = set(state) & set(converted)
+    assert shared == set(state), f"not loaded: {sorted(set(state) - shared)[:4]}"
+    for key in shared:
+        assert torch.equal(state[key], converted[key].to(state[key].dtype)), key
 
 
-def test_clip_reloads_from_whole_clip_checkpoint(tmp_path: Path) -> None:
-    published = VisionTransformer(
-        image_size=224, patch_size=14, width=32, layers=4, heads=2, mlp_ratio=4.0, output_dim=32
-    )
-    saved = dict(published.state_dict())
-    whole = {f"visual.{k}": v for k, v in saved.items()}
-    whole["token_embedding.weight"] = torch.zeros(10, 32)  # text tower entries are skipped
-    torch.save(whole, tmp_path / "open_clip_pytorch_model.bin")
-
-    backbone = CLIPViT.from_config(_cfg("CLIPViT", tmp_path / "open_clip_pytorch_model.bin"))
-    _assert_loaded(backbone.vit, saved, "conv1.weight")
-    assert torch.equal(
-        backbone.vit.transformer.resblocks[0].attn.in_proj_weight,
-        saved["transformer.resblocks.0.attn.in_proj_weight"],
-    )
-    assert backbone(torch.randn(1, 3, 32, 48))["vfm3"].shape == (1, 32, 2, 3)
+def test_file_of_another_family_is_named() -> None:
+    cfg = fixture_cfg("SAMViT", ["MODEL.VFM.WEIGHTS", str(FIXTURES / "clip_official.pt")])
+    with pytest.raises(ValueError, match="clip_official.pt.*lacks"):
+        SAMViT.from_config(cfg)
+    cfg = fixture_cfg("CLIPViT", ["MODEL.VFM.WEIGHTS", str(FIXTURES / "dinov2_official.pth")])
+    with pytest.raises(ValueError, match="dinov2_official.pth.*conv1.weight"):
+        CLIPViT.from_config(cfg)
 
 
-def test_sam_reloads_encoder_from_whole_sam_checkpoint(tmp_path: Path) -> None:
-    cfg = _cfg("SAMViT", tmp_path / "sam_tiny.pth")
-    vfm = cfg.MODEL.VFM
-    published = ImageEncoderViT(
-        img_size=1024,
-        patch_size=16,
-        embed_dim=vfm.TINY_WIDTH,
-        depth=vfm.TINY_DEPTH,
-        num_heads=vfm.TINY_HEADS,
-        norm_layer=partial(nn.LayerNorm, eps=1e-6),
-        use_rel_pos=True,
-        window_size=4,
-        global_attn_indexes=tuple(vfm.OUT_INDICES),
-        out_chans=16,
-    )
-    saved = {k: v for k, v in published.state_dict().items() if not k.startswith("neck.")}
-    whole = {f"image_encoder.{k}": v for k, v in published.state_dict().items()}
-    whole["mask_decoder.iou_token.weight"] = torch.zeros(1, 16)
-    torch.save(whole, tmp_path / "sam_tiny.pth")
-
-    backbone = SAMViT.from_config(cfg)
-    _assert_loaded(backbone.vit, saved, "patch_embed.proj.weight")
-    with torch.no_grad():
-        expected = published.patch_embed(torch.ones(1, 3, 32, 32))
-        got = backbone.vit.patch_embed(torch.ones(1, 3, 32, 32))
-    torch.testing.assert_close(got, expected)
+def test_weights_of_another_width_are_reported() -> None:
+    cfg = fixture_cfg("DINOv2", ["MODEL.VFM.TINY_WIDTH", "16", "MODEL.LORA.ENABLED", "False"])
+    with pytest.raises(ValueError, match="shape"):
+        BACKBONE_REGISTRY.get("DINOv2").from_config(cfg)
 
 
-def test_wrong_checkpoint_is_reported(tmp_path: Path) -> None:
-    torch.save({"visual.unknown.weight": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="bad.pth"):
-        CLIPViT.from_config(_cfg("CLIPViT", tmp_path / "bad.pth"))
+def test_eva02_needs_a_weight_file() -> None:
+    with pytest.raises(ConfigError, match="eva02_L_pt_m38m_p14to16"):
+        EVA02.from_config(tiny_vfm_cfg("EVA02", ["MODEL.VFM.TINY", "False"]))
+
+
+def test_convert_size_must_fit_the_patch() -> None:
+    with pytest.raises(ConfigError, match="CONVERT_SIZE"):
+        EVA02.from_config(tiny_vfm_cfg("EVA02", ["MODEL.VFM.CONVERT_SIZE", "[500, 512]"]))
 
 
 def test_missing_weights_are_named(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -21,9 +21,12 @@ from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.lora import inject_lora
 from clouds.modeling.shape_spec import ShapeSpec
 
-__all__ = ["LoraSettings", "TinySettings", "VFMBackbone"]
+__all__ = ["LORA_MODES", "LoraSettings", "TinySettings", "VFMBackbone"]
 
 _Backbone = TypeVar("_Backbone", bound="VFMBackbone")
+
+
+LORA_MODES = ("effective", "all")
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,26 @@ class LoraSettings:
     targets: tuple[str, ...]
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, default_targets: Sequence[str]) -> LoraSettings | None:
-        """None when MODEL.LORA.ENABLED is off; [] targets fall back to ``default_targets``."""
+    def from_config(
+        cls,
+        cfg: CfgNode,
+        default_targets: Sequence[str],
+        bypassed_targets: Sequence[str] = (),
+    ) -> LoraSettings | None:
+        """None when MODEL.LORA.ENABLED is off; [] targets fall back to ``default_targets``.
+
+        MODEL.LORA.MODE "effective" leaves out ``bypassed_targets``: the modules whose LoRA
+        branch DGVFM's forward never reaches (its attention reads their weights directly), so
+        that only what the original really adapts is adapted; "all" keeps every target.
+        """
         if not cfg.MODEL.LORA.ENABLED:
             return None
+        mode = cfg.MODEL.LORA.MODE
+        if mode not in LORA_MODES:
+            raise ConfigError(f"MODEL.LORA.MODE {mode!r} is not one of {', '.join(LORA_MODES)}")
         targets = tuple(cfg.MODEL.LORA.TARGET_MODULES) or tuple(default_targets)
+        if mode == "effective":
+            targets = tuple(t for t in targets if t not in bypassed_targets)
         return cls(
             rank=cfg.MODEL.LORA.RANK,
             alpha=cfg.MODEL.LORA.ALPHA,
@@ -75,6 +93,11 @@ class VFMBackbone(nn.Module, ABC):
 
     block_pattern: str = r"blocks\.\d+"
     default_lora_targets: tuple[str, ...] = ()
+    # targets whose LoRA branch DGVFM's own forward bypasses (left out in MODEL.LORA.MODE effective)
+    bypassed_lora_targets: tuple[str, ...] = ()
+    # input normalisation of every DGVFM backbone (ImageNet, 0-255 RGB), as its configs set it
+    pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
     def __init__(
         self,
@@ -116,19 +139,27 @@ class VFMBackbone(nn.Module, ABC):
 
     @classmethod
     def from_vit(
-        cls: type[_Backbone], cfg: CfgNode, vit: nn.Module, *, embed_dim: int, depth: int
+        cls: type[_Backbone],
+        cfg: CfgNode,
+        vit: nn.Module,
+        *,
+        embed_dim: int,
+        depth: int,
+        **extra: Any,
     ) -> _Backbone:
         """The backbone around a built ``vit`` (of ``embed_dim`` channels and ``depth`` blocks)
         with the MODEL.VFM.OUT_INDICES / PATCH_SIZE, MODEL.BACKBONE.FREEZE and MODEL.LORA of
-        ``cfg``; the subclasses' ``from_config`` build the ViT and end here."""
+        ``cfg`` and the subclass's own ``extra`` arguments; the subclasses' ``from_config``
+        build the ViT and end here."""
         return cls(
+            **extra,
             vit=vit,
             embed_dim=embed_dim,
             out_indices=cfg.MODEL.VFM.OUT_INDICES,
             depth=depth,
             patch_size=cfg.MODEL.VFM.PATCH_SIZE,
             freeze=cfg.MODEL.BACKBONE.FREEZE,
-            lora=LoraSettings.from_config(cfg, cls.default_lora_targets),
+            lora=LoraSettings.from_config(cfg, cls.default_lora_targets, cls.bypassed_lora_targets),
         )
 
     @property

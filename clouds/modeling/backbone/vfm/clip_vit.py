@@ -1,8 +1,17 @@
-"""CLIP ViT image tower (open_clip ``ViT-L-14``) as a LoRA-tuned VFM backbone.
+"""CLIP ViT image tower (open_clip ``ViT-L-14``) as a LoRA-tuned VFM backbone, run as DGVFM does.
+
+Weights: OpenAI's TorchScript ``ViT-L-14.pt`` (read with ``torch.jit.load``, no network), an
+open_clip / converted state dict, or the open_clip tag MODEL.VFM.PRETRAINED_TAG; converted in
+memory as DGVFM's ``convert_clip.py`` does (kernel bicubic to 16, position embedding bilinear
+to the MODEL.VFM.CONVERT_SIZE grid). At run time, as DGVFM's ``CLIPVisionTransformer``: the
+patch entries are resampled bilinearly from that grid to the input's, and the class token gets
+its class embedding twice (once as token, once added to its position entry;
+MODEL.VFM.CLIP_DOUBLE_CLASS_TOKEN).
 
 open_clip's blocks use ``nn.MultiheadAttention``, whose forward reads ``out_proj.weight``
 directly (``F.multi_head_attention_forward``) and would silently bypass a LoRA-wrapped
-``out_proj``. Every such attention is therefore swapped for :class:`ProjectedSelfAttention`,
+``out_proj`` (DGVFM's LoRA on ``out_proj`` never acts, so MODEL.LORA.MODE "effective" adapts
+the two MLP layers only). Every such attention is therefore swapped for :class:`ProjectedSelfAttention`,
 which holds the same parameters under the same names and calls ``out_proj`` as a module.
 """
 
@@ -13,22 +22,18 @@ from typing import Any
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import VisionTransformer
+from open_clip.transformer import QuickGELU, VisionTransformer
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
-from clouds.modeling.backbone.vfm.embed import (
-    interpolate_pos_embed,
-    resize_patch_conv,
-    resize_patch_kernel,
+from clouds.modeling.backbone.vfm.convert import convert_official_state, read_official_file
+from clouds.modeling.backbone.vfm.loading import (
+    ConvertSettings,
+    load_converted_weights,
+    load_vit_state,
 )
-from clouds.modeling.backbone.vfm.weights import (
-    hub_weights_file,
-    read_state_dict,
-    resolve_weights_path,
-    submodule_state_dict,
-)
+from clouds.modeling.backbone.vfm.weights import hub_weights_file
 from clouds.modeling.registry import BACKBONE_REGISTRY
 
 __all__ = ["CLIPViT", "ProjectedSelfAttention", "create_open_clip_visual"]
@@ -74,30 +79,41 @@ class ProjectedSelfAttention(nn.Module):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 
-def _weights_file(
+def _tower_state(
     model_name: str,
     *,
     pretrained_tag: str,
     tag_cfg: dict[str, Any],
     weights: str,
     local_files_only: bool,
-    tiny: TinySettings | None,
-) -> str:
-    """The weight file to load into the image tower: MODEL.VFM.WEIGHTS, else (with
-    ``local_files_only``) the cached hub file of the tag; "" when open_clip fetches the tag
-    itself or the tower starts random."""
-    if weights and weights != "random":
-        return resolve_weights_path(weights, _OPEN_CLIP_FILES + ("model.pth",))
-    if not weights and tiny is None and local_files_only:
+    convert: ConvertSettings,
+) -> dict[str, torch.Tensor]:
+    """The image-tower state dict to load, converted: MODEL.VFM.WEIGHTS wins; else (with
+    ``local_files_only``) the cached hub file of the tag, else open_clip fetches the tag."""
+    if weights:
+        return load_converted_weights(weights, "clip", convert)
+    if local_files_only:
         if not tag_cfg.get("hf_hub"):
             raise ConfigError(
                 f"open_clip tag {pretrained_tag!r} of {model_name} has no hub file; "
                 f"set MODEL.VFM.WEIGHTS"
             )
-        return hub_weights_file(
+        file = hub_weights_file(
             tag_cfg["hf_hub"].strip("/"), local_files_only=True, names=_OPEN_CLIP_FILES
         )
-    return ""
+        state = read_official_file(file, "clip")
+    else:
+        clip = open_clip.create_model(
+            model_name, pretrained=pretrained_tag, force_quick_gelu=bool(tag_cfg.get("quick_gelu"))
+        )
+        state = clip.visual.state_dict()
+    return convert_official_state(
+        state,
+        "clip",
+        patch_size=convert.patch_size,
+        grid=convert.grid,
+        patch_resample=convert.patch_resample,
+    )
 
 
 def create_open_clip_visual(
@@ -106,14 +122,16 @@ def create_open_clip_visual(
     pretrained_tag: str,
     weights: str,
     local_files_only: bool,
-    patch_size: int,
+    convert: ConvertSettings,
     tiny: TinySettings | None,
 ) -> VisionTransformer:
-    """The open_clip image tower of ``model_name`` running at ``patch_size`` on any input size.
+    """The open_clip image tower of ``model_name`` at ``convert.patch_size``, its position
+    embedding on the ``convert.grid`` grid.
 
-    Weights: ``weights`` a local file/folder (whole CLIP or image tower) wins; else the open_clip
-    ``pretrained_tag`` (from the hub cache only with ``local_files_only``); tiny variants and
-    ``weights == "random"`` start random. Its position embedding keeps the published grid.
+    Weights: ``weights`` a local file/folder (OpenAI TorchScript archive, whole CLIP or image
+    tower) wins; else the open_clip ``pretrained_tag`` (from the hub cache only with
+    ``local_files_only``); tiny variants without a file and ``weights == "random"`` start random.
+    The MLP activation is QuickGELU when the tag says so (``openai``).
     """
     model_cfg = open_clip.get_model_config(model_name)
     if model_cfg is None:
@@ -128,14 +146,7 @@ def create_open_clip_visual(
             f"MODEL.VFM.PRETRAINED_TAG {pretrained_tag!r} is not an open_clip tag of {model_name} "
             f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name))})"
         )
-    file = _weights_file(
-        model_name,
-        pretrained_tag=pretrained_tag,
-        tag_cfg=tag_cfg,
-        weights=weights,
-        local_files_only=local_files_only,
-        tiny=tiny,
-    )
+    quick_gelu = bool(tag_cfg.get("quick_gelu"))
     if tiny is not None:
         vision = model_cfg["vision_cfg"]
         visual = VisionTransformer(
@@ -146,25 +157,29 @@ def create_open_clip_visual(
             heads=tiny.heads,
             mlp_ratio=vision.get("mlp_ratio", 4.0),
             output_dim=tiny.width,
+            act_layer=QuickGELU if quick_gelu else nn.GELU,
         )
     else:
-        hub_tag = pretrained_tag if not file and weights != "random" else None
-        clip = open_clip.create_model(
-            model_name, pretrained=hub_tag, force_quick_gelu=bool(tag_cfg.get("quick_gelu"))
+        visual = open_clip.create_model(
+            model_name, pretrained=None, force_quick_gelu=quick_gelu
+        ).visual
+    visual.conv1 = nn.Conv2d(
+        3, visual.conv1.out_channels, convert.patch_size, convert.patch_size, bias=False
+    )
+    grid = convert.grid
+    visual.positional_embedding = nn.Parameter(
+        torch.zeros(1 + grid[0] * grid[1], visual.conv1.out_channels)
+    )
+    if weights != "random" and not (tiny is not None and not weights):
+        state = _tower_state(
+            model_name,
+            pretrained_tag=pretrained_tag,
+            tag_cfg=tag_cfg,
+            weights=weights,
+            local_files_only=local_files_only,
+            convert=convert,
         )
-        visual = clip.visual
-    visual.conv1 = resize_patch_conv(visual.conv1, patch_size)
-    if file:
-        # a whole CLIP (``visual.*``) or an image-tower-only state dict
-        state = submodule_state_dict(read_state_dict(file), "visual.")
-        if "conv1.weight" in state:
-            state["conv1.weight"] = resize_patch_kernel(state["conv1.weight"], patch_size)
-        missing, unexpected = visual.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{file} does not fit the image tower of {model_name}: missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]}"
-            )
+        load_vit_state(visual, state, source=weights or f"open_clip tag {pretrained_tag}")
     _swap_attention(visual)
     return visual
 
@@ -182,20 +197,29 @@ def _swap_attention(visual: VisionTransformer) -> None:
 
 @BACKBONE_REGISTRY.register()
 class CLIPViT(VFMBackbone):
-    """CLIP ViT image tower; LoRA on attention-out and both MLP projections (DGVFM)."""
+    """CLIP ViT image tower; DGVFM's LoRA targets attention-out and both MLP projections."""
 
     block_pattern = r"transformer\.resblocks\.\d+"
     default_lora_targets = ("attn.out_proj", "mlp.c_fc", "mlp.c_proj")
+    bypassed_lora_targets = ("attn.out_proj",)
+
+    def __init__(
+        self, *, pos_grid: tuple[int, int], double_class_token: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pos_grid = tuple(pos_grid)
+        self.double_class_token = double_class_token
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> CLIPViT:
         vfm = cfg.MODEL.VFM
+        convert = ConvertSettings.from_config(cfg)
         visual = create_open_clip_visual(
             vfm.MODEL_ID,
             pretrained_tag=vfm.PRETRAINED_TAG,
             weights=vfm.WEIGHTS,
             local_files_only=vfm.LOCAL_FILES_ONLY,
-            patch_size=vfm.PATCH_SIZE,
+            convert=convert,
             tiny=TinySettings.from_config(cfg),
         )
         return cls.from_vit(
@@ -203,7 +227,21 @@ class CLIPViT(VFMBackbone):
             visual,
             embed_dim=visual.conv1.out_channels,
             depth=len(visual.transformer.resblocks),
+            pos_grid=convert.grid,
+            double_class_token=vfm.CLIP_DOUBLE_CLASS_TOKEN,
         )
+
+    def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """(1 + h*w, C): the class entry (plus the class embedding when doubled) and the patch
+        entries resampled bilinearly from the stored grid to ``grid``."""
+        visual = self.vit
+        pos = visual.positional_embedding
+        cls_pos = pos[:1]
+        if self.double_class_token:
+            cls_pos = cls_pos + visual.class_embedding
+        patch = pos[1:].reshape(1, *self.pos_grid, -1).permute(0, 3, 1, 2)
+        patch = F.interpolate(patch, size=grid, mode="bilinear", align_corners=False)
+        return torch.cat([cls_pos, patch.flatten(2)[0].transpose(0, 1)], dim=0)
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> 4 x (B, C, H/16, W/16), class token dropped."""
@@ -212,8 +250,8 @@ class CLIPViT(VFMBackbone):
         b, c, h, w = x.shape
         x = x.flatten(2).transpose(1, 2)
         cls_token = visual.class_embedding.to(x.dtype).expand(b, 1, c)
-        pos = interpolate_pos_embed(visual.positional_embedding.unsqueeze(0), (h, w), 1)
-        x = visual.ln_pre(visual.patch_dropout(torch.cat([cls_token, x], dim=1) + pos.to(x.dtype)))
+        pos = self.position_embedding((h, w)).to(x.dtype)
+        x = visual.ln_pre(visual.patch_dropout(torch.cat([cls_token, x], dim=1) + pos))
         batch_first = visual.transformer.batch_first
         if not batch_first:
             x = x.transpose(0, 1)

@@ -1,6 +1,8 @@
 """SAM image encoder (segment-anything ``vit_h`` + checkpoint) as a LoRA-tuned VFM backbone.
 
-Features are the raw outputs of SAM's global-attention blocks (no neck). The encoder is built
+Features are the raw outputs of SAM's global-attention blocks (no neck). The position
+embedding is the converted one (MODEL.VFM.CONVERT_SIZE grid), added as is, as DGVFM does;
+inputs of another grid (which DGVFM's ``SAMViT`` cannot run) get it resampled bicubically. The encoder is built
 with segment-anything's own ``ImageEncoderViT`` and the published hyper-parameters of each
 model type; the ``image_encoder.*`` entries of a SAM checkpoint (``sam_vit_h_4b8939.pth``) are
 loaded into it.
@@ -17,17 +19,17 @@ from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
-from clouds.modeling.backbone.vfm.embed import interpolate_pos_embed_nhwc, resize_patch_conv
-from clouds.modeling.backbone.vfm.weights import (
-    read_state_dict,
-    resolve_weights_path,
-    submodule_state_dict,
+from clouds.modeling.backbone.vfm.embed import interpolate_pos_embed_nhwc
+from clouds.modeling.backbone.vfm.loading import (
+    ConvertSettings,
+    load_converted_weights,
+    load_vit_state,
 )
 from clouds.modeling.registry import BACKBONE_REGISTRY
 
 __all__ = ["SAM_ENCODER_ARCHS", "SAMViT", "SamEncoderArch", "create_sam_encoder"]
 
-_TINY_WINDOW = 4  # window of the tiny variant's windowed blocks (tokens), fits 64 px inputs
+_TINY_WINDOW = 2  # window of the tiny variant's windowed blocks (tokens), fits 64 px inputs
 
 
 @dataclass(frozen=True)
@@ -53,19 +55,22 @@ def create_sam_encoder(
     model_type: str,
     *,
     weights: str,
-    patch_size: int,
+    convert: ConvertSettings,
     tiny: TinySettings | None,
     out_indices: tuple[int, ...],
 ) -> tuple[ImageEncoderViT, SamEncoderArch]:
-    """SAM's image encoder without its neck, at ``patch_size``, loaded from ``weights``.
+    """SAM's image encoder without its neck, its position embedding on the ``convert.grid``
+    grid, loaded from ``weights`` converted as DGVFM's ``convert_sam.py`` does.
 
-    A tiny variant takes its global-attention blocks from ``out_indices``. ``weights`` is a SAM
-    checkpoint (whole SAM or encoder only); ``"random"`` (or a tiny variant without a file)
-    starts random.
+    As DGVFM's ``SAMViT`` (built for 512 px crops, global blocks with ``4 * 32 - 1`` relative
+    positions), the encoder is built for twice the converted size, so the relative-position
+    tables keep the release's shapes and are resampled to the input at run time. A tiny variant
+    takes its global-attention blocks from ``out_indices``. ``weights`` is a SAM checkpoint (whole
+    SAM or encoder only); ``"random"`` (or a tiny variant without a file) starts random.
 
     Raises:
-        ConfigError: unknown model type, missing checkpoint, or ``out_indices`` that are not
-            the global-attention blocks.
+        ConfigError: unknown model type, missing checkpoint, non-square MODEL.VFM.CONVERT_SIZE,
+            or ``out_indices`` that are not the global-attention blocks.
     """
     if tiny is not None:
         arch = SamEncoderArch(tiny.width, tiny.depth, tiny.heads, out_indices, _TINY_WINDOW)
@@ -84,9 +89,12 @@ def create_sam_encoder(
         raise ConfigError(
             f"SAM {model_type} needs a checkpoint: set MODEL.VFM.WEIGHTS (e.g. sam_vit_h_4b8939.pth)"
         )
+    grid = convert.grid
+    if grid[0] != grid[1]:
+        raise ConfigError(f"SAM needs a square MODEL.VFM.CONVERT_SIZE, got {list(grid)} tokens")
     encoder = ImageEncoderViT(
-        img_size=arch.img_size,
-        patch_size=16,
+        img_size=2 * grid[0] * convert.patch_size,
+        patch_size=convert.patch_size,
         embed_dim=arch.embed_dim,
         depth=arch.depth,
         num_heads=arch.num_heads,
@@ -98,19 +106,10 @@ def create_sam_encoder(
         global_attn_indexes=arch.global_attn_indexes,
     )
     encoder.neck = nn.Identity()
+    encoder.pos_embed = nn.Parameter(torch.zeros(1, grid[0], grid[1], arch.embed_dim))
     if weights and weights != "random":
-        file = resolve_weights_path(
-            weights, ("model.pth", "model.safetensors", "pytorch_model.bin")
-        )
-        state = submodule_state_dict(read_state_dict(file), "image_encoder.")
-        state = {k: v for k, v in state.items() if not k.startswith("neck.")}
-        missing, unexpected = encoder.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{file} does not fit SAM {model_type}: missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]}"
-            )
-    encoder.patch_embed.proj = resize_patch_conv(encoder.patch_embed.proj, patch_size)
+        state = load_converted_weights(weights, "sam", convert)
+        load_vit_state(encoder, state, source=f"MODEL.VFM.WEIGHTS {weights}")
     return encoder, arch
 
 
@@ -127,7 +126,7 @@ class SAMViT(VFMBackbone):
         encoder, arch = create_sam_encoder(
             vfm.MODEL_ID,
             weights=vfm.WEIGHTS,
-            patch_size=vfm.PATCH_SIZE,
+            convert=ConvertSettings.from_config(cfg),
             tiny=TinySettings.from_config(cfg),
             out_indices=tuple(vfm.OUT_INDICES),
         )
