@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic writes and initialising a model from ``MODEL.WEIGHTS``.
+"""Checkpoint files: atomic writes and initialising a model from ``MODEL.WEIGHTS`` (any format
+of :mod:`clouds.modeling.checkpoint`, the original CLOUDS' detectron2 files included).
 
 A CLOUDS checkpoint is a Lightning checkpoint whose "state_dict" holds only the trainable
 parts of the model (:func:`clouds.modeling.checkpoint.trainable_state_dict`), plus optimizer,
@@ -15,7 +16,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from clouds.modeling.checkpoint import load_trainable_state_dict
+from clouds.modeling.checkpoint import load_model_weights as load_checkpoint_weights
+from clouds.modeling.checkpoint import read_checkpoint
 from clouds.utils.io import atomic_path
 
 __all__ = ["AtomicCheckpointIO", "load_model_weights", "read_model_state_dict"]
@@ -37,30 +39,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def read_model_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """The model weights stored in ``path``: a CLOUDS/Lightning ``.ckpt`` ("state_dict"),
-    a detectron2-style file ({"model": ...}) or a plain state dict."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"MODEL.WEIGHTS file not found: {path}")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"Cannot read MODEL.WEIGHTS checkpoint {path}: {e}") from e
-    if not isinstance(loaded, dict):
-        raise ValueError(f"MODEL.WEIGHTS {path} holds a {type(loaded).__name__}, not a dict")
-    for key in ("state_dict", "model"):
-        if isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-            break
-    if not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise ValueError(f"MODEL.WEIGHTS {path} is not a state dict (non-tensor values found)")
-    return loaded
+    """The model weights stored in ``path``, in our key names, whatever its known format
+    (:data:`clouds.modeling.checkpoint.CHECKPOINT_FORMATS`)."""
+    return read_checkpoint(path)[1]
 
 
 def load_model_weights(model: nn.Module, path: str) -> None:
-    """Initialise the trainable parts of ``model`` from ``path`` (see :func:`read_model_state_dict`).
+    """Initialise ``model`` from ``path`` (MODEL.WEIGHTS): the trainable parts from our
+    checkpoints, the whole model (frozen CLIP included) from an original CLOUDS checkpoint.
 
     Raises:
         CheckpointMismatchError: listing missing / unexpected / mis-shaped keys.
     """
-    load_trainable_state_dict(model, read_model_state_dict(path))
-    logger.info("Loaded model weights from %s", path)
+    fmt = load_checkpoint_weights(model, path)
+    logger.info("Loaded model weights from %s (%s)", path, fmt.name)

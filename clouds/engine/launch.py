@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from clouds.config import CfgNode, ConfigError, load_config
+from clouds.engine.arguments import default_argument_parser
 from clouds.engine.callbacks import (
     FinalCheckpoint,
     IterationProgressBar,
@@ -34,6 +35,7 @@ from clouds.engine.data_module import CloudsDataModule
 from clouds.engine.lightning_module import CloudsLightningModule
 from clouds.engine.pseudo_labeler import joint_training_callbacks
 from clouds.engine.writers import JsonLinesLogger, setup_logging
+from clouds.modeling.checkpoint import foundation_weights_context
 from clouds.utils.io import atomic_path
 
 __all__ = [
@@ -49,39 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def default_argument_parser() -> argparse.ArgumentParser:
-    """detectron2's training flags, then ``KEY VALUE`` config overrides."""
-    parser = argparse.ArgumentParser(
-        description="CLOUDS training and evaluation",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "Examples:\n"
-            "  train_net.py --config-file cfg.yaml --num-gpus 8\n"
-            "  train_net.py --config-file cfg.yaml --eval-only MODEL.WEIGHTS model_final.ckpt\n"
-            "  (machine 0) train_net.py --config-file cfg.yaml --num-gpus 8 --num-machines 2 "
-            "--machine-rank 0 --dist-url tcp://10.0.0.1:29500\n"
-            "  torchrun --nproc-per-node 8 train_net.py --config-file cfg.yaml --num-gpus 8"
-        ),
-    )
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from OUTPUT_DIR/last.ckpt if it exists"
-    )
-    parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS")
-    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
-    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
-    parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine")
-    parser.add_argument(
-        "--dist-url",
-        default="auto",
-        help="tcp://host:port of machine 0 for multi-machine runs; 'auto' picks a free local port",
-    )
-    parser.add_argument(
-        "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
-    )
-    return parser
 
 
 def configure_distributed_env(args: argparse.Namespace) -> None:
@@ -241,7 +210,11 @@ def run(
     optimizer, scheduler, sampler and iteration restored), else from ``MODEL.WEIGHTS`` if set.
     """
     pl.seed_everything(cfg.SEED, workers=True, verbose=False)
-    module = CloudsLightningModule.from_config(cfg)
+    last = os.path.join(cfg.OUTPUT_DIR, "last.ckpt")
+    resuming = not eval_only and resume and os.path.isfile(last)
+    # A MODEL.WEIGHTS file holding the frozen CLIP (original CLOUDS) spares its download.
+    with foundation_weights_context(None if resuming else cfg.MODEL.WEIGHTS):
+        module = CloudsLightningModule.from_config(cfg)
     datamodule = CloudsDataModule(cfg=cfg)
     if not eval_only:  # EMA teacher + pseudo-labeller when DATASETS.TRAIN has an sd_* set
         callbacks = [*callbacks, *joint_training_callbacks(cfg)]
@@ -256,8 +229,7 @@ def run(
         trainer.validate(module, datamodule=datamodule, verbose=False)
         return module.eval_results
 
-    last = os.path.join(cfg.OUTPUT_DIR, "last.ckpt")
-    ckpt_path = last if resume and os.path.isfile(last) else None
+    ckpt_path = last if resuming else None
     if ckpt_path:
         logger.info("Resuming from %s", ckpt_path)
     elif cfg.MODEL.WEIGHTS:

@@ -1,29 +1,48 @@
-"""Checkpoints of the trainable parts of a model, saved together with the config.
+"""Checkpoints: our own (trainable parts + config) and the formats we read (dispatch).
 
-Frozen foundation models (the CLIP backbone, a frozen VFM, an EMA teacher copy) are not saved:
-they are re-created from their ids / paths in the config. The rule, for any model:
+Our checkpoints leave frozen foundation models (the CLIP backbone, a frozen VFM, an EMA teacher
+copy) out: they are re-created from their ids / paths in the config. The rule, for any model:
 
 - a parameter is saved when it requires grad;
 - a persistent buffer is saved when the module owning it has a trainable parameter somewhere
   in its subtree (so buffers of frozen subtrees, e.g. BatchNorm statistics of a frozen
   backbone or of a teacher copy, are left out, and those of trained modules are kept).
+
+Weight files are read through :data:`CHECKPOINT_FORMATS`, tried in order: each
+:class:`CheckpointFormat` recognises a loaded payload, turns it into a state dict in our key
+names and says whether that state dict is *complete* (holds the frozen foundation models too,
+as the original CLOUDS' detectron2 files do: then the whole model is loaded strictly and the
+model is built without downloading them, see :func:`foundation_weights_context`) or holds the
+trainable parts only. Add a format by inserting one entry into the list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from clouds.config import CfgNode
+from clouds.modeling.backbone.clip import clip_weights_from_checkpoint
 from clouds.utils.io import atomic_path
 
 __all__ = [
+    "CHECKPOINT_FORMATS",
+    "CheckpointFormat",
     "CheckpointMismatchError",
+    "detect_checkpoint_format",
+    "foundation_weights_context",
     "load_checkpoint",
+    "load_complete_state_dict",
+    "load_model_weights",
     "load_trainable_state_dict",
+    "provides_foundation_weights",
+    "read_checkpoint",
     "save_checkpoint",
     "trainable_state_dict",
 ]
@@ -130,3 +149,176 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module) -> dict[str, Any]
         raise ValueError(f"{path} is not a CLOUDS checkpoint: it has no 'model' entry")
     load_trainable_state_dict(model, payload["model"], source=str(path))
     return payload
+
+
+def load_complete_state_dict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "state dict"
+) -> None:
+    """Load every persistent parameter and buffer of ``model`` from ``state_dict``.
+
+    Raises:
+        CheckpointMismatchError: keys missing / unexpected / of the wrong shape compared with
+            ``model.state_dict()``; nothing is loaded.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    shapes = [
+        (key, tuple(state_dict[key].shape), tuple(expected[key].shape))
+        for key in sorted(set(expected) & set(state_dict))
+        if state_dict[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointMismatchError(
+            missing=missing, unexpected=unexpected, shape_mismatches=shapes, source=source
+        )
+    model.load_state_dict(dict(state_dict), strict=True)
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """One kind of weight file.
+
+    Attributes:
+        name: shown in logs and errors.
+        matches: payload (the object ``torch.load`` returned) -> whether it is of this kind.
+        model_state: payload -> state dict in our model's key names.
+        complete: the state dict holds the frozen foundation models as well.
+    """
+
+    name: str
+    matches: Callable[[Any], bool]
+    model_state: Callable[[Any], dict[str, torch.Tensor]]
+    complete: bool = False
+
+
+# Entries of an original CLOUDS checkpoint that belong to no part of our model: the EMA teacher
+# copy and SAM (only written by the original when MODEL.CLOUDS.OVERWRITING is off).
+_ORIGINAL_CLOUDS_SKIPPED_PREFIXES = ("sem_seg_head_ema.", "sam.")
+
+
+def _is_tensor_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def _is_original_clouds(payload: Any) -> bool:
+    """detectron2's ``{"model": state_dict, "iteration": N, ...}`` of the whole CLOUDS model."""
+    return (
+        isinstance(payload, dict)
+        and "config" not in payload
+        and _is_tensor_dict(payload.get("model"))
+        and any(k.startswith("backbone.clip_model.") for k in payload["model"])
+    )
+
+
+def _original_clouds_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The original's keys are ours (same module names); its teacher / SAM entries are dropped."""
+    return {
+        k: v
+        for k, v in payload["model"].items()
+        if not k.startswith(_ORIGINAL_CLOUDS_SKIPPED_PREFIXES)
+    }
+
+
+CHECKPOINT_FORMATS: list[CheckpointFormat] = [
+    CheckpointFormat(
+        name="original CLOUDS (detectron2)",
+        matches=_is_original_clouds,
+        model_state=_original_clouds_state,
+        complete=True,
+    ),
+    CheckpointFormat(
+        name="CLOUDS / Lightning (.ckpt)",
+        matches=lambda p: isinstance(p, dict) and _is_tensor_dict(p.get("state_dict")),
+        model_state=lambda p: p["state_dict"],
+    ),
+    CheckpointFormat(
+        name="CLOUDS ({'model': trainable state dict})",
+        matches=lambda p: isinstance(p, dict) and _is_tensor_dict(p.get("model")),
+        model_state=lambda p: p["model"],
+    ),
+    CheckpointFormat(
+        name="plain state dict",
+        matches=lambda p: isinstance(p, dict) and bool(p) and _is_tensor_dict(p),
+        model_state=dict,
+    ),
+]
+
+
+def _load_payload(path: str | os.PathLike, *, mmap: bool = False) -> Any:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:
+        if mmap:  # files of the legacy (non-zip) format cannot be memory-mapped
+            return _load_payload(path)
+        raise ValueError(f"Cannot read checkpoint {path}: {e}") from e
+
+
+def detect_checkpoint_format(payload: Any, source: str = "payload") -> CheckpointFormat:
+    """The first entry of :data:`CHECKPOINT_FORMATS` that recognises ``payload``.
+
+    Raises:
+        ValueError: naming ``source`` and the known formats when none does.
+    """
+    for fmt in CHECKPOINT_FORMATS:
+        if fmt.matches(payload):
+            return fmt
+    known = ", ".join(f.name for f in CHECKPOINT_FORMATS)
+    raise ValueError(f"{source} is not a checkpoint of a known format ({known})")
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[CheckpointFormat, dict[str, torch.Tensor]]:
+    """The format of the file at ``path`` and its state dict in our key names."""
+    payload = _load_payload(path)
+    fmt = detect_checkpoint_format(payload, str(path))
+    return fmt, fmt.model_state(payload)
+
+
+def load_model_weights(
+    model: nn.Module, path: str | os.PathLike, *, trust_pickle: bool = False
+) -> CheckpointFormat:
+    """Initialise ``model`` from the weight file at ``path``, whatever its known format: the
+    whole model from a complete file, the trainable parts otherwise. Returns the format.
+
+    ``trust_pickle`` (MODEL.WEIGHTS_TRUST_PICKLE) allows reading a file holding pickled Python
+    objects: an original DGVFM (mmengine) checkpoint, read by ``original_checkpoint``.
+
+    Raises:
+        FileNotFoundError / ValueError: missing, unreadable or unknown file.
+        CheckpointMismatchError: a file of another architecture (nothing is loaded).
+    """
+    from clouds.modeling.backbone.vfm import original_checkpoint  # it imports this module
+
+    if original_checkpoint.is_mmengine_checkpoint(path):
+        return original_checkpoint.load_mmengine_weights(model, path, trust_pickle=trust_pickle)
+    fmt, state = read_checkpoint(path)
+    source = f"{path} ({fmt.name})"
+    if fmt.complete:
+        load_complete_state_dict(model, state, source=source)
+    else:
+        load_trainable_state_dict(model, state, source=source)
+    return fmt
+
+
+def provides_foundation_weights(path: str | os.PathLike) -> bool:
+    """Whether the weight file at ``path`` holds the frozen foundation models (memory-mapped
+    read; False for a missing or unknown file, which the loading itself reports)."""
+    try:
+        payload = _load_payload(path, mmap=True)
+        return detect_checkpoint_format(payload, str(path)).complete
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def foundation_weights_context(path: str | os.PathLike | None) -> Iterator[None]:
+    """Build models inside this context when ``path`` (e.g. MODEL.WEIGHTS) is about to be
+    loaded: if it holds the frozen foundation models, they are built without downloading
+    pretrained weights."""
+    if path and provides_foundation_weights(path):
+        with clip_weights_from_checkpoint():
+            yield
+    else:
+        yield

@@ -53,8 +53,16 @@ class SetCriterion(nn.Module):
         oversample_ratio: float,
         importance_sample_ratio: float,
         deep_supervision: bool,
+        num_classes: int | None = None,
     ) -> None:
+        """``num_classes`` K (when known) fixes the class-weight buffer ``empty_weight`` (K + 1,):
+        ones, ``eos_coef`` for void (the original's checkpoint key ``criterion.empty_weight``).
+        Without it, or for logits of another K, the weights are built per call."""
         super().__init__()
+        if num_classes is not None:
+            empty_weight = torch.ones(num_classes + 1)
+            empty_weight[-1] = eos_coef
+            self.register_buffer("empty_weight", empty_weight)
         self.matcher = matcher
         self.weight_dict = weight_dict
         self.eos_coef = eos_coef
@@ -85,6 +93,7 @@ class SetCriterion(nn.Module):
             oversample_ratio=mf.OVERSAMPLE_RATIO,
             importance_sample_ratio=mf.IMPORTANCE_SAMPLE_RATIO,
             deep_supervision=mf.DEEP_SUPERVISION,
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
         )
 
     def loss_labels(
@@ -98,8 +107,10 @@ class SetCriterion(nn.Module):
         batch_idx, query_idx = _flat_query_indices(indices)
         matched = [t["labels"][j] for t, (_, j) in zip(targets, indices)]
         target_classes[batch_idx, query_idx] = torch.cat(matched).to(logits.device)
-        weight = torch.ones(num_classes + 1, device=logits.device)
-        weight[-1] = self.eos_coef
+        weight = getattr(self, "empty_weight", None)
+        if weight is None or weight.numel() != num_classes + 1:
+            weight = torch.ones(num_classes + 1, device=logits.device)
+            weight[-1] = self.eos_coef
         return F.cross_entropy(logits.float().transpose(1, 2), target_classes, weight)
 
     def loss_masks(

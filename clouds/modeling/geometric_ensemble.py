@@ -14,14 +14,18 @@ probability is kept.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from clouds.config import CfgNode
+from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import (
+    grouped_classification_logits,
+)
 
-__all__ = ["CLIPVisualHead", "GeometricEnsemble", "geometric_ensemble_probs", "mask_pool"]
+__all__ = ["CLIPVisualHead", "GeometricEnsemble", "geometric_ensemble_probs"]
 
 
 class CLIPVisualHead(Protocol):
@@ -29,23 +33,7 @@ class CLIPVisualHead(Protocol):
 
     logit_scale: torch.Tensor
 
-    def visual_prediction(self, pooled: torch.Tensor) -> torch.Tensor: ...
-
-
-def mask_pool(features: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
-    """Average ``features`` inside each binarised mask.
-
-    Args:
-        features: dense features (B, C, h, w).
-        mask_logits: mask logits (B, Q, H, W), resized to (h, w) and binarised at 0.
-
-    Returns:
-        (B, Q, C) mean feature over each mask's pixels (zero for empty masks).
-    """
-    masks = F.interpolate(mask_logits, size=features.shape[-2:], mode="bilinear")
-    masks = (masks > 0).to(features.dtype)
-    area = masks.sum(dim=(-2, -1)).clamp(min=1.0)
-    return torch.einsum("bchw,bqhw->bqc", features, masks) / area[..., None]
+    def mask_embeddings(self, dense: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor: ...
 
 
 def geometric_ensemble_probs(
@@ -117,6 +105,7 @@ class GeometricEnsemble:
         mask_logits: torch.Tensor,
         dense_features: torch.Tensor,
         text_classifier: torch.Tensor,
+        num_templates: Sequence[int],
         seen: torch.Tensor,
         clip: CLIPVisualHead,
     ) -> torch.Tensor:
@@ -126,16 +115,18 @@ class GeometricEnsemble:
             class_logits: decoder logits (B, Q, K + 1), last = void.
             mask_logits: decoder mask logits (B, Q, H, W).
             dense_features: CLIP dense features (B, Cd, h, w) ("clip_vis_dense").
-            text_classifier: (K, E) L2-normalised class embeddings.
+            text_classifier: (S + 1, E) L2-normalised synonym embeddings, then void.
+            num_templates: synonyms per class (K,), summing to S; a class scores its best synonym.
             seen: (K,) bool, True for classes of the training set.
             clip: the CLIP backbone (visual projection and logit scale).
 
         Returns:
             (B, Q, K + 1) probabilities, last = void.
         """
-        pooled = mask_pool(dense_features, mask_logits)
-        embeddings = F.normalize(clip.visual_prediction(pooled).float(), dim=-1)
-        out_vocab_logits = clip.logit_scale * embeddings @ text_classifier.float().T
+        embeddings = clip.mask_embeddings(dense_features, mask_logits).float()
+        out_vocab_logits = grouped_classification_logits(
+            embeddings, text_classifier.float(), clip.logit_scale, num_templates
+        )[..., :-1]
         valid = None
         if self.ensemble_on_valid_mask:
             masks = F.interpolate(mask_logits, size=dense_features.shape[-2:], mode="bilinear")

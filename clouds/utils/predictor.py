@@ -17,6 +17,7 @@ from clouds.data.mappers import SemSegTestMapper
 from clouds.engine.checkpointing import load_model_weights
 from clouds.modeling import build_model
 from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
+from clouds.modeling.checkpoint import foundation_weights_context
 
 __all__ = ["Predictor", "default_dataset", "resolve_device"]
 
@@ -50,8 +51,9 @@ class Predictor:
     def __init__(self, cfg: CfgNode, *, dataset_name: str | None = None) -> None:
         """
         Args:
-            cfg: full config; MODEL.WEIGHTS ("" keeps the freshly built weights) and
-                MODEL.DEVICE are used.
+            cfg: full config; MODEL.WEIGHTS ("" keeps the freshly built weights; any format of
+                :mod:`clouds.modeling.checkpoint`, an original CLOUDS ``.pth`` included, whose
+                frozen CLIP is then not downloaded) and MODEL.DEVICE are used.
             dataset_name: registered dataset whose classes to predict.
         """
         self.cfg = cfg.clone()
@@ -64,7 +66,8 @@ class Predictor:
             )
         self.class_names: list[str] = list(self.metadata.stuff_classes)
         self.device = resolve_device(cfg.MODEL.DEVICE)
-        self.model = build_model(cfg)
+        with foundation_weights_context(cfg.MODEL.WEIGHTS):
+            self.model = build_model(cfg)
         if cfg.MODEL.WEIGHTS:
             load_model_weights(self.model, cfg.MODEL.WEIGHTS)
         self.model.to(self.device).eval()

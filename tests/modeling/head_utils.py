@@ -46,6 +46,7 @@ def fake_features(batch: int, height: int, width: int) -> dict[str, Tensor]:
     }
 
 
-def text_classifier(num_classes: int, embed_dim: int = 16) -> Tensor:
-    """(K, E) random L2-normalised class embeddings."""
-    return F.normalize(torch.randn(num_classes, embed_dim), dim=-1)
+def text_classifier(num_classes: int, embed_dim: int = 16) -> tuple[Tensor, list[int]]:
+    """The text decoder's arguments for K classes of one synonym each: (K + 1, E) random
+    L2-normalised rows (the last = void) and the synonyms per class."""
+    return F.normalize(torch.randn(num_classes + 1, embed_dim), dim=-1), [1] * num_classes

@@ -1,24 +1,41 @@
-"""Checkpoints: what counts as trainable, round trip with the config, mismatch errors."""
+"""Checkpoints: what counts as trainable, round trip with the config, mismatch errors, and the
+original CLOUDS' detectron2 checkpoints (format detection, key lists, strict whole-model load)."""
 
 from __future__ import annotations
 
 import copy
+import gzip
+import json
 from pathlib import Path
 
+import open_clip
 import pytest
 import torch
+from open_clip.model import CLIP as OpenCLIP
 from torch import nn
 
-from clouds.config import get_cfg
+import clouds.modeling.backbone.clip as clip_module
+from clouds.config import get_cfg, load_config
 from clouds.modeling import build_model
+from clouds.modeling.backbone.clip import create_clip_model
 from clouds.modeling.checkpoint import (
     CheckpointMismatchError,
+    foundation_weights_context,
     load_checkpoint,
+    load_model_weights,
     load_trainable_state_dict,
+    provides_foundation_weights,
+    read_checkpoint,
     save_checkpoint,
     trainable_state_dict,
 )
 from tests.modeling.model_utils import toy_config
+from tests.modeling.original_parity import (
+    FIXTURES,
+    REPO,
+    parity_config,
+    write_original_checkpoint,
+)
 
 
 class Student(nn.Module):
@@ -55,7 +72,9 @@ def test_clouds_checkpoint_leaves_out_the_frozen_clip_model() -> None:
     assert state and not any(key.startswith("backbone.") for key in state)
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trained <= set(state)
-    assert all(key.startswith("sem_seg_head.") for key in state)
+    # the text decoder trains the void embedding (a child of the model, as in the original)
+    assert all(key.startswith(("sem_seg_head.", "void_embedding.")) for key in state)
+    assert "void_embedding.weight" in state
 
 
 def test_round_trip_with_config(tmp_path: Path) -> None:
@@ -114,3 +133,107 @@ def test_missing_or_foreign_files(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(ValueError, match="foreign.pth"):
         load_checkpoint(foreign, Student())
+
+
+# ----------------------------------------------------------------- original CLOUDS checkpoints
+# The key lists of the original's full-size models (original_key_lists.json.gz) were written by
+# building the ORIGINAL model (yasserben/CLOUDS @ bac4305, open-clip-torch 2.20.0, timm 0.9.5)
+# from its configs/warmup/gta/train_gta{,_r50,_r101}.yaml without weights and saving every
+# state-dict key with its shape; "train_gta_r50_text" is train_gta_r50.yaml with
+# TRANSFORMER_DECODER_NAME MultiScaleMaskedTransformerDecoder.
+KEY_LISTS = FIXTURES / "original_key_lists.json.gz"
+LINEAR = "OriginalMultiScaleMaskedTransformerDecoder"
+TEXT = "MultiScaleMaskedTransformerDecoder"
+FULL_SIZE = {  # variant: (our config, first that exists; decoder)
+    "train_gta": (("train_gta.yaml", "clouds_convnext_large_warmup.yaml"), LINEAR),
+    "train_gta_r50": (("train_gta_r50.yaml", "clouds_R50_warmup.yaml"), LINEAR),
+    "train_gta_r101": (("train_gta_r101.yaml", "clouds_R101_warmup.yaml"), LINEAR),
+    "train_gta_r50_text": (("train_gta_r50.yaml", "clouds_R50_warmup.yaml"), TEXT),
+}
+
+
+def _meta_clip(model_name: str, pretrained: str = "") -> nn.Module:
+    """The open_clip architecture on the meta device (keys and shapes only, instantly)."""
+    with torch.device("meta"):
+        return OpenCLIP(**open_clip.get_model_config(model_name))
+
+
+@pytest.mark.parametrize("variant", sorted(FULL_SIZE))
+def test_full_size_state_dict_keys_equal_the_originals(variant, monkeypatch) -> None:
+    names, decoder = FULL_SIZE[variant]
+    folder = REPO / "configs" / "warmup" / "gta"
+    config = next(folder / n for n in names if (folder / n).is_file())
+    cfg = load_config(str(config), ["MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME", decoder])
+    monkeypatch.setattr(clip_module, "create_clip_model", _meta_clip)
+    with torch.device("meta"):
+        ours = {k: list(v.shape) for k, v in build_model(cfg).state_dict().items()}
+    with gzip.open(KEY_LISTS, "rt") as f:
+        original = json.load(f)
+    entry = original["model"][variant]
+    expected = {
+        **{f"backbone.clip_model.{k}": v for k, v in original["clip"][entry["clip_model"]].items()},
+        **entry["other"],
+    }
+    assert sorted(set(expected) - set(ours)) == []
+    assert sorted(set(ours) - set(expected)) == []
+    assert {k: v for k, v in ours.items() if v != expected[k]} == {}
+
+
+def test_original_checkpoint_loads_whole_model_with_its_clip(tmp_path: Path) -> None:
+    path = write_original_checkpoint("resnet_text", tmp_path / "model_final.pth")
+    payload = torch.load(path, weights_only=True)
+    payload["model"]["sem_seg_head_ema.predictor.query_feat.weight"] = torch.zeros(1)  # teacher
+    torch.save(payload, path)
+    fmt, state = read_checkpoint(path)
+    assert fmt.complete and fmt.name.startswith("original CLOUDS")
+    assert not any(k.startswith("sem_seg_head_ema.") for k in state)
+    model = build_model(parity_config("resnet_text"))
+    with torch.no_grad():  # another CLIP than the file's: loading must replace it
+        model.backbone.clip_model.logit_scale.fill_(0.0)
+    assert load_model_weights(model, path) is fmt
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, payload["model"][key]), key
+
+
+def test_original_checkpoint_of_another_architecture_loads_nothing(tmp_path: Path) -> None:
+    path = write_original_checkpoint("resnet_text", tmp_path / "model_final.pth")
+    model = build_model(parity_config("convnext_linear"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_model_weights(model, path)
+    message = str(info.value)
+    assert "original CLOUDS" in message and str(path) in message
+    assert "sem_seg_head.predictor.class_embed.weight" in message  # Linear vs MLP head
+    assert "backbone.clip_model.visual.trunk.stem.0.weight" in message  # ConvNeXt vs ResNet
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), "nothing may be loaded on a mismatch"
+
+
+def test_clip_is_built_without_download_when_the_checkpoint_holds_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    calls = []
+    real = open_clip.create_model
+
+    def recording(name, pretrained=None, **kwargs):
+        calls.append((name, pretrained, kwargs.get("force_quick_gelu")))
+        return real(name, pretrained=None, **kwargs)
+
+    monkeypatch.setattr(open_clip, "create_model", recording)
+    original = write_original_checkpoint("resnet_text", tmp_path / "original.pth")
+    ours = tmp_path / "ours.pth"
+    torch.save({"model": {}, "config": ""}, ours)
+    calls.clear()
+    with foundation_weights_context(original):
+        create_clip_model("RN50", "openai")
+    assert calls == [("RN50", None, True)]  # no weights, but OpenAI's QuickGELU
+    assert provides_foundation_weights(original)
+    assert not provides_foundation_weights(ours)
+    assert not provides_foundation_weights(tmp_path / "missing.pth")
+
+
+def test_unknown_file_format_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "weird.pth"
+    torch.save([1, 2], path)
+    with pytest.raises(ValueError, match="weird.pth is not a checkpoint of a known format"):
+        read_checkpoint(path)

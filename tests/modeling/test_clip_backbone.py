@@ -12,7 +12,6 @@ from torch import nn
 
 from clouds.config import ConfigError, load_config
 from clouds.modeling.backbone.clip import CLIP, PACKAGE_MODEL_CONFIG_DIR
-from clouds.modeling.geometric_ensemble import mask_pool
 from tests.modeling.backbone_test_base import BackboneTestBase
 from tests.modeling.model_utils import REPO, toy_config
 
@@ -93,28 +92,32 @@ def test_bad_settings_name_the_key(overrides: list[str], key: str) -> None:
         CLIP.from_config(toy_config(overrides))
 
 
-def test_convnext_whole_image_mask_pooling_reproduces_encode_image(tiny_convnext: CLIP) -> None:
+def test_convnext_whole_image_mask_embedding_reproduces_encode_image(tiny_convnext: CLIP) -> None:
     backbone = tiny_convnext
     images = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         dense = backbone(images)["clip_vis_dense"]
-        pooled = mask_pool(dense, torch.ones(2, 1, 64, 96))
-        embedding = backbone.visual_prediction(pooled)[:, 0]
+        embedding = backbone.mask_embeddings(dense, torch.ones(2, 1, 64, 96))[:, 0]
         reference = backbone.clip_model.encode_image(images)
     torch.testing.assert_close(embedding, reference, rtol=1e-4, atol=1e-5)
 
 
-def test_resnet_projection_commutes_with_mask_pooling(tiny_resnet: CLIP) -> None:
+def test_resnet_mask_embedding_attends_inside_the_mask_only(tiny_resnet: CLIP) -> None:
+    """The original's masked attention pool: the query (global mean + class position) attends
+    to the mask's pixels only. Exact numbers: tests/utils/test_predictor_original_parity.py."""
     backbone = tiny_resnet
     with torch.no_grad():
-        dense = backbone(torch.randn(1, 3, 64, 96))["clip_vis_dense"]
-        masks = torch.randn(1, 3, *dense.shape[-2:])
-        pooled_then_projected = backbone.visual_prediction(mask_pool(dense, masks))
-        projected = backbone.visual_prediction(dense.flatten(2).transpose(1, 2))
-        projected = projected.transpose(1, 2).reshape(1, -1, *dense.shape[-2:])
-        projected_then_pooled = mask_pool(projected, masks)
-    assert pooled_then_projected.shape == (1, 3, backbone.embed_dim)
-    torch.testing.assert_close(pooled_then_projected, projected_then_pooled, rtol=1e-4, atol=1e-5)
+        dense = backbone(torch.randn(1, 3, 64, 96))["clip_vis_dense"]  # (1, C, 2, 3)
+        masks = torch.full((1, 2, 2, 3), -1.0)
+        masks[0, 0, :, 0] = 1.0  # left column
+        masks[0, 1, :, 0] = 2.0  # the same pixels
+        embeddings = backbone.mask_embeddings(dense, masks)
+        changed = dense.clone()
+        changed[..., 1], changed[..., 2] = dense[..., 2], dense[..., 1]  # same mean, other keys
+        moved = backbone.mask_embeddings(changed, masks)
+    assert embeddings.shape == (1, 2, backbone.embed_dim)
+    torch.testing.assert_close(embeddings[:, 0], embeddings[:, 1])
+    torch.testing.assert_close(moved[:, 0], embeddings[:, 0])
 
 
 def test_unfrozen_backbone_trains_the_image_tower_only() -> None:

@@ -7,11 +7,8 @@ import math
 import pytest
 import torch
 
-from clouds.modeling.geometric_ensemble import (
-    GeometricEnsemble,
-    geometric_ensemble_probs,
-    mask_pool,
-)
+from clouds.modeling.geometric_ensemble import GeometricEnsemble, geometric_ensemble_probs
+from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import mask_pool
 
 
 def _logits(probs: list[float]) -> torch.Tensor:
@@ -82,8 +79,8 @@ def test_mask_pool_resizes_masks_to_the_features() -> None:
 class IdentityCLIP:
     logit_scale = torch.tensor(10.0)
 
-    def visual_prediction(self, pooled: torch.Tensor) -> torch.Tensor:
-        return pooled
+    def mask_embeddings(self, dense: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+        return mask_pool(dense, mask_logits)
 
 
 def test_ensemble_classifies_pooled_features_with_clip_scale() -> None:
@@ -93,7 +90,7 @@ def test_ensemble_classifies_pooled_features_with_clip_scale() -> None:
     masks = torch.full((1, 2, 2, 2), -5.0)
     masks[0, 0, :, 0] = 5.0
     masks[0, 1, :, 1] = 5.0
-    text = torch.eye(2)
+    text = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-0.6, -0.8]])  # class 0, class 1, void
     class_logits = torch.zeros(1, 2, 3)
     ensemble = GeometricEnsemble(alpha=1.0, beta=1.0, ensemble_on_valid_mask=False)
     probs = ensemble(
@@ -101,6 +98,7 @@ def test_ensemble_classifies_pooled_features_with_clip_scale() -> None:
         mask_logits=masks,
         dense_features=features,
         text_classifier=text,
+        num_templates=[1, 1],
         seen=torch.tensor([True, True]),
         clip=IdentityCLIP(),
     )

@@ -14,7 +14,7 @@ def _head(cfg=None):
 
 def test_end_to_end_shapes():
     head = _head()
-    out = head(fake_features(2, 64, 96), text_classifier(4))
+    out = head(fake_features(2, 64, 96), *text_classifier(4))
     assert out["pred_logits"].shape == (2, 6, 5)
     assert out["pred_masks"].shape == (2, 6, 16, 24)
     assert len(out["aux_outputs"]) == 3
@@ -27,7 +27,7 @@ def test_extra_backbone_features_are_ignored_and_missing_ones_named():
     )
     features = fake_features(1, 64, 64)
     features["clip_vis_dense"] = torch.randn(1, 40, 2, 2)
-    assert head(features, text_classifier(2))["pred_logits"].shape == (1, 6, 3)
+    assert head(features, *text_classifier(2))["pred_logits"].shape == (1, 6, 3)
     shapes = {k: v for k, v in TINY_SHAPES.items() if k != "res2"}
     with pytest.raises(ValueError, match="res2"):
         SEM_SEG_HEADS_REGISTRY.get("MaskFormerHead").from_config(cfg, shapes)
@@ -46,7 +46,7 @@ def test_a_few_optimiser_steps_reduce_the_loss():
     optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3)
 
     def step() -> float:
-        losses = criterion(head(features, classes), targets)
+        losses = criterion(head(features, *classes), targets)
         loss = sum(criterion.weight_dict[k] * v for k, v in losses.items())
         optimizer.zero_grad()
         loss.backward()

@@ -10,7 +10,7 @@ from clouds.config import CfgNode, ConfigError
 from clouds.data.catalog import MetadataCatalog
 from clouds.modeling import build_model
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
-from clouds.modeling.meta_arch.clouds import CLOUDS, semantic_inference
+from clouds.modeling.meta_arch.clouds import CLOUDS, seen_classes, semantic_inference
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
 from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.registry import BACKBONE_REGISTRY
@@ -219,3 +219,18 @@ def test_meta_architecture_needs_a_text_encoder() -> None:
 def test_padding_must_suit_the_backbone() -> None:
     with pytest.raises(ConfigError, match="SIZE_DIVISIBILITY"):
         build_model(toy_config(["MODEL.MASK_FORMER.SIZE_DIVISIBILITY", "48"]))
+
+
+def test_seen_classes_share_a_synonym_with_a_training_class() -> None:
+    seen = seen_classes(["road", "railroad", "sky", "hydrant", "bike,scooter"], ["road", "bicycle"])
+    assert seen.tolist() == [True, True, False, False, True]
+
+
+def test_linear_head_refuses_a_dataset_with_another_class_count() -> None:
+    cfg = toy_config(
+        ["MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME", "OriginalMultiScaleMaskedTransformerDecoder"]
+    )
+    model = build_model(cfg).eval()
+    assert not model.void_embedding.weight.requires_grad  # unused by the linear head
+    with pytest.raises(ValueError, match="NUM_CLASSES"):
+        model([{"image": torch.zeros(3, 32, 32, dtype=torch.uint8)}])

@@ -7,26 +7,32 @@ Two kinds of CLIP image towers are supported, each read through its own module n
   last stage after the trunk's ``norm_pre``; a mask-pooled vector goes through the trunk's head
   (norm) and open_clip's projection head to the joint embedding space.
 - ResNet (open_clip's ``ModifiedResNet``, ``RN50`` / ``RN101``): the three-conv stem and
-  layer1..layer4 give res2..res5; the dense CLIP feature map is layer4's output, and a
-  mask-pooled vector goes through the attention pool's value and output projections (both
-  linear, so pooling first equals pooling the projected map, as in MaskCLIP).
+  layer1..layer4 give res2..res5; the dense CLIP feature map is layer4's output, and a mask's
+  embedding is CLIP's attention pool whose query attends only to the mask's pixels (as the
+  original CLOUDS / FC-CLIP).
 
 Weights come from an open_clip pretrained tag, a local checkpoint file, or nothing (random
-init, tests only). Model-config JSON folders are added through open_clip's own
+init, tests only). Inside :func:`clip_weights_from_checkpoint` (a model checkpoint that holds
+the whole CLIP model is about to be loaded) the architecture is built without weights and
+nothing is downloaded; a tag still selects its activation (QuickGELU for OpenAI weights). Model-config JSON folders are added through open_clip's own
 ``add_model_config``; the package's folder (with the tiny test model) is always added.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
 import open_clip
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
 from timm.models.convnext import ConvNeXt
@@ -35,8 +41,15 @@ from torch import nn
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.registry import BACKBONE_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
+from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import mask_pool
 
-__all__ = ["CLIP", "PACKAGE_MODEL_CONFIG_DIR", "create_clip_model", "register_model_configs"]
+__all__ = [
+    "CLIP",
+    "PACKAGE_MODEL_CONFIG_DIR",
+    "clip_weights_from_checkpoint",
+    "create_clip_model",
+    "register_model_configs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +57,20 @@ PACKAGE_MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 _FEATURE_NAMES = ("res2", "res3", "res4", "res5")
 _T = TypeVar("_T")
 _ADDED_CONFIG_DIRS: set[Path] = set()
+_WEIGHTS_FROM_CHECKPOINT: ContextVar[bool] = ContextVar(
+    "clip_weights_from_checkpoint", default=False
+)
+
+
+@contextmanager
+def clip_weights_from_checkpoint() -> Iterator[None]:
+    """CLIP models created inside are built without pretrained weights (no download): the
+    caller loads a checkpoint holding them right after building the model."""
+    token = _WEIGHTS_FROM_CHECKPOINT.set(True)
+    try:
+        yield
+    finally:
+        _WEIGHTS_FROM_CHECKPOINT.reset(token)
 
 
 def register_model_configs(extra_dir: str = "") -> None:
@@ -100,15 +127,22 @@ def create_clip_model(model_name: str, pretrained: str = "") -> nn.Module:
             f"Known: {', '.join(open_clip.list_models())}"
         )
     quick_gelu = False
+    from_checkpoint = _WEIGHTS_FROM_CHECKPOINT.get()
     if pretrained and not os.path.isfile(pretrained):
         tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-        if not tag_cfg:
+        if not tag_cfg and not from_checkpoint:
             tags = open_clip.list_pretrained_tags_by_model(model_name) or ["none"]
             raise ConfigError(
                 f"MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS={pretrained!r} is neither an existing "
                 f"checkpoint file nor a pretrained tag of {model_name!r} (tags: {', '.join(tags)})"
             )
-        quick_gelu = bool(tag_cfg.get("quick_gelu", False))
+        quick_gelu = bool((tag_cfg or {}).get("quick_gelu", False))
+
+    if from_checkpoint:
+        logger.info(
+            "Building %s without pretrained weights: a checkpoint provides them", model_name
+        )
+        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
 
     def load() -> nn.Module:
         return open_clip.create_model(
@@ -231,8 +265,8 @@ class CLIP(nn.Module):
         x = trunk.stem(x)
         for name, stage in zip(_FEATURE_NAMES, trunk.stages):
             x = stage(x)
-            out[name] = x
-        out["clip_vis_dense"] = trunk.norm_pre(x)
+            out[name] = x.contiguous()  # as the original: kernels downstream see one layout
+        out["clip_vis_dense"] = trunk.norm_pre(x).contiguous()
         return out
 
     def _resnet_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -241,21 +275,78 @@ class CLIP(nn.Module):
         x = visual.stem(x)
         for name, layer in zip(_FEATURE_NAMES, self._resnet_layers(visual)):
             x = layer(x)
-            out[name] = x
+            out[name] = x.contiguous()
         out["clip_vis_dense"] = x
         return out
 
-    def visual_prediction(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Project mask-pooled dense features (B, Q, Cd) into the joint space -> (B, Q, E)."""
-        batch, queries, channels = pooled.shape
-        visual = self.clip_model.visual
+    def mask_embeddings(self, dense: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+        """CLIP image embeddings of the region of each mask, as the original's ensemble computes
+        them.
+
+        Args:
+            dense: "clip_vis_dense" (B, Cd, h, w).
+            mask_logits: (B, Q, H, W) mask logits, resized (bilinear) to (h, w) and binarised at 0.
+
+        Returns:
+            (B, Q, E). ConvNeXt: the mean dense feature inside the mask through the trunk's head
+            and the projection head. ResNet: CLIP's attention pool with the mean-feature query
+            attending only to the mask's pixels (an empty mask attends to nothing: what torch's
+            attention gives then, as in the original; the valid-mask option ignores it).
+        """
+        masks = F.interpolate(
+            mask_logits, size=dense.shape[-2:], mode="bilinear", align_corners=False
+        )
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             if self.tower == "convnext":
-                x = visual.trunk.head(pooled.reshape(batch * queries, channels, 1, 1))
-                x = visual.head(x)
-            else:
-                x = visual.attnpool.c_proj(visual.attnpool.v_proj(pooled))
-        return x.reshape(batch, queries, -1)
+                return self._convnext_pooled_embeddings(mask_pool(dense, masks))
+            return self._resnet_masked_attention_pool(dense, masks)
+
+    def _convnext_pooled_embeddings(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Mask-pooled features (B, Q, Cd) -> (B, Q, E) through the trunk head and projection."""
+        batch, queries, channels = pooled.shape
+        visual = self.clip_model.visual
+        x = visual.trunk.head(pooled.reshape(batch * queries, channels, 1, 1))
+        return visual.head(x).reshape(batch, queries, -1)
+
+    def _resnet_masked_attention_pool(
+        self, dense: torch.Tensor, masks: torch.Tensor
+    ) -> torch.Tensor:
+        """CLIP's attention pool per mask: dense (B, C, h, w), masks (B, Q, h, w) -> (B, Q, E)."""
+        pool = self.clip_model.visual.attnpool
+        batch, channels, height, width = dense.shape
+        queries = masks.shape[1]
+        pos = pool.positional_embedding.to(dense.dtype)
+        side = int(math.sqrt(pos.shape[0] - 1))
+        spatial = pos[1:].T.reshape(1, channels, side, side)
+        spatial = F.interpolate(spatial, size=(height, width), mode="bilinear", align_corners=False)
+        tokens = dense.flatten(2).permute(2, 0, 1)  # (hw, B, C)
+        key_value = tokens + spatial.flatten(2).permute(2, 0, 1)
+        query = (tokens.mean(0, keepdim=True) + pos[:1, None, :]).repeat_interleave(queries, dim=0)
+        blocked = (masks > 0).flatten(2) == 0  # (B, Q, hw): pixels outside the mask
+        attn_mask = blocked[:, None].expand(-1, pool.num_heads, -1, -1)
+        out = F.multi_head_attention_forward(
+            query=query,
+            key=key_value,
+            value=key_value,
+            embed_dim_to_check=channels,
+            num_heads=pool.num_heads,
+            q_proj_weight=pool.q_proj.weight,
+            k_proj_weight=pool.k_proj.weight,
+            v_proj_weight=pool.v_proj.weight,
+            in_proj_weight=None,
+            in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
+            bias_k=None,
+            bias_v=None,
+            add_zero_attn=False,
+            dropout_p=0.0,
+            out_proj_weight=pool.c_proj.weight,
+            out_proj_bias=pool.c_proj.bias,
+            use_separate_proj_weight=True,
+            training=False,
+            need_weights=False,
+            attn_mask=attn_mask.reshape(batch * pool.num_heads, queries, height * width),
+        )[0]
+        return out.permute(1, 0, 2)
 
     @property
     def logit_scale(self) -> torch.Tensor:

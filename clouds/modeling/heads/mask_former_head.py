@@ -1,6 +1,8 @@
-"""Segmentation head: pixel decoder + masked-attention transformer decoder."""
+"""Segmentation head (the original's ``sem_seg_head``): pixel decoder + masked-attention decoder."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -20,7 +22,8 @@ __all__ = ["MaskFormerHead"]
 
 @SEM_SEG_HEADS_REGISTRY.register()
 class MaskFormerHead(nn.Module):
-    """Turns backbone features and a text classifier into per-query class logits and masks."""
+    """Turns backbone features (and, for the text decoder, a text classifier) into per-query
+    class logits and masks. Children ``pixel_decoder`` and ``predictor`` as in the original."""
 
     def __init__(self, *, pixel_decoder: nn.Module, transformer_predictor: nn.Module) -> None:
         super().__init__()
@@ -46,22 +49,31 @@ class MaskFormerHead(nn.Module):
         pixel_decoder = PIXEL_DECODER_REGISTRY.get(head.PIXEL_DECODER_NAME).from_config(cfg, shapes)
         predictor = TRANSFORMER_DECODER_REGISTRY.get(
             cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME
-        ).from_config(cfg, in_channels=head.CONVS_DIM, mask_classification=True)
+        ).from_config(cfg, in_channels=head.CONVS_DIM)
         return cls(pixel_decoder=pixel_decoder, transformer_predictor=predictor)
 
+    @property
+    def uses_text_classifier(self) -> bool:
+        """Whether the decoder classifies against text embeddings (else a linear classifier)."""
+        return bool(getattr(self.predictor, "uses_text_classifier", False))
+
     def forward(
-        self, features: dict[str, Tensor], text_classifier: Tensor
+        self,
+        features: dict[str, Tensor],
+        text_classifier: Tensor | None = None,
+        num_templates: Sequence[int] | None = None,
     ) -> dict[str, Tensor | list[dict[str, Tensor]]]:
         """Predict class logits and masks.
 
         Args:
             features: backbone maps by name ("res2" (B, C2, H/4, W/4) ... "res5" (B, C5, H/32,
                 W/32)).
-            text_classifier: (K, E) L2-normalised class embeddings.
+            text_classifier: (S + 1, E) L2-normalised synonym embeddings then void (text decoder).
+            num_templates: synonyms per class, summing to S (text decoder).
 
         Returns:
             "pred_logits" (B, Q, K+1) (last = void), "pred_masks" (B, Q, H/4, W/4) mask logits,
             "aux_outputs": list of such dicts for the earlier decoder layers.
         """
         mask_features, _, multi_scale_features = self.pixel_decoder.forward_features(features)
-        return self.predictor(multi_scale_features, mask_features, text_classifier)
+        return self.predictor(multi_scale_features, mask_features, text_classifier, num_templates)

@@ -2,10 +2,10 @@
 
 VFM maps -> :class:`SimpleFeaturePyramid` (res2..res5) -> the CLOUDS ``MaskFormerHead`` (pixel
 decoder + masked-attention decoder). A VFM has no text encoder, so the classes are learned,
-L2-normalised embeddings (K, E) in place of CLIP text embeddings. Trained with the CLOUDS set
-criterion (Hungarian matching, CE + mask BCE + dice); its per-class scores (queries' class
-probabilities times mask probabilities) are returned as log-scores so that they combine with
-the whole / slide inference strategies like logits.
+L2-normalised embeddings (K + 1, E, the last for void) in place of CLIP text embeddings.
+Trained with the CLOUDS set criterion (Hungarian matching, CE + mask BCE + dice); its
+per-class scores (queries' class probabilities times mask probabilities) are returned as
+log-scores so that they combine with the whole / slide inference strategies like logits.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class VFMMaskHead(nn.Module):
         self.pyramid = pyramid
         self.mask_former = mask_former
         self.criterion = criterion
-        self.class_embed = nn.Parameter(torch.randn(num_classes, embed_dim) / embed_dim**0.5)
+        # One learned embedding per class plus a last one for void (the text decoder's layout).
+        self.class_embed = nn.Parameter(torch.randn(num_classes + 1, embed_dim) / embed_dim**0.5)
         self.num_classes = num_classes
         self.ignore_label = ignore_label
 
@@ -67,7 +68,8 @@ class VFMMaskHead(nn.Module):
 
     def predict(self, features: Sequence[torch.Tensor]) -> dict[str, Any]:
         """MaskFormerHead outputs ("pred_logits" (B, Q, K+1), "pred_masks" (B, Q, 4h, 4w), ...)."""
-        return self.mask_former(self.pyramid(features), F.normalize(self.class_embed, dim=-1))
+        classes = F.normalize(self.class_embed, dim=-1)
+        return self.mask_former(self.pyramid(features), classes, [1] * self.num_classes)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """4 maps (B, C, h, w) -> per-class log-scores (B, K, 4h, 4w)."""

@@ -1,11 +1,16 @@
-"""CLOUDS meta-architecture: frozen CLIP backbone + Mask2Former head with a text classifier.
+"""CLOUDS meta-architecture: frozen CLIP backbone + Mask2Former head (the original's CLOUDS).
 
-Training: normalise and pad the batch, build one binary mask per class present in each label
-map, run backbone and head with the text classifier of the training classes and return the
-weighted losses. Inference: per-query class probabilities (void dropped; optionally the
-geometric ensemble with mask-pooled CLIP probabilities) times sigmoid masks, summed over the
-queries into per-class score maps at each input's requested size. The class list at test time
-is the test dataset's, so datasets with other class names work (open vocabulary).
+Training: normalise (CLIP mean / std on the 0-255 scale) and zero-pad the batch to a multiple
+of 32, build one binary mask per class present in each label map, run backbone and head and
+return the weighted losses. The head's decoder classifies linearly (K training classes) or
+against CLIP text embeddings of the class synonyms plus the learned ``void_embedding``; with the
+text decoder the class list at test time is the test dataset's (open vocabulary). Inference as
+the original: mask logits upsampled to the padded size, per-query class probabilities (void
+dropped; optionally the geometric ensemble) times sigmoid masks summed over the queries, the
+result cropped to the image and resized to the requested height x width.
+
+Children (and so checkpoint keys) as in the original: ``backbone`` (``backbone.clip_model.*``),
+``sem_seg_head``, ``criterion`` and ``void_embedding``.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from clouds.modeling.registry import (
     META_ARCH_REGISTRY,
     SEM_SEG_HEADS_REGISTRY,
 )
-from clouds.modeling.text_classifier import TextClassifier
+from clouds.modeling.text_classifier import TextClassifier, class_synonyms
 
-__all__ = ["CLOUDS", "dataset_class_names", "semantic_inference"]
+__all__ = ["CLOUDS", "dataset_class_names", "seen_classes", "semantic_inference"]
 
 
 def dataset_class_names(dataset_name: str) -> list[str]:
@@ -49,6 +54,13 @@ def dataset_class_names(dataset_name: str) -> list[str]:
             ".stuff_classes"
         )
     return list(names)
+
+
+def seen_classes(class_names: Sequence[str], train_names: Sequence[str]) -> torch.Tensor:
+    """(K,) bool: True for a class sharing a synonym with a training class (the original's
+    ``category_overlapping_mask``)."""
+    train = {s for name in train_names for s in class_synonyms(name)}
+    return torch.tensor([not train.isdisjoint(class_synonyms(name)) for name in class_names])
 
 
 def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
@@ -104,6 +116,9 @@ class CLOUDS(SegmentorBase):
         self.sem_seg_head = sem_seg_head
         self.criterion = criterion
         self.text_classifier = text_classifier
+        # As in the original, always present (a checkpoint key); trained only by the text decoder.
+        self.void_embedding = nn.Embedding(1, backbone.embed_dim)
+        self.void_embedding.requires_grad_(self.uses_text)
         self.size_divisibility = size_divisibility
         self.train_dataset = train_dataset
         self.test_dataset = test_dataset
@@ -176,12 +191,40 @@ class CLOUDS(SegmentorBase):
         images = [self.normalize(x["image"]) for x in batched_inputs]
         return pad_to_divisible(images, self.size_divisibility)
 
+    @property
+    def uses_text(self) -> bool:
+        """Whether the head's decoder classifies against the text classifier."""
+        return bool(getattr(self.sem_seg_head, "uses_text_classifier", False))
+
+    def classifier(self, class_names: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
+        """Text classifier (S + 1, E): the synonyms' embeddings then the normalised void
+        embedding; and the synonyms per class (K,)."""
+        text, num_templates = self.text_classifier(class_names, self.device)
+        void = F.normalize(self.void_embedding.weight, dim=-1)
+        return torch.cat([text.to(void.dtype), void], dim=0), num_templates
+
     def predict(self, images: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
-        """Head outputs for a padded batch and a class list; also holds "features" (backbone)."""
+        """Head outputs for a padded batch and a class list; also holds "features" (backbone)
+        and, when computed, "text_classifier" (S + 1, E) and "num_templates" (K,)."""
         features = self.backbone(images)
-        classifier = self.text_classifier(class_names, self.device)
-        outputs = self.sem_seg_head(features, classifier)
-        return {**outputs, "features": features, "text_classifier": classifier}
+        if not self.uses_text:
+            num_classes = self.sem_seg_head.predictor.class_embed.out_features - 1
+            if len(class_names) != num_classes:
+                raise ValueError(
+                    f"The linear class head predicts {num_classes} classes "
+                    f"(MODEL.SEM_SEG_HEAD.NUM_CLASSES) but the dataset has {len(class_names)}"
+                )
+            if self.geometric_ensemble is None:
+                return {**self.sem_seg_head(features), "features": features}
+        classifier, num_templates = self.classifier(class_names)
+        text_args = (classifier, num_templates) if self.uses_text else ()
+        outputs = self.sem_seg_head(features, *text_args)
+        return {
+            **outputs,
+            "features": features,
+            "text_classifier": classifier,
+            "num_templates": num_templates,
+        }
 
     def prepare_targets(
         self, batched_inputs: list[dict[str, Any]], padded_size: Sequence[int], num_classes: int
@@ -219,16 +262,18 @@ class CLOUDS(SegmentorBase):
         outputs = self.predict(images, class_names)
         mask_logits = outputs["pred_masks"].float()
         if self.geometric_ensemble is not None:
-            train_names = set(dataset_class_names(self.train_dataset))
-            seen = torch.tensor([name in train_names for name in class_names], device=self.device)
+            seen = seen_classes(class_names, dataset_class_names(self.train_dataset))
             probs = self.geometric_ensemble(
                 class_logits=outputs["pred_logits"],
                 mask_logits=mask_logits,
                 dense_features=outputs["features"]["clip_vis_dense"],
                 text_classifier=outputs["text_classifier"],
-                seen=seen,
+                num_templates=outputs["num_templates"],
+                seen=seen.to(self.device),
                 clip=self.backbone,
             )
+            # As the original: the blend becomes log(p + 1e-8) "logits", softmaxed again below.
+            probs = (probs + 1e-8).log().softmax(dim=-1)
         else:
             probs = outputs["pred_logits"].float().softmax(dim=-1)
         probs = probs[..., :-1]

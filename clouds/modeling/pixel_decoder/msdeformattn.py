@@ -1,4 +1,11 @@
-"""Pixel decoder: deformable-attention encoder on res3..res5, FPN fusion down to stride 4."""
+"""Pixel decoder: deformable-attention encoder on res3..res5, FPN fusion down to stride 4.
+
+Module names and initialisation follow the original (Mask2Former as CLOUDS ships it), so its
+checkpoints load unchanged: ``input_proj.N`` (1x1 conv with bias + GroupNorm, xavier),
+``transformer.level_embed``, ``transformer.encoder.layers.N``, ``mask_features``, and one
+``adapter_i`` (lateral 1x1 conv) / ``layer_i`` (3x3 conv) pair per FPN level, finest first, each
+a convolution holding its ``norm`` (detectron2's Conv2d layout, c2_xavier_fill).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,11 @@ from clouds.config import CfgNode
 from clouds.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn
 from clouds.modeling.registry import PIXEL_DECODER_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
+from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import c2_xavier_fill
 from clouds.modeling.transformer_decoder.position_encoding import PositionEmbeddingSine
 
 __all__ = [
+    "Conv2dNorm",
     "MSDeformAttnEncoder",
     "MSDeformAttnEncoderLayer",
     "MSDeformAttnPixelDecoder",
@@ -28,24 +37,28 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(32, channels), channels)
 
 
-def _conv_norm(
-    in_channels: int, out_channels: int, kernel_size: int, norm: str, activation: bool
-) -> nn.Sequential:
-    """Conv (xavier init, no bias when normed) + optional GroupNorm + optional ReLU."""
-    if norm not in ("GN", ""):
-        raise ValueError(f"MODEL.SEM_SEG_HEAD.NORM must be 'GN' or '', got {norm!r}")
-    conv = nn.Conv2d(
-        in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=norm == ""
-    )
-    nn.init.xavier_uniform_(conv.weight)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    layers: list[nn.Module] = [conv]
-    if norm == "GN":
-        layers.append(group_norm(out_channels))
-    if activation:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+class Conv2dNorm(nn.Conv2d):
+    """Convolution followed by an optional ``norm`` module and ReLU (detectron2's Conv2d layout:
+    the norm is a child named ``norm``), initialised with c2_xavier_fill; no bias when normed."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, norm: str, relu: bool
+    ) -> None:
+        if norm not in ("GN", ""):
+            raise ValueError(f"MODEL.SEM_SEG_HEAD.NORM must be 'GN' or '', got {norm!r}")
+        super().__init__(
+            in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=norm == ""
+        )
+        self.norm = group_norm(out_channels) if norm == "GN" else None
+        self.relu = relu
+        c2_xavier_fill(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C_in, H, W) -> (N, C_out, H, W)."""
+        x = super().forward(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.relu(x) if self.relu else x
 
 
 class MSDeformAttnEncoderLayer(nn.Module):
@@ -103,8 +116,8 @@ class MSDeformAttnEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.level_embed = nn.Parameter(torch.empty(n_levels, d_model))
-        nn.init.normal_(self.level_embed)
-        self.layers = nn.ModuleList(
+        self.encoder = nn.Module()
+        self.encoder.layers = nn.ModuleList(
             MSDeformAttnEncoderLayer(
                 d_model=d_model,
                 dim_feedforward=dim_feedforward,
@@ -115,6 +128,13 @@ class MSDeformAttnEncoder(nn.Module):
             )
             for _ in range(num_layers)
         )
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        for m in self.modules():
+            if isinstance(m, MSDeformAttn):
+                m.reset_parameters()
+        nn.init.normal_(self.level_embed)
 
     @staticmethod
     def reference_points(spatial_shapes: Sequence[tuple[int, int]], device: torch.device) -> Tensor:
@@ -141,7 +161,7 @@ class MSDeformAttnEncoder(nn.Module):
             dim=1,
         )
         ref = self.reference_points(shapes, src.device)
-        for layer in self.layers:
+        for layer in self.encoder.layers:
             src = layer(src, pos, ref, shapes)
         return src
 
@@ -183,8 +203,12 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.transformer_in_features = [n for n, _ in trans][::-1]
         self.num_levels = len(self.transformer_in_features)
         self.input_proj = nn.ModuleList(
-            _conv_norm(s.channels, conv_dim, 1, "GN", activation=False) for _, s in trans[::-1]
+            nn.Sequential(nn.Conv2d(s.channels, conv_dim, kernel_size=1), group_norm(conv_dim))
+            for _, s in trans[::-1]
         )
+        for proj in self.input_proj:
+            nn.init.xavier_uniform_(proj[0].weight, gain=1)
+            nn.init.zeros_(proj[0].bias)
         self.pe_layer = PositionEmbeddingSine(num_pos_feats=conv_dim // 2, normalize=True)
         self.transformer = MSDeformAttnEncoder(
             d_model=conv_dim,
@@ -197,22 +221,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
         )
         self.mask_dim = mask_dim
         self.mask_features = nn.Conv2d(conv_dim, mask_dim, kernel_size=1)
-        nn.init.xavier_uniform_(self.mask_features.weight)
-        nn.init.zeros_(self.mask_features.bias)
+        c2_xavier_fill(self.mask_features)
         # The decoder attends to (at most) three scales: the coarsest encoder levels.
         self.maskformer_num_feature_levels = 3
         # FPN levels: every feature finer than the finest encoder level, down to common_stride.
         finest_trans_stride = min(s.stride for _, s in trans)
         self.common_stride = common_stride
         num_fpn_levels = max(int(math.log2(finest_trans_stride) - math.log2(common_stride)), 0)
-        fpn = [(n, s) for n, s in ordered if s.stride < finest_trans_stride][::-1][:num_fpn_levels]
-        self.fpn_features = [n for n, _ in fpn]
-        self.lateral_convs = nn.ModuleList(
-            _conv_norm(s.channels, conv_dim, 1, norm, activation=False) for _, s in fpn
-        )
-        self.output_convs = nn.ModuleList(
-            _conv_norm(conv_dim, conv_dim, 3, norm, activation=True) for _ in fpn
-        )
+        fpn = ordered[:num_fpn_levels]  # finest first, as adapter_1 / layer_1 ...
+        for idx, (_, shape) in enumerate(fpn, start=1):
+            lateral = Conv2dNorm(shape.channels, conv_dim, 1, norm=norm, relu=False)
+            self.add_module(f"adapter_{idx}", lateral)
+            self.add_module(f"layer_{idx}", Conv2dNorm(conv_dim, conv_dim, 3, norm=norm, relu=True))
+        # Fused top-down: from the coarsest FPN level to the finest.
+        self.fpn_features = [n for n, _ in fpn][::-1]
+        self.num_fpn_levels = len(fpn)
 
     @classmethod
     def from_config(
@@ -247,15 +270,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
         missing = [f for f in self.in_features if f not in features]
         if missing:
             raise KeyError(f"pixel decoder needs features {missing}, got {sorted(features)}")
-        srcs = [proj(features[f]) for proj, f in zip(self.input_proj, self.transformer_in_features)]
+        srcs = [
+            proj(features[f].float())
+            for proj, f in zip(self.input_proj, self.transformer_in_features)
+        ]
         pos = [self.pe_layer(s) for s in srcs]
         encoded = self.transformer(srcs, pos)
         sizes = [s.shape[-2] * s.shape[-1] for s in srcs]
         outs = [
             y.transpose(1, 2).reshape(s.shape) for y, s in zip(encoded.split(sizes, dim=1), srcs)
         ]
-        for name, lateral, output in zip(self.fpn_features, self.lateral_convs, self.output_convs):
-            x = lateral(features[name])
+        for i, name in enumerate(self.fpn_features):
+            level = self.num_fpn_levels - i
+            lateral = getattr(self, f"adapter_{level}")
+            output = getattr(self, f"layer_{level}")
+            x = lateral(features[name].float())
             y = x + F.interpolate(outs[-1], size=x.shape[-2:], mode="bilinear", align_corners=False)
             outs.append(output(y))
         multi_scale = outs[: self.maskformer_num_feature_levels]

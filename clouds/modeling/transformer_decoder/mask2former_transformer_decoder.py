@@ -1,10 +1,18 @@
-"""Masked-attention transformer decoder (Mask2Former) with open-vocabulary class logits.
+"""Masked-attention transformer decoders (Mask2Former) of the original CLOUDS.
 
 Queries cross-attend to one scale of the pixel decoder per layer (cycling coarse to fine), with
 attention restricted to the foreground of the previous layer's mask prediction, then
-self-attend and pass an FFN. Class logits are scaled cosine similarities between projected
-query embeddings and the text classifier (plus a learned void embedding), so the class set
-can change between datasets.
+self-attend and pass an FFN; every layer's queries predict masks and class logits. Two class
+heads, chosen by MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME as in the original:
+
+- :class:`OriginalMultiScaleMaskedTransformerDecoder`: Mask2Former's linear classifier
+  ``Linear(hidden, K + 1)`` (the released configs' choice);
+- :class:`MultiScaleMaskedTransformerDecoder`: the text classifier; each query's decoder output
+  plus a projection of the mask features pooled inside its mask goes through an MLP into CLIP's
+  joint space and is compared (cosine, learned logit scale) with the text embeddings of every
+  class synonym and the void embedding; a class scores the maximum over its synonyms.
+
+Module names follow the original's checkpoints (``transformer_cross_attention_layers``, ...).
 """
 
 from __future__ import annotations
@@ -24,14 +32,72 @@ __all__ = [
     "MLP",
     "CrossAttentionLayer",
     "FFNLayer",
+    "MaskedTransformerDecoderBase",
     "MultiScaleMaskedTransformerDecoder",
+    "OriginalMultiScaleMaskedTransformerDecoder",
     "SelfAttentionLayer",
+    "c2_xavier_fill",
+    "grouped_classification_logits",
+    "mask_pool",
     "masked_attention_mask",
 ]
 
 
 def _with_pos(x: Tensor, pos: Tensor | None) -> Tensor:
     return x if pos is None else x + pos
+
+
+def c2_xavier_fill(module: nn.Conv2d | nn.Linear) -> None:
+    """Caffe2's "XavierFill" as detectron2 applies it: kaiming-uniform weight with a=1, zero bias."""
+    nn.init.kaiming_uniform_(module.weight, a=1)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
+    """Mean of ``features`` inside each mask binarised at logit 0.
+
+    Args:
+        features: (B, C, h, w) feature map.
+        mask_logits: (B, Q, H, W) mask logits, resized (bilinear) to (h, w) when H, W differ.
+
+    Returns:
+        (B, Q, C) mean feature over each mask's pixels (zero for an empty mask). The masks carry
+        no gradient.
+    """
+    if mask_logits.shape[-2:] != features.shape[-2:]:
+        mask_logits = F.interpolate(
+            mask_logits, size=features.shape[-2:], mode="bilinear", align_corners=False
+        )
+    with torch.no_grad():
+        masks = (mask_logits.detach() > 0).to(features.dtype)
+        masks = masks / (masks.sum(dim=(-2, -1), keepdim=True) + 1e-8)
+    return torch.einsum("bchw,bqhw->bqc", features, masks)
+
+
+def grouped_classification_logits(
+    embeddings: Tensor, classifier: Tensor, scale: Tensor, group_sizes: Sequence[int]
+) -> Tensor:
+    """Scaled cosine logits against class synonyms, max over each class's synonyms, plus void.
+
+    Args:
+        embeddings: (B, Q, E) query embeddings (normalised here).
+        classifier: (S + 1, E) L2-normalised rows: the synonyms of every class in order
+            (S = sum(group_sizes)), then void.
+        scale: scalar multiplier of the cosines (exp of a logit scale, clamped to 100).
+        group_sizes: number of synonyms of each of the K classes.
+
+    Returns:
+        (B, Q, K + 1) logits, last = void.
+    """
+    if sum(group_sizes) + 1 != classifier.shape[0]:
+        raise ValueError(
+            f"classifier has {classifier.shape[0]} rows, expected sum(group_sizes) + 1 = "
+            f"{sum(group_sizes) + 1} (synonyms of every class, then void)"
+        )
+    logits = scale * F.normalize(embeddings, dim=-1) @ classifier.to(embeddings.dtype).T
+    per_class = [g.max(dim=-1).values for g in logits[..., :-1].split(list(group_sizes), dim=-1)]
+    return torch.stack([*per_class, logits[..., -1]], dim=-1)
 
 
 def _xavier_matrices(module: nn.Module) -> None:
@@ -146,58 +212,46 @@ class MLP(nn.Module):
         return x
 
 
-@TRANSFORMER_DECODER_REGISTRY.register()
-class MultiScaleMaskedTransformerDecoder(nn.Module):
-    """Mask2Former decoder whose classifier is a cosine similarity to text embeddings."""
+class MaskedTransformerDecoderBase(nn.Module):
+    """Mask2Former's masked-attention decoder; subclasses add the class head.
+
+    ``dec_layers`` is the number of attention layers (one prediction after each, plus one from
+    the learned queries before the first layer).
+    """
+
+    uses_text_classifier: bool = False
 
     def __init__(
         self,
         *,
         in_channels: int,
-        mask_classification: bool,
         hidden_dim: int,
         num_queries: int,
         nheads: int,
         dim_feedforward: int,
-        dropout: float,
         dec_layers: int,
         pre_norm: bool,
         mask_dim: int,
         enforce_input_project: bool,
-        embed_dim: int,
+        dropout: float = 0.0,
         num_feature_levels: int = 3,
     ) -> None:
-        """``dec_layers`` is the number of attention layers (one prediction after each, plus
-        one from the learned queries before the first layer); ``embed_dim`` is the width E of
-        the text classifier."""
         super().__init__()
         if dec_layers < 1:
             raise ValueError(f"the decoder needs at least one layer, got dec_layers={dec_layers}")
-        self.mask_classification = mask_classification
         self.num_heads = nheads
         self.num_layers = dec_layers
         self.num_feature_levels = num_feature_levels
         self.pe_layer = PositionEmbeddingSine(num_pos_feats=hidden_dim // 2, normalize=True)
-        self.cross_attention_layers = nn.ModuleList(
-            CrossAttentionLayer(
-                d_model=hidden_dim, nhead=nheads, dropout=dropout, normalize_before=pre_norm
-            )
-            for _ in range(dec_layers)
+        norm_args = {"d_model": hidden_dim, "dropout": dropout, "normalize_before": pre_norm}
+        self.transformer_self_attention_layers = nn.ModuleList(
+            SelfAttentionLayer(nhead=nheads, **norm_args) for _ in range(dec_layers)
         )
-        self.self_attention_layers = nn.ModuleList(
-            SelfAttentionLayer(
-                d_model=hidden_dim, nhead=nheads, dropout=dropout, normalize_before=pre_norm
-            )
-            for _ in range(dec_layers)
+        self.transformer_cross_attention_layers = nn.ModuleList(
+            CrossAttentionLayer(nhead=nheads, **norm_args) for _ in range(dec_layers)
         )
-        self.ffn_layers = nn.ModuleList(
-            FFNLayer(
-                d_model=hidden_dim,
-                dim_feedforward=dim_feedforward,
-                dropout=dropout,
-                normalize_before=pre_norm,
-            )
-            for _ in range(dec_layers)
+        self.transformer_ffn_layers = nn.ModuleList(
+            FFNLayer(dim_feedforward=dim_feedforward, **norm_args) for _ in range(dec_layers)
         )
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.query_feat = nn.Embedding(num_queries, hidden_dim)
@@ -207,64 +261,55 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         for _ in range(num_feature_levels):
             if in_channels != hidden_dim or enforce_input_project:
                 proj = nn.Conv2d(in_channels, hidden_dim, kernel_size=1)
-                nn.init.xavier_uniform_(proj.weight)
-                nn.init.zeros_(proj.bias)
+                c2_xavier_fill(proj)
                 self.input_proj.append(proj)
             else:
                 self.input_proj.append(nn.Identity())
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
-        if mask_classification:
-            self.class_proj = MLP(hidden_dim, hidden_dim, embed_dim, 3)
-            self.void_embedding = nn.Parameter(torch.randn(embed_dim) / math.sqrt(embed_dim))
-            self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     @classmethod
-    def from_config(
-        cls, cfg: CfgNode, in_channels: int, mask_classification: bool = True
-    ) -> MultiScaleMaskedTransformerDecoder:
+    def decoder_kwargs(cls, cfg: CfgNode, in_channels: int) -> dict[str, object]:
+        """Keyword arguments shared by both class heads, from MODEL.MASK_FORMER."""
         mf = cfg.MODEL.MASK_FORMER
         if mf.DEC_LAYERS < 2:
             raise ValueError(
                 f"MODEL.MASK_FORMER.DEC_LAYERS must be >= 2 (layers = DEC_LAYERS - 1), "
                 f"got {mf.DEC_LAYERS}"
             )
-        return cls(
-            in_channels=in_channels,
-            mask_classification=mask_classification,
-            hidden_dim=mf.HIDDEN_DIM,
-            num_queries=mf.NUM_OBJECT_QUERIES,
-            nheads=mf.NHEADS,
-            dim_feedforward=mf.DIM_FEEDFORWARD,
-            dropout=mf.DROPOUT,
-            dec_layers=mf.DEC_LAYERS - 1,
-            pre_norm=mf.PRE_NORM,
-            mask_dim=cfg.MODEL.SEM_SEG_HEAD.MASK_DIM,
-            enforce_input_project=mf.ENFORCE_INPUT_PROJ,
-            embed_dim=cfg.MODEL.CLOUDS.EMBED_DIM,
-        )
+        return {
+            "in_channels": in_channels,
+            "hidden_dim": mf.HIDDEN_DIM,
+            "num_queries": mf.NUM_OBJECT_QUERIES,
+            "nheads": mf.NHEADS,
+            "dim_feedforward": mf.DIM_FEEDFORWARD,
+            "dropout": mf.DROPOUT,
+            "dec_layers": mf.DEC_LAYERS - 1,
+            "pre_norm": mf.PRE_NORM,
+            "mask_dim": cfg.MODEL.SEM_SEG_HEAD.MASK_DIM,
+            "enforce_input_project": mf.ENFORCE_INPUT_PROJ,
+        }
 
     def forward(
         self,
         x: Sequence[Tensor],
         mask_features: Tensor,
         text_classifier: Tensor | None = None,
+        num_templates: Sequence[int] | None = None,
     ) -> dict[str, Tensor | list[dict[str, Tensor]]]:
-        """Predict masks (and class logits) for every query.
+        """Predict masks and class logits for every query.
 
         Args:
             x: ``num_feature_levels`` maps (B, in_channels, H_l, W_l), coarse to fine.
             mask_features: (B, mask_dim, H/4, W/4) per-pixel embeddings.
-            text_classifier: (K, E) L2-normalised class embeddings (needed when classifying).
+            text_classifier: (S + 1, E) class-synonym embeddings then void (text head only).
+            num_templates: synonyms per class, summing to S (text head only).
 
         Returns:
-            "pred_logits" (B, Q, K+1) (last = void; only when classifying), "pred_masks"
-            (B, Q, H/4, W/4) mask logits, "aux_outputs": ``num_layers`` dicts of the same keys
-            for the predictions before the last layer.
+            "pred_logits" (B, Q, K+1) (last = void), "pred_masks" (B, Q, H/4, W/4) mask logits,
+            "aux_outputs": ``num_layers`` dicts of the same keys for the earlier predictions.
         """
         if len(x) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature maps, got {len(x)}")
-        if self.mask_classification and text_classifier is None:
-            raise ValueError("the decoder classifies masks: pass a text_classifier (K, E)")
         sizes = [tuple(f.shape[-2:]) for f in x]
         srcs, poss = [], []
         for i, feat in enumerate(x):
@@ -275,18 +320,18 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         query_pos = self.query_embed.weight[None].expand(b, -1, -1)
         output = self.query_feat.weight[None].expand(b, -1, -1)
 
-        predictions = []
-        pred, attn_mask = self._predict(output, mask_features, text_classifier, sizes[0])
-        predictions.append(pred)
+        head_args = (mask_features, text_classifier, num_templates)
+        pred, attn_mask = self._predict(output, *head_args, sizes[0])
+        predictions = [pred]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
-            output = self.cross_attention_layers[i](
+            output = self.transformer_cross_attention_layers[i](
                 output, srcs[level], attn_mask, pos=poss[level], query_pos=query_pos
             )
-            output = self.self_attention_layers[i](output, query_pos=query_pos)
-            output = self.ffn_layers[i](output)
+            output = self.transformer_self_attention_layers[i](output, query_pos=query_pos)
+            output = self.transformer_ffn_layers[i](output)
             next_size = sizes[(i + 1) % self.num_feature_levels]
-            pred, attn_mask = self._predict(output, mask_features, text_classifier, next_size)
+            pred, attn_mask = self._predict(output, *head_args, next_size)
             predictions.append(pred)
         return {**predictions[-1], "aux_outputs": predictions[:-1]}
 
@@ -295,22 +340,92 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         output: Tensor,
         mask_features: Tensor,
         text_classifier: Tensor | None,
+        num_templates: Sequence[int] | None,
         attn_size: tuple[int, int],
     ) -> tuple[dict[str, Tensor], Tensor]:
         """Heads on the queries (B, Q, C): predictions and the next layer's attention mask
         (B*heads, Q, h*w) bool, True where the predicted mask is background."""
         decoded = self.decoder_norm(output)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(decoded), mask_features)
-        pred = {"pred_masks": masks}
-        if self.mask_classification:
-            pred["pred_logits"] = self._classify(decoded, text_classifier)
+        logits = self.classify(decoded, masks, mask_features, text_classifier, num_templates)
         attn_mask = masked_attention_mask(masks, attn_size, self.num_heads)
-        return pred, attn_mask
+        return {"pred_logits": logits, "pred_masks": masks}, attn_mask
 
-    def _classify(self, decoded: Tensor, text_classifier: Tensor) -> Tensor:
-        """Scaled cosine similarities (B, Q, K+1) of the queries to [classes; void]."""
-        embeds = F.normalize(self.class_proj(decoded), dim=-1)
-        classifier = torch.cat([text_classifier.to(embeds), self.void_embedding[None]], dim=0)
-        classifier = F.normalize(classifier, dim=-1)
-        scale = self.logit_scale.exp().clamp(max=100.0)
-        return scale * embeds @ classifier.t()
+    def classify(
+        self,
+        decoded: Tensor,
+        masks: Tensor,
+        mask_features: Tensor,
+        text_classifier: Tensor | None,
+        num_templates: Sequence[int] | None,
+    ) -> Tensor:
+        """Class logits (B, Q, K + 1) of the normalised queries ``decoded`` (B, Q, C)."""
+        raise NotImplementedError
+
+
+@TRANSFORMER_DECODER_REGISTRY.register()
+class OriginalMultiScaleMaskedTransformerDecoder(MaskedTransformerDecoderBase):
+    """Mask2Former's decoder with a linear classifier over K training classes + void."""
+
+    def __init__(self, *, num_classes: int, **kwargs: object) -> None:
+        """``num_classes`` K; the other arguments as :class:`MaskedTransformerDecoderBase`."""
+        super().__init__(**kwargs)
+        self.class_embed = nn.Linear(self.decoder_norm.normalized_shape[0], num_classes + 1)
+
+    @classmethod
+    def from_config(
+        cls, cfg: CfgNode, in_channels: int
+    ) -> OriginalMultiScaleMaskedTransformerDecoder:
+        return cls(
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            **cls.decoder_kwargs(cfg, in_channels),
+        )
+
+    def classify(
+        self,
+        decoded: Tensor,
+        masks: Tensor,
+        mask_features: Tensor,
+        text_classifier: Tensor | None,
+        num_templates: Sequence[int] | None,
+    ) -> Tensor:
+        return self.class_embed(decoded)
+
+
+@TRANSFORMER_DECODER_REGISTRY.register()
+class MultiScaleMaskedTransformerDecoder(MaskedTransformerDecoderBase):
+    """The original CLOUDS text-classifier decoder: open-vocabulary class logits."""
+
+    uses_text_classifier = True
+
+    def __init__(self, *, embed_dim: int, **kwargs: object) -> None:
+        """``embed_dim`` E of CLIP's joint space; the rest as :class:`MaskedTransformerDecoderBase`."""
+        super().__init__(**kwargs)
+        hidden_dim = self.decoder_norm.normalized_shape[0]
+        self._mask_pooling_proj = nn.Sequential(
+            nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, hidden_dim)
+        )
+        self.class_embed = MLP(hidden_dim, hidden_dim, embed_dim, 3)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, in_channels: int) -> MultiScaleMaskedTransformerDecoder:
+        return cls(embed_dim=cfg.MODEL.CLOUDS.EMBED_DIM, **cls.decoder_kwargs(cfg, in_channels))
+
+    def classify(
+        self,
+        decoded: Tensor,
+        masks: Tensor,
+        mask_features: Tensor,
+        text_classifier: Tensor | None,
+        num_templates: Sequence[int] | None,
+    ) -> Tensor:
+        if text_classifier is None or num_templates is None:
+            raise ValueError(
+                "MultiScaleMaskedTransformerDecoder classifies with text: pass text_classifier "
+                "(S + 1, E) and num_templates (synonyms per class)"
+            )
+        pooled = self._mask_pooling_proj(mask_pool(mask_features, masks))
+        embeddings = self.class_embed(pooled + decoded)
+        scale = torch.clamp(self.logit_scale.exp(), max=100)
+        return grouped_classification_logits(embeddings, text_classifier, scale, num_templates)
