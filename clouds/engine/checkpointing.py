@@ -44,12 +44,13 @@ def read_model_state_dict(path: str) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)[1]
 
 
-def load_model_weights(model: nn.Module, path: str) -> None:
+def load_model_weights(model: nn.Module, path: str, *, trust_pickle: bool = False) -> None:
     """Initialise ``model`` from ``path`` (MODEL.WEIGHTS): the trainable parts from our
-    checkpoints, the whole model (frozen CLIP included) from an original CLOUDS checkpoint.
+    checkpoints, the whole model (frozen CLIP included) from an original CLOUDS checkpoint, and
+    an original DGVFM (mmengine) checkpoint when ``trust_pickle`` (MODEL.WEIGHTS_TRUST_PICKLE).
 
     Raises:
         CheckpointMismatchError: listing missing / unexpected / mis-shaped keys.
     """
-    fmt = load_checkpoint_weights(model, path)
+    fmt = load_checkpoint_weights(model, path, trust_pickle=trust_pickle)
     logger.info("Loaded model weights from %s (%s)", path, fmt.name)

@@ -223,7 +223,9 @@ def run(
         if not cfg.DATASETS.TEST:
             raise ConfigError("--eval-only needs at least one dataset in DATASETS.TEST")
         if cfg.MODEL.WEIGHTS:
-            load_model_weights(module.model, cfg.MODEL.WEIGHTS)
+            load_model_weights(
+                module.model, cfg.MODEL.WEIGHTS, trust_pickle=cfg.MODEL.WEIGHTS_TRUST_PICKLE
+            )
         else:
             logger.warning("--eval-only without MODEL.WEIGHTS evaluates an untrained model")
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -233,7 +235,9 @@ def run(
     if ckpt_path:
         logger.info("Resuming from %s", ckpt_path)
     elif cfg.MODEL.WEIGHTS:
-        load_model_weights(module.model, cfg.MODEL.WEIGHTS)
+        load_model_weights(
+            module.model, cfg.MODEL.WEIGHTS, trust_pickle=cfg.MODEL.WEIGHTS_TRUST_PICKLE
+        )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if cfg.DATASETS.TEST and module.eval_iteration != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)

@@ -69,7 +69,9 @@ class Predictor:
         with foundation_weights_context(cfg.MODEL.WEIGHTS):
             self.model = build_model(cfg)
         if cfg.MODEL.WEIGHTS:
-            load_model_weights(self.model, cfg.MODEL.WEIGHTS)
+            load_model_weights(
+                self.model, cfg.MODEL.WEIGHTS, trust_pickle=cfg.MODEL.WEIGHTS_TRUST_PICKLE
+            )
         self.model.to(self.device).eval()
         self.acceleration = AccelerationSettings.from_config(cfg)
         apply_acceleration(self.model, self.acceleration)
