@@ -82,13 +82,21 @@ def run_original(
                 multimask_output=True,
             )
             masks.append(torch.from_numpy(candidates[int(np.argmax(scores))]))
-        stacked = torch.stack(masks) if masks else torch.zeros((0, *label.shape), dtype=torch.bool)
+        if not masks:  # no prompt: the teacher's map, as SamRefiner
+            outputs.append(label.clone())
+            continue
+        fallback = (
+            label.clone()
+            if refiner.uncovered == "teacher"
+            else torch.full_like(label, refiner.ignore_label)
+        )
         outputs.append(
             merge_masks(
-                stacked,
+                torch.stack(masks),
                 torch.from_numpy(classes),
-                label.clone(),
+                fallback,
                 rm_intersection=refiner.rm_intersection,
+                overlap=refiner.overlap,
             )
         )
     return outputs
@@ -146,7 +154,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sam = build_sam(args.model_type, args.checkpoint, device=device)
     predictor = SamBatchPredictor(model=sam, prompt_batch_size=args.prompt_batch_size)
     refiner = SamRefiner(
-        predictor=predictor, num_points=args.num_points, size_threshold=args.size_threshold
+        predictor=predictor,
+        num_points=args.num_points,
+        size_threshold=args.size_threshold,
+        size_reference=(768, 768),  # the threshold shrinks with the benchmark images' area
     )
     images, labels = make_inputs(args.num_images, args.height, args.width, args.seed)
     num_prompts = sum(

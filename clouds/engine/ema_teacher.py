@@ -1,7 +1,8 @@
 """EMA teacher of joint training, as a Lightning callback.
 
-The teacher is an exponential moving average of the student's head (``scope="head"``: every
-parameter and buffer under ``sem_seg_head.``) or of every trainable tensor
+The teacher is an exponential moving average of the student's head (``scope="head"``, the
+original: every parameter and buffer under the name prefixes the segmentor declares as its
+``teacher_prefixes``, e.g. ``sem_seg_head.`` for CLOUDS) or of every trainable tensor
 (``scope="trainable"``). It is stored as detached tensors keyed by the student's own names, and it
 predicts by running the student with those tensors swapped in (``torch.func.functional_call``),
 so it shares the frozen CLIP backbone with the student instead of copying it. The teacher is
@@ -47,16 +48,17 @@ class EMATeacher(Callback):
         alpha: float = 0.999,
         period: int = 100,
         scope: str = "head",
-        head_prefix: str = "sem_seg_head.",
+        head_prefixes: tuple[str, ...] | None = None,
         model_attribute: str = "model",
     ) -> None:
         """
         Args:
             alpha: EMA decay (weight of the old teacher).
             period: optimizer steps between updates.
-            scope: "head" (tensors under ``head_prefix``) or "trainable" (every parameter with
+            scope: "head" (tensors under ``head_prefixes``) or "trainable" (every parameter with
                 ``requires_grad``).
-            head_prefix: name prefix of the head inside the segmentation model.
+            head_prefixes: name prefixes of the head inside the segmentation model; None: the
+                model's ``teacher_prefixes`` attribute.
             model_attribute: attribute of the LightningModule holding the segmentation model.
         """
         if not 0.0 <= alpha <= 1.0:
@@ -70,7 +72,7 @@ class EMATeacher(Callback):
         self.alpha = alpha
         self.period = period
         self.scope = scope
-        self.head_prefix = head_prefix
+        self.head_prefixes = head_prefixes
         self.model_attribute = model_attribute
         self.teacher: dict[str, torch.Tensor] | None = None
         self.num_updates = 0
@@ -89,12 +91,19 @@ class EMATeacher(Callback):
     def student_tensors(self, student: nn.Module) -> dict[str, torch.Tensor]:
         """The student's tensors the teacher mirrors, by name."""
         if self.scope == "head":
+            prefixes = self.head_prefixes or getattr(student, "teacher_prefixes", None)
+            if not prefixes:
+                raise ValueError(
+                    f"MODEL.CLOUDS.TEACHER_SCOPE 'head': {type(student).__name__} declares no "
+                    "`teacher_prefixes` (the name prefixes of its head); use TEACHER_SCOPE "
+                    "'trainable'"
+                )
             named = {**dict(student.named_parameters()), **dict(student.named_buffers())}
-            selected = {n: t for n, t in named.items() if n.startswith(self.head_prefix)}
+            selected = {n: t for n, t in named.items() if n.startswith(tuple(prefixes))}
             if not selected:
                 raise ValueError(
                     f"MODEL.CLOUDS.TEACHER_SCOPE 'head': the model has no tensor named "
-                    f"{self.head_prefix}*"
+                    f"{' or '.join(p + '*' for p in prefixes)}"
                 )
         else:
             selected = {n: p for n, p in student.named_parameters() if p.requires_grad}
@@ -263,7 +272,7 @@ def _ensemble(student: nn.Module, ensemble: Any | None) -> Iterator[None]:
     if not hasattr(student, "geometric_ensemble"):
         if ensemble is not None:
             raise AttributeError(
-                "MODEL.CLOUDS.TEACHER_GEOMETRIC_ENSEMBLE needs a model with a "
+                "MODEL.CLOUDS.GEOMETRIC_ENSEMBLE_EMA needs a model with a "
                 "`geometric_ensemble` attribute (the CLOUDS meta-architecture)"
             )
         yield

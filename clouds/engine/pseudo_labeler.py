@@ -4,8 +4,9 @@ For every batch item without "sem_seg" (the mapper gives generated images none),
 predicts on the clean view ("image_clean": same geometry as "image", no photometric jitter;
 "image" itself when the mapper kept no clean copy), the per-pixel argmax becomes the label map,
 SAM refines it (:class:`clouds.sam.SamRefiner`, when ``MODEL.CLOUDS.SAM.ENABLED``), and the item
-gets that map as its "sem_seg"; the student then trains on the jittered "image". The labeller is
-a Lightning callback that installs itself as the LightningModule's ``batch_transform``.
+gets that map as its "sem_seg"; the student then trains on the jittered "image". The labeller
+installs itself as the LightningModule's ``batch_transform``; it is part of
+:class:`clouds.engine.joint_training.JointTraining`, which builds and schedules it.
 
 Optionally (``MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD`` > 0) the first process writes the clean
 images and their pseudo-labels before and after refinement as colour PNGs to
@@ -25,12 +26,11 @@ from torch import nn
 
 from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
-from clouds.data.datasets.register_sd import GENERATED_PREFIX
 from clouds.engine.ema_teacher import EMATeacher
 from clouds.sam.refinement import SamRefiner
 from clouds.utils.io import write_png_atomic
 
-__all__ = ["PseudoLabeler", "colorize_labels", "joint_training_callbacks", "is_joint_training"]
+__all__ = ["PseudoLabeler", "colorize_labels"]
 
 
 def colorize_labels(
@@ -94,9 +94,7 @@ class PseudoLabeler(Callback):
         if refiner is None and cfg.MODEL.CLOUDS.SAM.ENABLED:
             refiner = SamRefiner.from_config(cfg)
         ensemble = (
-            GeometricEnsemble.from_config(cfg)
-            if cfg.MODEL.CLOUDS.TEACHER_GEOMETRIC_ENSEMBLE
-            else None
+            GeometricEnsemble.from_config(cfg) if cfg.MODEL.CLOUDS.GEOMETRIC_ENSEMBLE_EMA else None
         )
         source = cfg.DATASETS.TRAIN[0]
         palette = MetadataCatalog.get(source).get("stuff_colors", None) or []
@@ -186,19 +184,3 @@ class PseudoLabeler(Callback):
         return self.label(
             self.teacher.student_of(module), batch, step=module.global_step, rank=module.global_rank
         )
-
-
-def is_joint_training(cfg: CfgNode) -> bool:
-    """Joint training: ``DATASETS.TRAIN`` holds a generated (``sd_*``) set after the source."""
-    return any(name.startswith(GENERATED_PREFIX) for name in cfg.DATASETS.TRAIN[1:])
-
-
-def joint_training_callbacks(cfg: CfgNode) -> list[Callback]:
-    """[EMA teacher, pseudo-labeller] for joint-training configs, [] otherwise.
-
-    The teacher must come first so that its update precedes the batch's pseudo-labelling.
-    """
-    if not is_joint_training(cfg):
-        return []
-    teacher = EMATeacher.from_config(cfg)
-    return [teacher, PseudoLabeler.from_config(cfg, teacher=teacher)]

@@ -54,6 +54,7 @@ class QuickstartContext:
         seed: seed of the toy data and of training.
         overrides: extra ``KEY VALUE`` config overrides for every training/evaluation run.
         weights: checkpoint the evaluation uses (set by the last training stage).
+        model_name: what that checkpoint is ("warmup" or "joint"), its column in the report.
         results: evaluation results ``{dataset: {"sem_seg": metrics}}`` (set by evaluation).
     """
 
@@ -65,6 +66,7 @@ class QuickstartContext:
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
     weights: str | None = None
+    model_name: str = ""
     results: Results = field(default_factory=dict)
 
     @property
@@ -120,6 +122,7 @@ def stage_warmup(ctx: QuickstartContext) -> None:
         ]
     )
     ctx.weights = str(out / "model_final.ckpt")
+    ctx.model_name = "warmup"
 
 
 def stage_generate(ctx: QuickstartContext) -> None:
@@ -152,8 +155,9 @@ def stage_generate(ctx: QuickstartContext) -> None:
 
 
 def stage_joint(ctx: QuickstartContext) -> None:
-    """Joint training from the warm-up weights on toy GTA5 + ``sd_quickstart``: EMA teacher
-    pseudo-labels refined by a tiny random SAM (resumes an interrupted run)."""
+    """Joint training from the warm-up weights on toy GTA5 + ``sd_quickstart`` with the joint
+    config (``MODEL.CLOUDS.SAM.MINIBATCH`` / ``ENABLED``: EMA teacher pseudo-labels refined by a
+    tiny random SAM, the original's pseudo-label rules); resumes an interrupted run."""
     import torch
 
     from clouds.sam import build_tiny_sam
@@ -179,17 +183,18 @@ def stage_joint(ctx: QuickstartContext) -> None:
         ]
     )  # fmt: skip
     ctx.weights = str(out / "model_final.ckpt")
+    ctx.model_name = "joint"
 
 
 def stage_evaluate(ctx: QuickstartContext) -> None:
     """Evaluate on the config's test sets (toy GTA5 and every target domain): the warm-up
-    weights into ``DIR/warmup``, then ``ctx.weights`` (the last training stage's) into ``DIR``,
-    whose ``report.md`` holds the per-dataset mIoU table beside the warm-up's, per-class IoU
-    and prediction overlays."""
+    weights into ``DIR/eval/warmup``, then ``ctx.weights`` (the last training stage's) into ``DIR``,
+    whose ``report.md`` holds the per-dataset mIoU table with a "warmup" column beside the
+    evaluated model's (named "joint" after joint training), per-class IoU and overlays."""
     if not ctx.weights:
         raise RuntimeError("The evaluation stage needs a training stage before it")
-    warmup_dir = ctx.output_dir / "warmup"
-    warmup_weights = str(warmup_dir / "model_final.ckpt")
+    warmup_weights = str(ctx.output_dir / "warmup" / "model_final.ckpt")
+    warmup_dir = ctx.output_dir / "eval" / "warmup"  # not the training folder: its run is kept
     baselines: list[str] = []
     if ctx.weights != warmup_weights:
         ctx.run_train_net(
@@ -200,7 +205,8 @@ def stage_evaluate(ctx: QuickstartContext) -> None:
     ctx.results = ctx.run_train_net(
         ["--config-file", ctx.warmup_config, "--eval-only",
          "MODEL.WEIGHTS", ctx.weights, "OUTPUT_DIR", str(ctx.output_dir),
-         "TEST.REPORT_BASELINES", repr(tuple(baselines))]
+         "TEST.REPORT_BASELINES", repr(tuple(baselines)),
+         "TEST.REPORT_RUN_NAME", ctx.model_name or "this run"]
     )  # fmt: skip
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["merge_masks"]
+__all__ = ["OVERLAP_MODES", "merge_masks"]
+
+OVERLAP_MODES = ("all", "conflict")
 
 
 def merge_masks(
@@ -13,19 +15,25 @@ def merge_masks(
     fallback: torch.Tensor,
     *,
     rm_intersection: bool,
+    overlap: str = "all",
 ) -> torch.Tensor:
     """Paint masks of their classes over ``fallback``.
 
-    Masks are painted from the largest to the smallest, so a small object inside a large
-    region keeps its own label. With ``rm_intersection``, pixels claimed by masks of two or more
-    different classes are removed from every mask (two masks of the same class do not conflict)
-    and keep the ``fallback`` label, like pixels that no mask covers.
+    With ``rm_intersection`` and ``overlap="all"`` (the original), every pixel covered by two or
+    more masks, of the same class or not, is removed from every mask; the remaining masks are
+    disjoint, so the map is the one the original's per-class union of masks describes. With
+    ``overlap="conflict"`` (ours) only pixels claimed by masks of different classes are removed.
+    Masks are painted from the largest to the smallest, so without ``rm_intersection`` a small
+    object inside a large region keeps its own label. Removed and uncovered pixels keep the
+    ``fallback`` label.
 
     Args:
         masks: (R, H, W) bool, one mask per refined region.
         class_ids: (R,) int64 class of each mask.
-        fallback: (H, W) int64 label of uncovered pixels (the teacher's labels, or all 255).
-        rm_intersection: drop pixels claimed by several classes.
+        fallback: (H, W) int64 label of uncovered pixels (all ignore in the original, or the
+            teacher's labels).
+        rm_intersection: drop pixels covered by several masks.
+        overlap: which overlaps ``rm_intersection`` drops: "all" or "conflict".
 
     Returns:
         (H, W) int64 label map.
@@ -35,6 +43,10 @@ def merge_masks(
             f"merge_masks got masks {tuple(masks.shape)}, class_ids {tuple(class_ids.shape)} "
             f"and fallback {tuple(fallback.shape)}: expected (R, H, W), (R,) and (H, W)"
         )
+    if overlap not in OVERLAP_MODES:
+        raise ValueError(
+            f"MODEL.CLOUDS.SAM.OVERLAP must be one of {OVERLAP_MODES}, got {overlap!r}"
+        )
     merged = fallback.clone()
     if len(masks) == 0:
         return merged
@@ -42,8 +54,10 @@ def merge_masks(
     for index in order.tolist():
         merged[masks[index]] = class_ids[index]
     if rm_intersection:
-        classes = torch.unique(class_ids)
-        per_class = torch.stack([masks[class_ids == c].any(0) for c in classes])
-        conflict = per_class.sum(0) > 1
-        merged[conflict] = fallback[conflict]
+        if overlap == "all":
+            dropped = masks.sum(0) > 1
+        else:
+            per_class = torch.stack([masks[class_ids == c].any(0) for c in torch.unique(class_ids)])
+            dropped = per_class.sum(0) > 1
+        merged[dropped] = fallback[dropped]
     return merged

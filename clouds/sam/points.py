@@ -1,9 +1,11 @@
 """Regions of a label map and the point prompts placed inside them.
 
-A *region* is one connected component (8-connectivity) of one predicted class. Regions smaller
-than a size threshold get no prompt. Points are drawn inside each region, either at random
-(seeded ``numpy.random.Generator``) or deterministically far from the region's boundary
-("interior": greedy farthest-point selection on the distance transform).
+As the original CLOUDS: a *region* is one 4-connected component of one predicted class, prompted
+only when its area is strictly above the size threshold (5000 px on the 768x768 generated
+images). ``connectivity=8`` and ``inclusive=True`` are our options. Points are drawn uniformly
+without replacement among the region's pixels (optionally after a square erosion), listed in
+row-major order; a region with fewer candidate pixels than points gets no prompt. The
+"interior" mode (deterministic points far from the boundary) is ours.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "CONNECTIVITIES",
     "SELECTION_MODES",
+    "PointSource",
     "Region",
     "find_regions",
     "scaled_size_threshold",
@@ -22,7 +26,11 @@ __all__ = [
 ]
 
 SELECTION_MODES = ("random", "interior")
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+CONNECTIVITIES = (4, 8)
+
+# np.random.Generator or the legacy np.random.RandomState (the original draws with
+# np.random.choice, i.e. the global RandomState): both have ``choice(n, size, replace)``.
+PointSource = np.random.Generator | np.random.RandomState
 
 
 @dataclass(frozen=True)
@@ -43,43 +51,60 @@ class Region:
 
 
 def scaled_size_threshold(
-    threshold: int, image_hw: tuple[int, int], reference_hw: tuple[int, int]
+    threshold: int, image_hw: tuple[int, int], reference_hw: tuple[int, int] | tuple[()]
 ) -> float:
     """The region-size threshold for an image of ``image_hw``.
 
-    ``threshold`` is given in pixels at ``reference_hw`` (the paper's 5000 px on 768x768 crops).
-    On a smaller image it shrinks with the area ratio, so that a region covering the same share
-    of the image is treated the same; at the reference size or above it is used as is, as in
-    the original.
+    With an empty ``reference_hw`` (the original) the threshold is used as is. Otherwise it is
+    given in pixels at ``reference_hw`` and shrinks with the area ratio on smaller images (ours,
+    for toy runs on small images); at the reference size or above it is used as is.
     """
+    if len(reference_hw) == 0:
+        return float(threshold)
+    if len(reference_hw) != 2:
+        raise ValueError(
+            f"MODEL.CLOUDS.SAM.SIZE_REFERENCE must be () or (H, W), got {tuple(reference_hw)}"
+        )
     ratio = (image_hw[0] * image_hw[1]) / float(reference_hw[0] * reference_hw[1])
     return threshold * min(1.0, ratio)
 
 
 def find_regions(
-    label_map: np.ndarray, *, min_area: float, ignore_label: int = 255
+    label_map: np.ndarray,
+    *,
+    min_area: float,
+    ignore_label: int = 255,
+    connectivity: int = 4,
+    inclusive: bool = False,
 ) -> list[Region]:
-    """Connected regions of every class in ``label_map`` with at least ``min_area`` pixels.
+    """Connected regions of every class in ``label_map`` above ``min_area`` pixels.
 
     Args:
         label_map: (H, W) integer class ids; ``ignore_label`` pixels belong to no region.
-        min_area: smallest region kept, in pixels.
+        min_area: area threshold in pixels.
+        connectivity: 4 (the original) or 8.
+        inclusive: keep regions of exactly ``min_area`` pixels too (the original keeps only
+            regions strictly larger).
 
     Returns:
-        Regions ordered by class id, then by position (scipy's component order).
+        Regions ordered by class id, then by scipy's component order (row-major first pixel),
+        the order in which the original draws their points.
     """
     if label_map.ndim != 2:
         raise ValueError(f"label_map must be (H, W), got shape {label_map.shape}")
+    if connectivity not in CONNECTIVITIES:
+        raise ValueError(
+            f"MODEL.CLOUDS.SAM.CONNECTIVITY must be one of {CONNECTIVITIES}, got {connectivity}"
+        )
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     regions: list[Region] = []
     for class_id in np.unique(label_map):
         if class_id == ignore_label:
             continue
-        components, count = ndimage.label(label_map == class_id, structure=_EIGHT_CONNECTED)
-        if count == 0:
-            continue
+        components, count = ndimage.label(label_map == class_id, structure=structure)
         areas = np.bincount(components.ravel(), minlength=count + 1)
         for index in range(1, count + 1):
-            if areas[index] >= min_area:
+            if areas[index] > min_area or (inclusive and areas[index] == min_area):
                 regions.append(Region(class_id=int(class_id), mask=components == index))
     return regions
 
@@ -91,62 +116,57 @@ def select_points(
     mode: str = "random",
     erosion: bool = False,
     erosion_size: int = 3,
-    generator: np.random.Generator | None = None,
-) -> np.ndarray:
+    generator: PointSource | None = None,
+) -> np.ndarray | None:
     """Choose ``num_points`` prompt points inside a region.
 
     Args:
-        mask: (H, W) bool region mask (must not be empty).
+        mask: (H, W) bool region mask.
         num_points: points to return.
-        mode: "random" (uniform over the region, distinct pixels when the region is large
-            enough, drawn from ``generator``) or "interior" (deterministic: the deepest pixel
-            of the distance transform first, then the pixel maximising the smaller of its
-            distance to the boundary and its distance to the points already chosen; the image
-            border counts as boundary).
-        erosion: erode the region with a square ``erosion_size`` kernel first, keeping
-            points away from the boundary; a region that erosion would empty is used as is.
+        mode: "random" (the original: ``generator.choice(n, num_points, replace=False)`` over
+            the n candidate pixels in row-major order) or "interior" (ours, deterministic: the
+            deepest pixel of the distance transform first, then the pixel maximising the smaller
+            of its distance to the boundary and to the points already chosen).
+        erosion: erode the region with a square ``erosion_size`` kernel first (scipy's
+            ``binary_erosion`` on the whole image, as the original).
         generator: random source of the "random" mode (required there).
 
     Returns:
-        (num_points, 2) float32 (x, y) pixel coordinates, SAM's point convention.
+        (num_points, 2) float32 (x, y) pixel coordinates (SAM's convention), or None when the
+        region has fewer candidate pixels than ``num_points`` (no prompt, as the original).
     """
     if mode not in SELECTION_MODES:
-        raise ValueError(f"SAM.SELECTION_MODE must be one of {SELECTION_MODES}, got {mode!r}")
+        raise ValueError(
+            f"MODEL.CLOUDS.SAM.SELECTION_MODE must be one of {SELECTION_MODES}, got {mode!r}"
+        )
     if num_points < 1:
-        raise ValueError(f"SAM.NUM_POINTS must be >= 1, got {num_points}")
-    rows, cols = np.nonzero(mask)
-    if len(rows) == 0:
-        raise ValueError("Cannot place points in an empty region")
-    # work on the region's bounding box, padded with one background pixel all around
-    top, left = rows.min(), cols.min()
-    region = np.pad(mask[top : rows.max() + 1, left : cols.max() + 1], 1)
+        raise ValueError(f"MODEL.CLOUDS.SAM.NUM_POINTS must be >= 1, got {num_points}")
+    candidates = mask.astype(bool)
     if erosion:
         if erosion_size < 1:
-            raise ValueError(f"SAM.EROSION_SIZE must be >= 1, got {erosion_size}")
-        eroded = ndimage.binary_erosion(region, structure=np.ones((erosion_size, erosion_size)))
-        if eroded.any():
-            region = eroded
+            raise ValueError(f"MODEL.CLOUDS.SAM.EROSION_SIZE must be >= 1, got {erosion_size}")
+        structure = np.ones((erosion_size, erosion_size))
+        candidates = ndimage.binary_erosion(candidates, structure=structure)
+    ys, xs = np.nonzero(candidates)
+    if len(ys) < num_points:
+        return None
     if mode == "random":
         if generator is None:
-            raise ValueError("The 'random' selection mode needs a numpy Generator")
-        ys, xs = np.nonzero(region)
-        chosen = generator.choice(len(ys), size=num_points, replace=len(ys) < num_points)
-        points = np.stack([xs[chosen], ys[chosen]], axis=1)
+            raise ValueError("The 'random' selection mode needs a numpy random generator")
+        chosen = generator.choice(len(ys), num_points, replace=False)
     else:
-        points = _interior_points(region, num_points)
-    return (points + np.array([left - 1, top - 1])).astype(np.float32)
+        chosen = _interior_points(candidates, ys, xs, num_points)
+    return np.stack([xs[chosen], ys[chosen]], axis=1).astype(np.float32)
 
 
-def _interior_points(mask: np.ndarray, num_points: int) -> np.ndarray:
-    """Greedy farthest-point selection weighted by the distance to the region boundary."""
-    depth = ndimage.distance_transform_edt(mask)
-    ys, xs = np.nonzero(mask)
-    depth = depth[ys, xs]
-    score = depth.copy()
+def _interior_points(
+    mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, num_points: int
+) -> np.ndarray:
+    """Indices into (ys, xs): greedy farthest-point selection on the boundary distance."""
+    score = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1][ys, xs]
     chosen: list[int] = []
     for _ in range(num_points):
         index = int(np.argmax(score))
         chosen.append(index)
-        spacing = np.hypot(xs - xs[index], ys - ys[index])
-        score = np.minimum(score, spacing)
-    return np.stack([xs[chosen], ys[chosen]], axis=1)
+        score = np.minimum(score, np.hypot(xs - xs[index], ys - ys[index]))
+    return np.asarray(chosen)

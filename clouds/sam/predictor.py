@@ -14,7 +14,6 @@ from typing import Protocol
 import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
-from torch.nn import functional as F
 
 __all__ = ["PromptPredictor", "SamBatchPredictor"]
 
@@ -85,7 +84,9 @@ class SamBatchPredictor:
 
     @torch.no_grad()
     def set_images(self, images: Sequence[torch.Tensor]) -> None:
-        """Resize each (3, H, W) uint8 image to SAM's long side, pad and encode all at once."""
+        """Resize each (3, H, W) uint8 image to SAM's long side (PIL bilinear, as the original's
+        ``apply_image``), pad and encode all at once. Masks come back at the image's own size,
+        which is what the original tells SAM for its 768x768 generated images."""
         batch = []
         self._input_sizes, self._original_sizes = [], []
         for image in images:
@@ -95,14 +96,12 @@ class SamBatchPredictor:
                 )
             h, w = image.shape[-2:]
             size = ResizeLongestSide.get_preprocess_shape(h, w, self.img_size)
-            resized = F.interpolate(
-                image[None].to(self.device, torch.float32),
-                size=size,
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
+            # as the original: segment-anything's PIL resize of the uint8 image
+            resized = ResizeLongestSide(self.img_size).apply_image(
+                image.permute(1, 2, 0).to(torch.uint8).cpu().numpy()
             )
-            batch.append(self.model.preprocess(resized[0]))
+            resized = torch.from_numpy(resized).permute(2, 0, 1).to(self.device, torch.float32)
+            batch.append(self.model.preprocess(resized))
             self._input_sizes.append(size)
             self._original_sizes.append((h, w))
         self._features = self.model.image_encoder(torch.stack(batch)) if batch else None

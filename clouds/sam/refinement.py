@@ -1,11 +1,14 @@
 """SAM refinement of pseudo-labels (the CLOUDS recipe).
 
-For every image: connected regions of each predicted class above the size threshold get point
-prompts; SAM encodes the image once and decodes every region's prompt (all its points together,
-all foreground) with multiple masks; the mask with the best predicted IoU is kept; optionally a
-second pass feeds that mask's low-resolution logits back as ``mask_input``; masks are merged
-into a label map where pixels no mask covers keep the teacher's label ("teacher") or become the
-ignore label ("ignore").
+As the original (``clouds/clouds.py`` with ``my_utils/mask_utils.py``): for every image,
+4-connected regions of each predicted class strictly above the size threshold get point prompts;
+SAM encodes the image once and decodes every region's prompt (all its points together, all
+foreground) with multiple masks; the mask with the best predicted IoU is kept; optionally a
+second pass feeds that mask's low-resolution logits back as ``mask_input``; every pixel covered
+by two or more masks is dropped; the masks make the label map, pixels outside every mask are
+ignored. An image without any prompt keeps the teacher's map. Our options (config keys, off in
+the reproduction configs): 8-connectivity and ``>=`` for regions, teacher labels for uncovered
+pixels, dropping only overlaps of different classes, a size threshold scaled to small images.
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ import numpy as np
 import torch
 
 from clouds.config import CfgNode
-from clouds.sam.build import build_sam
-from clouds.sam.merge import merge_masks
-from clouds.sam.points import SELECTION_MODES, find_regions, scaled_size_threshold, select_points
+from clouds.sam.build import SamCheckpointError, build_sam
+from clouds.sam.merge import OVERLAP_MODES, merge_masks
+from clouds.sam.points import (
+    SELECTION_MODES,
+    PointSource,
+    find_regions,
+    scaled_size_threshold,
+    select_points,
+)
 from clouds.sam.predictor import PromptPredictor, SamBatchPredictor
 
 __all__ = ["UNCOVERED_MODES", "SamRefiner"]
@@ -35,28 +44,35 @@ class SamRefiner:
         predictor: PromptPredictor,
         num_points: int = 5,
         size_threshold: int = 5000,
-        size_reference: tuple[int, int] = (768, 768),
+        size_reference: tuple[int, int] | tuple[()] = (),
+        connectivity: int = 4,
+        inclusive_threshold: bool = False,
         selection_mode: str = "random",
         erosion: bool = False,
         erosion_size: int = 3,
         refinement: bool = False,
         rm_intersection: bool = True,
-        uncovered: str = "teacher",
+        overlap: str = "all",
+        uncovered: str = "ignore",
         ignore_label: int = 255,
     ) -> None:
         """
         Args:
             predictor: SAM (or a stand-in) implementing :class:`PromptPredictor`.
             num_points: point prompts per region.
-            size_threshold: smallest region prompted, in pixels at ``size_reference``
-                (scaled down by the area ratio on smaller images).
-            size_reference: (H, W) image size at which ``size_threshold`` holds.
+            size_threshold: regions larger than this many pixels are prompted.
+            size_reference: () to use ``size_threshold`` as is (the original), or the (H, W)
+                at which it holds, scaled down by the area ratio on smaller images (ours).
+            connectivity: 4 (the original) or 8 neighbours make a region.
+            inclusive_threshold: prompt regions of exactly ``size_threshold`` pixels too.
             selection_mode: "random" or "interior" (see :func:`select_points`).
             erosion: erode regions before choosing points.
             erosion_size: erosion kernel side.
             refinement: second pass with the best mask's logits as ``mask_input``.
-            rm_intersection: pixels claimed by masks of different classes get no mask label.
-            uncovered: label of pixels no mask covers: "teacher" or "ignore".
+            rm_intersection: drop pixels covered by several masks.
+            overlap: which overlaps are dropped: "all" (the original) or "conflict" (only
+                masks of different classes).
+            uncovered: label of pixels no mask covers: "ignore" (the original) or "teacher".
             ignore_label: the ignore value of label maps.
         """
         if selection_mode not in SELECTION_MODES:
@@ -70,15 +86,22 @@ class SamRefiner:
             )
         if num_points < 1:
             raise ValueError(f"MODEL.CLOUDS.SAM.NUM_POINTS must be >= 1, got {num_points}")
+        if overlap not in OVERLAP_MODES:
+            raise ValueError(
+                f"MODEL.CLOUDS.SAM.OVERLAP must be one of {OVERLAP_MODES}, got {overlap!r}"
+            )
         self.predictor = predictor
         self.num_points = num_points
         self.size_threshold = size_threshold
         self.size_reference = tuple(size_reference)
+        self.connectivity = connectivity
+        self.inclusive_threshold = inclusive_threshold
         self.selection_mode = selection_mode
         self.erosion = erosion
         self.erosion_size = erosion_size
         self.refinement = refinement
         self.rm_intersection = rm_intersection
+        self.overlap = overlap
         self.uncovered = uncovered
         self.ignore_label = ignore_label
 
@@ -87,18 +110,28 @@ class SamRefiner:
         """Build from ``MODEL.CLOUDS.SAM.*``; the SAM is built on CPU (move it with ``to``)."""
         sam_cfg = cfg.MODEL.CLOUDS.SAM
         if predictor is None:
-            model = build_sam(sam_cfg.MODEL_TYPE, sam_cfg.CHECKPOINT)
+            model_type = sam_cfg.MODEL_TYPE or ("vit_t" if sam_cfg.MOBILE else "vit_h")
+            if not sam_cfg.CHECKPOINT and not sam_cfg.RANDOM_INIT:
+                raise SamCheckpointError(
+                    f"MODEL.CLOUDS.SAM.CHECKPOINT is empty but SAM ({model_type}) refines the "
+                    f"pseudo-labels: set it to the SAM weights file (or, for tests only, "
+                    f"MODEL.CLOUDS.SAM.RANDOM_INIT True for a random SAM)"
+                )
+            model = build_sam(model_type, sam_cfg.CHECKPOINT)
             predictor = SamBatchPredictor(model=model, prompt_batch_size=sam_cfg.PROMPT_BATCH_SIZE)
         return cls(
             predictor=predictor,
             num_points=sam_cfg.NUM_POINTS,
             size_threshold=sam_cfg.SIZE_THRESHOLD,
             size_reference=tuple(sam_cfg.SIZE_REFERENCE),
+            connectivity=sam_cfg.CONNECTIVITY,
+            inclusive_threshold=sam_cfg.INCLUSIVE_THRESHOLD,
             selection_mode=sam_cfg.SELECTION_MODE,
             erosion=sam_cfg.EROSION,
             erosion_size=sam_cfg.EROSION_SIZE,
             refinement=sam_cfg.REFINEMENT,
             rm_intersection=sam_cfg.RM_INTERSECTION,
+            overlap=sam_cfg.OVERLAP,
             uncovered=sam_cfg.UNCOVERED,
             ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
         )
@@ -109,20 +142,28 @@ class SamRefiner:
         return self
 
     def prompts(
-        self, label_map: np.ndarray, generator: np.random.Generator
+        self, label_map: np.ndarray, generator: PointSource
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Point prompts of one label map.
+        """Point prompts of one label map, drawn region by region in :func:`find_regions` order.
 
         Args:
             label_map: (H, W) integer class ids.
 
         Returns:
-            points (R, num_points, 2) float32 (x, y) and class ids (R,) int64 of the R regions.
+            points (R, num_points, 2) float32 (x, y) and class ids (R,) int64 of the R prompted
+            regions (a region with fewer candidate pixels than points gets none).
         """
         min_area = scaled_size_threshold(self.size_threshold, label_map.shape, self.size_reference)
-        regions = find_regions(label_map, min_area=min_area, ignore_label=self.ignore_label)
-        points = [
-            select_points(
+        regions = find_regions(
+            label_map,
+            min_area=min_area,
+            ignore_label=self.ignore_label,
+            connectivity=self.connectivity,
+            inclusive=self.inclusive_threshold,
+        )
+        points, classes = [], []
+        for region in regions:
+            chosen = select_points(
                 region.mask,
                 num_points=self.num_points,
                 mode=self.selection_mode,
@@ -130,12 +171,12 @@ class SamRefiner:
                 erosion_size=self.erosion_size,
                 generator=generator,
             )
-            for region in regions
-        ]
-        classes = np.array([region.class_id for region in regions], dtype=np.int64)
+            if chosen is not None:
+                points.append(chosen)
+                classes.append(region.class_id)
         if not points:
-            return np.zeros((0, self.num_points, 2), np.float32), classes
-        return np.stack(points), classes
+            return np.zeros((0, self.num_points, 2), np.float32), np.zeros(0, np.int64)
+        return np.stack(points), np.asarray(classes, dtype=np.int64)
 
     @torch.no_grad()
     def refine(
@@ -143,17 +184,19 @@ class SamRefiner:
         images: Sequence[torch.Tensor],
         label_maps: Sequence[torch.Tensor],
         *,
-        generator: np.random.Generator,
+        generator: PointSource,
     ) -> list[torch.Tensor]:
         """Refine each label map with SAM prompted on its image.
 
         Args:
             images: N images, each (3, H, W) uint8 RGB.
             label_maps: N teacher label maps, each (H, W) int64, same size as its image.
-            generator: random source of the point selection.
+            generator: random source of the point selection (all images' points are drawn
+                first, image by image, as the original).
 
         Returns:
-            N refined label maps, each (H, W) int64 on the device of its input label map.
+            N refined label maps, each (H, W) int64 on the device of its input label map; an
+            image without any prompt keeps its teacher map.
         """
         if len(images) != len(label_maps):
             raise ValueError(f"Got {len(images)} images but {len(label_maps)} label maps")
@@ -168,14 +211,14 @@ class SamRefiner:
             self.predictor.set_images(images)
         refined = []
         for index, (label, (points, classes)) in enumerate(zip(label_maps, prompts)):
+            if len(classes) == 0:
+                refined.append(label.clone())
+                continue
             fallback = (
                 label.clone()
                 if self.uncovered == "teacher"
                 else torch.full_like(label, self.ignore_label)
             )
-            if len(classes) == 0:
-                refined.append(fallback)
-                continue
             masks = self._best_masks(index, torch.from_numpy(points))
             refined.append(
                 merge_masks(
@@ -183,6 +226,7 @@ class SamRefiner:
                     torch.from_numpy(classes).to(label.device),
                     fallback,
                     rm_intersection=self.rm_intersection,
+                    overlap=self.overlap,
                 )
             )
         return refined

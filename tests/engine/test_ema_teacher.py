@@ -14,6 +14,8 @@ from clouds.engine.ema_teacher import EMATeacher, TeacherStateError
 class Student(nn.Module):
     """Frozen backbone, head with dropout, a trainable embedding outside the head."""
 
+    teacher_prefixes = ("sem_seg_head.",)
+
     def __init__(self) -> None:
         super().__init__()
         self.backbone = nn.Linear(3, 4).requires_grad_(False)
@@ -85,6 +87,18 @@ def test_scopes_never_copy_the_frozen_backbone() -> None:
     trainable.initialize(student)
     assert "void_embedding" in trainable.teacher
     assert not any(name.startswith("backbone") for name in trainable.teacher)
+
+
+def test_head_scope_follows_the_models_teacher_prefixes() -> None:
+    student = Student()
+    both = EMATeacher(head_prefixes=("sem_seg_head.2.", "void_"))
+    both.initialize(student)
+    assert set(both.teacher) == {"sem_seg_head.2.weight", "sem_seg_head.2.bias", "void_embedding"}
+    bare = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="teacher_prefixes"):
+        EMATeacher(scope="head").initialize(bare)
+    with pytest.raises(ValueError, match="no tensor named head"):
+        EMATeacher(head_prefixes=("head.",)).initialize(student)
 
 
 def test_teacher_gets_no_gradient_and_is_not_optimised() -> None:

@@ -1,4 +1,5 @@
-"""Joint training through the engine: tiny CLOUDS on toy GTA5 + sd_toy with the tiny SAM.
+"""Joint training: the component (keys, datasets' metadata, any segmentor) and, through the
+engine, tiny CLOUDS on toy GTA5 + sd_toy with the tiny SAM.
 
 One run of 2 iterations, then a resume to 3 (teacher with the geometric ensemble): checks
 pseudo-labels, checkpoints holding the EMA teacher (and no SAM, no CLIP), the teacher restored on
@@ -10,11 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from clouds.config import load_config
+from clouds.config import ConfigError, get_cfg, load_config
+from clouds.data.catalog import DatasetCatalog, MetadataCatalog
 from clouds.data.datasets import register_all_datasets
 from clouds.data.toy import make_converted_toy_datasets
+from clouds.engine.joint_training import JointTraining, build_joint_training, unlabelled_datasets
 from clouds.engine.launch import run
-from clouds.sam import build_tiny_sam
+from clouds.modeling import build_model
+from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
+from clouds.sam import SamRefiner, build_tiny_sam
+from clouds.sam.build import SamCheckpointError
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "toy" / "joint_gta.yaml"
 
@@ -31,7 +37,7 @@ def joint_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dic
         "DATASETS.TEST", "('cityscapes_val',)",
         "MODEL.CLOUDS.SAM.CHECKPOINT", str(tmp / "sam.pth"),
         "MODEL.CLOUDS.SAM.ALPHA_EMA", "0.5",
-        "MODEL.CLOUDS.TEACHER_GEOMETRIC_ENSEMBLE", "True",
+        "MODEL.CLOUDS.GEOMETRIC_ENSEMBLE_EMA", "True",
         "MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD", "1",
         "SOLVER.CHECKPOINT_PERIOD", "2",
         "OUTPUT_DIR", str(tmp / "out"),
@@ -60,7 +66,7 @@ def test_pseudo_labels_are_dumped_before_and_after_refinement(joint_run) -> None
 
 def test_checkpoint_holds_teacher_but_no_frozen_models(joint_run) -> None:
     _, saved, _ = joint_run
-    state = saved["callbacks"]["EMATeacher"]
+    state = saved["callbacks"]["JointTraining"]
     assert (state["num_updates"], state["last_update_step"]) == (1, 0)  # ITERATION_UPDATE 2
     assert state["teacher"] and all(n.startswith("sem_seg_head.") for n in state["teacher"])
     for name in saved["state_dict"]:
@@ -70,10 +76,10 @@ def test_checkpoint_holds_teacher_but_no_frozen_models(joint_run) -> None:
 def test_resume_continues_the_saved_teacher(joint_run) -> None:
     out, saved, _ = joint_run
     final = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
-    state = final["callbacks"]["EMATeacher"]
+    state = final["callbacks"]["JointTraining"]
     assert (state["num_updates"], state["last_update_step"]) == (2, 2)
     # the update at step 2 mixed the SAVED teacher with the student of step 2 (alpha 0.5)
-    teacher, student = saved["callbacks"]["EMATeacher"]["teacher"], saved["state_dict"]
+    teacher, student = saved["callbacks"]["JointTraining"]["teacher"], saved["state_dict"]
     shared = set(teacher) & set(student)
     assert shared == set(teacher)
     for name in shared:
@@ -85,3 +91,65 @@ def test_joint_training_evaluates(joint_run) -> None:
     _, _, results = joint_run
     miou = results["cityscapes_val"]["sem_seg"]["mIoU"]
     assert 0.0 <= miou <= 100.0
+
+
+# ---------------------------------------------------------------- the component, unit level
+@pytest.fixture
+def three_datasets():
+    """A labelled source, an unlabelled set without the sd_ prefix, a labelled sd_ set."""
+    names = {"jt_source": "labels", "jt_unlabelled": None, "sd_labelled": "labels"}
+    for name, labels in names.items():
+        DatasetCatalog.remove(name)
+        DatasetCatalog.register(name, list)
+        MetadataCatalog.get(name).set(sem_seg_root=labels)
+    yield
+    for name in names:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_switched_on_by_the_keys_and_the_datasets_metadata_not_their_names(
+    three_datasets,
+) -> None:
+    cfg = get_cfg()
+    cfg.DATASETS.TRAIN = ("jt_source", "sd_labelled")
+    assert build_joint_training(cfg) == []
+    cfg.DATASETS.TRAIN = ("jt_source", "jt_unlabelled")
+    assert unlabelled_datasets(cfg) == ["jt_unlabelled"]
+    with pytest.raises(ConfigError, match="SAM.MINIBATCH"):
+        build_joint_training(cfg)  # unlabelled images but no pseudo-labels asked for
+    cfg.MODEL.CLOUDS.SAM.MINIBATCH = True
+    (component,) = build_joint_training(cfg)
+    assert isinstance(component, JointTraining) and component.labeler.refiner is None
+    cfg.MODEL.CLOUDS.SAM.ENABLED = True
+    cfg.MODEL.CLOUDS.SAM.MODEL_TYPE = "tiny"
+    with pytest.raises(SamCheckpointError, match="SAM.CHECKPOINT is empty.*RANDOM_INIT"):
+        build_joint_training(cfg)  # no SAM weights and no explicit request for a random SAM
+    cfg.MODEL.CLOUDS.SAM.RANDOM_INIT = True
+    (component,) = build_joint_training(cfg)
+    assert isinstance(component.labeler.refiner, SamRefiner)
+    assert component.labeler.teacher is component.teacher
+    cfg.DATASETS.TRAIN = ("jt_source", "sd_labelled")
+    with pytest.raises(ConfigError, match="no dataset"):
+        build_joint_training(cfg)
+
+
+def test_a_vfm_segmentor_is_self_trained_by_the_same_component() -> None:
+    cfg = load_config(str(CONFIG.parent / "dg_dinov2_ms_masked.yaml"), [])
+    cfg.MODEL.CLOUDS.SAM.MINIBATCH = True
+    model = build_model(cfg)
+    component = JointTraining.from_config(cfg)
+    component.teacher.initialize(model)
+    assert component.teacher.teacher  # the light and refinement heads, no backbone tensor
+    assert all(n.startswith(VFMSegmentor.teacher_prefixes) for n in component.teacher.teacher)
+    torch.manual_seed(0)
+    image = torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
+    batch = [
+        {"image": image, "sem_seg": torch.zeros(64, 64, dtype=torch.long)},
+        {"image": image.flip(-1), "image_clean": image},
+    ]
+    labelled = component.labeler.label(model, batch, step=0)
+    assert labelled[1]["sem_seg"].shape == (64, 64) and "image_clean" not in labelled[1]
+    model.train()
+    losses = model(labelled)
+    assert all(torch.isfinite(v) for v in losses.values())

@@ -8,20 +8,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from clouds.config import get_cfg
 from clouds.engine.ema_teacher import EMATeacher
-from clouds.engine.pseudo_labeler import (
-    PseudoLabeler,
-    colorize_labels,
-    is_joint_training,
-    joint_training_callbacks,
-)
+from clouds.engine.pseudo_labeler import PseudoLabeler, colorize_labels
 from clouds.sam import SamRefiner
 from tests.sam.oracle import OracleSam
 
 
 class ColourSegmenter(nn.Module):
     """Class = brightest channel; records what it is asked to predict."""
+
+    teacher_prefixes = ("sem_seg_head.",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -105,17 +101,6 @@ def test_dump_writes_colour_pngs_at_the_period(tmp_path: Path) -> None:
 def test_colorize_labels_maps_ignore_to_black() -> None:
     colours = colorize_labels(np.array([[0, 1, 255]]), [(10, 20, 30), (40, 50, 60)])
     assert colours.tolist() == [[[10, 20, 30], [40, 50, 60], [0, 0, 0]]]
-
-
-def test_joint_training_is_detected_from_the_generated_set() -> None:
-    cfg = get_cfg()
-    cfg.DATASETS.TRAIN = ("gta5",)
-    assert not is_joint_training(cfg) and joint_training_callbacks(cfg) == []
-    cfg.DATASETS.TRAIN = ("gta5", "sd_v1")
-    cfg.MODEL.CLOUDS.SAM.ENABLED = False
-    teacher, labeler = joint_training_callbacks(cfg)
-    assert isinstance(teacher, EMATeacher) and labeler.teacher is teacher
-    assert labeler.refiner is None
 
 
 def test_negative_dump_period_is_named() -> None:

@@ -24,7 +24,7 @@ def test_without_intersection_removal_small_masks_win() -> None:
     torch.testing.assert_close(merged, expected)
 
 
-def test_intersection_of_different_classes_falls_back() -> None:
+def test_every_overlap_is_dropped_as_the_original() -> None:
     masks, classes = _masks()
     fallback = torch.full((4, 6), 9, dtype=torch.long)
     merged = merge_masks(masks, classes, fallback, rm_intersection=True)
@@ -32,8 +32,31 @@ def test_intersection_of_different_classes_falls_back() -> None:
     expected[:, :4] = 1
     expected[1:3, 4] = 2
     expected[1:3, 3] = 9  # claimed by classes 1 and 2
+    expected[0, 0:2] = 9  # two class-1 masks overlap: dropped too
     torch.testing.assert_close(merged, expected)
-    assert merged[0, 0] == 1  # two class-1 masks overlap there: not a conflict
+
+
+def test_conflict_mode_drops_only_overlaps_of_different_classes() -> None:
+    masks, classes = _masks()
+    fallback = torch.full((4, 6), 9, dtype=torch.long)
+    merged = merge_masks(masks, classes, fallback, rm_intersection=True, overlap="conflict")
+    expected = torch.full((4, 6), 9, dtype=torch.long)
+    expected[:, :4] = 1
+    expected[1:3, 4] = 2
+    expected[1:3, 3] = 9
+    torch.testing.assert_close(merged, expected)
+
+
+def test_unknown_overlap_mode_is_named() -> None:
+    masks, classes = _masks()
+    with pytest.raises(ValueError, match="SAM.OVERLAP"):
+        merge_masks(
+            masks,
+            classes,
+            torch.zeros(4, 6, dtype=torch.long),
+            rm_intersection=True,
+            overlap="some",
+        )
 
 
 def test_no_masks_returns_a_copy_of_the_fallback() -> None:

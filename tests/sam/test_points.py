@@ -21,19 +21,26 @@ def test_find_regions_splits_components_and_applies_threshold() -> None:
     assert [(r.class_id, r.area) for r in regions if r.class_id == 3] == [(3, 200), (3, 375)]
     assert all(r.class_id != 7 for r in regions)  # 9 px < 100
     assert all(r.class_id != 255 for r in regions)
-    small = find_regions(_two_class_map(), min_area=9)
-    assert any(r.class_id == 7 and r.area == 9 for r in small)
-    assert not any(r.class_id == 7 for r in find_regions(_two_class_map(), min_area=10))
+    # strictly above the threshold, as the original; INCLUSIVE_THRESHOLD keeps == too
+    assert not any(r.class_id == 7 for r in find_regions(_two_class_map(), min_area=9))
+    assert any(r.class_id == 7 for r in find_regions(_two_class_map(), min_area=8))
+    inclusive = find_regions(_two_class_map(), min_area=9, inclusive=True)
+    assert any(r.class_id == 7 and r.area == 9 for r in inclusive)
 
 
-def test_regions_use_eight_connectivity() -> None:
+def test_regions_are_four_connected_unless_asked_for_eight() -> None:
     label = np.zeros((6, 6), dtype=np.int64)
     label[1, 1] = label[2, 2] = label[3, 3] = 1  # a diagonal line
-    regions = [r for r in find_regions(label, min_area=1) if r.class_id == 1]
-    assert len(regions) == 1 and regions[0].area == 3
+    four = [r for r in find_regions(label, min_area=0) if r.class_id == 1]
+    assert [r.area for r in four] == [1, 1, 1]
+    eight = [r for r in find_regions(label, min_area=0, connectivity=8) if r.class_id == 1]
+    assert len(eight) == 1 and eight[0].area == 3
+    with pytest.raises(ValueError, match="CONNECTIVITY"):
+        find_regions(label, min_area=0, connectivity=6)
 
 
 def test_threshold_scales_down_with_area_only() -> None:
+    assert scaled_size_threshold(5000, (384, 384), ()) == 5000  # the original: as is
     assert scaled_size_threshold(5000, (768, 768), (768, 768)) == 5000
     assert scaled_size_threshold(5000, (384, 384), (768, 768)) == pytest.approx(1250)
     assert scaled_size_threshold(5000, (1024, 2048), (768, 768)) == 5000
@@ -59,13 +66,21 @@ def test_random_points_are_seeded_and_distinct() -> None:
     assert len({tuple(p) for p in a}) == 5
 
 
-def test_random_points_in_tiny_region_repeat_pixels() -> None:
+def test_random_points_follow_the_originals_draw() -> None:
+    """The original: np.random.choice(n, k, replace=False) over row-major (x, y) pixels."""
+    region = np.zeros((20, 20), dtype=bool)
+    region[3:9, 4:15] = True
+    points = select_points(region, num_points=5, generator=np.random.RandomState(3))
+    ys, xs = np.nonzero(region)
+    chosen = np.random.RandomState(3).choice(len(ys), 5, replace=False)
+    np.testing.assert_array_equal(points, np.stack([xs[chosen], ys[chosen]], 1))
+
+
+def test_region_with_fewer_pixels_than_points_gets_no_prompt() -> None:
     region = np.zeros((10, 10), dtype=bool)
     region[4, 4:6] = True
-    points = select_points(region, num_points=5, generator=np.random.default_rng(0))
-    assert (
-        points.shape == (5, 2) and region[points[:, 1].astype(int), points[:, 0].astype(int)].all()
-    )
+    assert select_points(region, num_points=5, generator=np.random.default_rng(0)) is None
+    assert select_points(np.zeros((4, 4), bool), num_points=1, mode="interior") is None
 
 
 def test_erosion_keeps_points_off_the_boundary() -> None:
@@ -83,13 +98,13 @@ def test_erosion_keeps_points_off_the_boundary() -> None:
         assert eroded[points[:, 1].astype(int), points[:, 0].astype(int)].all()
 
 
-def test_erosion_that_empties_a_region_falls_back_to_it() -> None:
+def test_erosion_that_empties_a_region_leaves_it_without_prompt() -> None:
     region = np.zeros((10, 10), dtype=bool)
     region[5, 2:8] = True  # one pixel thick: erosion removes everything
     points = select_points(
         region, num_points=3, erosion=True, erosion_size=3, generator=np.random.default_rng(0)
     )
-    assert region[points[:, 1].astype(int), points[:, 0].astype(int)].all()
+    assert points is None
 
 
 def test_interior_mode_is_deterministic_deep_and_spread() -> None:
@@ -111,10 +126,10 @@ def test_bad_arguments_are_named() -> None:
         select_points(region, num_points=1, mode="grid")
     with pytest.raises(ValueError, match="NUM_POINTS"):
         select_points(region, num_points=0, generator=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="Generator"):
+    with pytest.raises(ValueError, match="random generator"):
         select_points(region, num_points=1)
-    with pytest.raises(ValueError, match="empty"):
-        select_points(np.zeros((4, 4), bool), num_points=1, generator=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="EROSION_SIZE"):
+        select_points(region, num_points=1, erosion=True, erosion_size=0, mode="interior")
 
 
 @pytest.mark.parametrize("mode", ["random", "interior"])

@@ -29,14 +29,18 @@ def _images_and_labels(count: int = 2) -> tuple[list[torch.Tensor], list[torch.T
 def test_tiny_sam_refinement_runs_end_to_end(tiny_predictor: SamBatchPredictor) -> None:
     images, labels = _images_and_labels()
     refiner = SamRefiner(
-        predictor=tiny_predictor, num_points=3, refinement=True, size_threshold=20000
+        predictor=tiny_predictor,
+        num_points=3,
+        refinement=True,
+        size_threshold=20000,
+        size_reference=(768, 768),
     )
     out = refiner.refine(images, labels, generator=np.random.default_rng(0))
     again = refiner.refine(images, labels, generator=np.random.default_rng(0))
     assert len(out) == 2
     for refined, label, repeat in zip(out, labels, again):
         assert refined.shape == label.shape and refined.dtype == torch.int64
-        assert set(refined.unique().tolist()) <= set(label.unique().tolist())
+        assert set(refined.unique().tolist()) <= set(label.unique().tolist()) | {255}
         torch.testing.assert_close(refined, repeat)
 
 
@@ -86,9 +90,9 @@ def test_images_encoded_once_and_second_pass_feeds_best_mask(
 ) -> None:
     images, labels = _images_and_labels()
     spy = _Spy(tiny_predictor)
-    SamRefiner(predictor=spy, refinement=second_pass, size_threshold=20000).refine(
-        images, labels, generator=np.random.default_rng(0)
-    )
+    SamRefiner(
+        predictor=spy, refinement=second_pass, size_threshold=20000, size_reference=(768, 768)
+    ).refine(images, labels, generator=np.random.default_rng(0))
     assert spy.encodes == [2]  # one encoder call for the whole batch
     fed = [m for m in spy.mask_inputs if m is not None]
     assert len(spy.mask_inputs) == (4 if second_pass else 2)
@@ -103,7 +107,7 @@ def test_uncovered_pixels_follow_the_rule() -> None:
     truth = np.zeros((64, 96), dtype=np.int64)
     truth[20:40, 30:50] = 4
     images = [torch.zeros(3, 64, 96, dtype=torch.uint8)]
-    kwargs = {"num_points": 5, "selection_mode": "interior", "size_threshold": 5000}
+    kwargs = {"num_points": 5, "selection_mode": "interior", "size_threshold": 50}
     teacher = SamRefiner(predictor=OracleSam([truth]), uncovered="teacher", **kwargs)
     ignore = SamRefiner(predictor=OracleSam([truth]), uncovered="ignore", **kwargs)
     kept = teacher.refine(images, [label], generator=np.random.default_rng(0))[0]
@@ -112,14 +116,11 @@ def test_uncovered_pixels_follow_the_rule() -> None:
     # truth background ring -> the ring (everything but the box) labelled 0
     torch.testing.assert_close(kept, torch.from_numpy(truth))
     torch.testing.assert_close(dropped, torch.from_numpy(truth))
-    # with a threshold no region passes, nothing is covered
-    high = SamRefiner(predictor=OracleSam([truth]), uncovered="ignore", size_threshold=10**6)
-    none = high.refine(images, [label], generator=np.random.default_rng(0))[0]
-    assert (none == 255).all()
-    high.uncovered = "teacher"
-    torch.testing.assert_close(
-        high.refine(images, [label], generator=np.random.default_rng(0))[0], label
-    )
+    # an image without any prompt keeps the teacher's map, whatever the uncovered rule
+    for uncovered in ("ignore", "teacher"):
+        high = SamRefiner(predictor=OracleSam([truth]), uncovered=uncovered, size_threshold=10**6)
+        none = high.refine(images, [label], generator=np.random.default_rng(0))[0]
+        torch.testing.assert_close(none, label)
 
 
 def _miou(preds: list[np.ndarray], gts: list[np.ndarray], num_classes: int = 19) -> float:
@@ -151,7 +152,9 @@ def test_oracle_refinement_raises_pseudo_label_miou() -> None:
     gts = [np.where(g == 255, 0, g) for g in gts]  # the teacher labels every pixel
     teacher = [_corrupt(g, rng) for g in gts]
     images = [torch.zeros(3, *g.shape, dtype=torch.uint8) for g in gts]
-    refiner = SamRefiner(predictor=OracleSam(gts), num_points=5, erosion=True)
+    refiner = SamRefiner(
+        predictor=OracleSam(gts), num_points=5, erosion=True, size_reference=(768, 768)
+    )
     refined = refiner.refine(
         images, [torch.from_numpy(t) for t in teacher], generator=np.random.default_rng(0)
     )

@@ -42,9 +42,9 @@ def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch
     for name in ["gta5", *TARGETS]:
         assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+", report), name
     assert list(out.rglob("*.png"))
-    # the joint model's mIoU stands beside the warm-up model's on every dataset
+    # the joint model's mIoU stands, named, beside the warm-up model's on every dataset
     baseline_table = report.split("mIoU against other runs")[1].split("##")[0]
-    assert "| dataset | warmup | this run |" in baseline_table
+    assert "| dataset | warmup | joint |" in baseline_table
     for name in ["gta5", *TARGETS]:
         assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+\s*\|\s*[\d.]+", baseline_table), name
 

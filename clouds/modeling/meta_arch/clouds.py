@@ -79,6 +79,9 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class CLOUDS(SegmentorBase):
     """Mask-classification segmenter whose classes are CLIP text embeddings of class names."""
 
+    # joint training: what the EMA teacher averages (the original's ``sem_seg_head_ema``)
+    teacher_prefixes: tuple[str, ...] = ("sem_seg_head.",)
+
     def __init__(
         self,
         *,
