@@ -50,10 +50,13 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 class VFMTrainMapper:
-    """Training mapper of the DGVFM pipelines (labelled images only).
+    """Training mapper of the DGVFM pipelines.
 
-    Output dict: the input keys plus "image" (uint8 (3, h, w) RGB) and "sem_seg" (int64 (h, w)),
-    (h, w) the crop size or less.
+    Output dict for a labelled image: the input keys plus "image" (uint8 (3, h, w) RGB) and
+    "sem_seg" (int64 (h, w)), (h, w) the crop size or less. An unlabelled (generated) image, for
+    self-training with :class:`clouds.engine.joint_training.JointTraining`, is used whole, as the
+    CLOUDS mapper does: flipped, "image_clean" (the teacher's view) without and "image" (the
+    student's view) with the photometric distortion, no "sem_seg".
     """
 
     def __init__(
@@ -149,14 +152,20 @@ class VFMTrainMapper:
         )
         return image[y0:y1, x0:x1], label[y0:y1, x0:x1]
 
+    def _unlabelled(self, image: np.ndarray, out: dict) -> dict:
+        if self.flip and torch.rand(()) < 0.5:
+            image = np.ascontiguousarray(image[:, ::-1])
+        out["image_clean"] = _to_tensor(image)
+        if self.photometric is not None:
+            image = self.photometric(image)
+        out["image"] = _to_tensor(image)
+        return out
+
     def __call__(self, dataset_dict: dict) -> dict:
-        if not dataset_dict.get("sem_seg_file_name"):
-            raise ValueError(
-                f"The DGVFM training pipeline needs labelled images; {dataset_dict['file_name']} "
-                f"has no sem_seg_file_name"
-            )
         out = copy.copy(dataset_dict)
         full_image = read_image(dataset_dict["file_name"], format=self.image_format)
+        if not dataset_dict.get("sem_seg_file_name"):
+            return self._unlabelled(full_image, out)
         full_label = read_label(dataset_dict["sem_seg_file_name"])
         resized = None if self.short_edges else self._resize(full_image, full_label)
         image, label = self._resize_and_crop(full_image, full_label, resized)

@@ -210,7 +210,24 @@ def test_rare_class_recrop(tmp_path, monkeypatch) -> None:
     assert len(calls) == 1
 
 
-def test_train_pipeline_needs_labels(tmp_path) -> None:
-    d = _sample(tmp_path, 40, 60)
-    with pytest.raises(ValueError, match="labelled"):
-        _mapper()(dict(d, sem_seg_file_name=None))
+def test_unlabelled_images_whole_with_a_clean_copy(tmp_path) -> None:
+    """Generated images (self-training): native size, no crop; "image_clean" is the flipped image
+    before the photometric distortion, "image" the same image after it; no label."""
+    d = dict(_sample(tmp_path, 40, 60), sem_seg_file_name=None)
+    mapper = _mapper(photometric=lambda image: 255 - image)  # a stand-in distortion
+    original = torch.from_numpy(np.asarray(pipelines_module.read_image(d["file_name"])))
+    flips = set()
+    torch.manual_seed(0)
+    for _ in range(12):
+        out = mapper(d)
+        assert "sem_seg" not in out
+        assert out["image"].shape == out["image_clean"].shape == (3, 40, 60)
+        clean = out["image_clean"].permute(1, 2, 0)
+        flipped = torch.equal(clean, original.flip(1))
+        assert flipped or torch.equal(clean, original)
+        flips.add(flipped)
+        assert torch.equal(out["image"], 255 - out["image_clean"])
+        assert torch.equal(
+            _mapper(photometric=None, flip=False)(d)["image"].permute(1, 2, 0), original
+        )
+    assert flips == {True, False}

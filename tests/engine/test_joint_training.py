@@ -153,3 +153,34 @@ def test_a_vfm_segmentor_is_self_trained_by_the_same_component() -> None:
     model.train()
     losses = model(labelled)
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_a_vfm_model_self_trains_end_to_end(tmp_path: Path) -> None:
+    """train_net's run on toy GTA5 + the unlabelled sd_toy with the DGVFM pipeline ("vfm_mmseg"):
+    generated images reach the EMA teacher and SAM, and the VFM model trains and evaluates."""
+    make_converted_toy_datasets(tmp_path / "data", seed=0, num_images=2, size=(64, 128))
+    register_all_datasets(tmp_path / "data")
+    torch.manual_seed(0)
+    torch.save(build_tiny_sam().state_dict(), tmp_path / "sam.pth")
+    cfg = load_config(
+        str(CONFIG.parent / "dg_dinov2_ms_masked.yaml"),
+        [
+            "DATASETS.TRAIN", "('gta5', 'sd_toy')",
+            "DATASETS.TEST", "('cityscapes_val',)",
+            "DATALOADER.SAMPLER_TRAIN", "WeightedTrainingSampler",
+            "DATASETS.TARGET_FACTOR", "2.0",
+            "MODEL.CLOUDS.SAM.MINIBATCH", "True",
+            "MODEL.CLOUDS.SAM.ENABLED", "True",
+            "MODEL.CLOUDS.SAM.MODEL_TYPE", "tiny",
+            "MODEL.CLOUDS.SAM.CHECKPOINT", str(tmp_path / "sam.pth"),
+            "MODEL.CLOUDS.SAM.SIZE_REFERENCE", "(768, 768)",
+            "MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD", "1",
+            "SOLVER.MAX_ITER", "3",
+            "OUTPUT_DIR", str(tmp_path / "out"),
+        ],
+    )  # fmt: skip
+    cfg.freeze()
+    results = run(cfg)
+    assert 0.0 < results["cityscapes_val"]["sem_seg"]["pACC"] <= 100.0
+    dumped = {p.name for p in (tmp_path / "out" / "pseudo_labels").iterdir()}
+    assert any(n.endswith("_after.png") for n in dumped)  # sd_toy images were SAM-refined
