@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 MODEL_CONFIGS = {
-    "full": "configs/warmup/gta/clouds_convnext_large_warmup.yaml",
+    "full": "configs/warmup/gta/train_gta.yaml",
     "toy": "configs/toy/Base-Toy-CLOUDS.yaml",
 }
 NUM_CLASSES = 19

@@ -8,7 +8,9 @@ wrong types are errors naming the key.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Sequence
 
 import yaml
@@ -50,7 +52,7 @@ class CfgNode(_FvCfgNode):
         try:
             self.merge_from_other_cfg(type(self)(loaded))
         except (KeyError, ValueError) as e:
-            raise ConfigError(f"{cfg_filename}: {_message(e)}") from e
+            raise ConfigError(f"{cfg_filename}: {_suggest_key(self, _message(e))}") from e
 
     def merge_from_list(self, cfg_list: list) -> None:
         if len(cfg_list) % 2 != 0:
@@ -58,11 +60,32 @@ class CfgNode(_FvCfgNode):
         try:
             super().merge_from_list(cfg_list)
         except (KeyError, ValueError, AssertionError) as e:
-            raise ConfigError(f"command-line override: {_message(e)}") from e
+            raise ConfigError(f"command-line override: {_suggest_key(self, _message(e))}") from e
 
 
 def _message(e: Exception) -> str:
     return e.args[0] if e.args else str(e)
+
+
+def _suggest_key(cfg: _FvCfgNode, message: str) -> str:
+    """``message`` plus "did you mean <closest valid key>?" when it names a non-existent key."""
+    match = re.search(r"Non-existent (?:config )?key: (\S+)", str(message))
+    if not match:
+        return message
+    keys = list(_flat_keys(cfg))
+    close = difflib.get_close_matches(match.group(1).upper(), keys, n=1, cutoff=0.6)
+    return f"{message} (did you mean {close[0]}?)" if close else message
+
+
+def _flat_keys(node: _FvCfgNode, prefix: str = "") -> list[str]:
+    """Every leaf key of ``node`` as a dotted path, e.g. "SOLVER.MAX_ITER"."""
+    keys = []
+    for name, value in node.items():
+        if isinstance(value, _FvCfgNode):
+            keys.extend(_flat_keys(value, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
 
 
 def add_clouds_config(cfg: CfgNode) -> None:
@@ -152,23 +175,28 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.CLOUDS.ENSEMBLE_ON_VALID_MASK = False  # pool CLIP features only inside valid masks
     _C.MODEL.CLOUDS.ITERATION_UPDATE = 100  # EMA teacher update period (iterations)
     _C.MODEL.CLOUDS.TEACHER_SCOPE = "head"  # EMA copy of "head" or of every "trainable" part
-    _C.MODEL.CLOUDS.TEACHER_GEOMETRIC_ENSEMBLE = False  # teacher uses the geometric ensemble
+    _C.MODEL.CLOUDS.GEOMETRIC_ENSEMBLE_EMA = False  # teacher uses the geometric ensemble
     _C.MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD = 0  # dump pseudo-labels every N iters (0: never)
 
     _C.MODEL.CLOUDS.SAM = CfgNode()
-    _C.MODEL.CLOUDS.SAM.ENABLED = True  # refine pseudo-labels with SAM in joint training
-    _C.MODEL.CLOUDS.SAM.MODEL_TYPE = "vit_t"  # vit_t (MobileSAM), vit_b, vit_l, vit_h
-    _C.MODEL.CLOUDS.SAM.CHECKPOINT = ""  # SAM checkpoint path ("" = random init, tests only)
+    _C.MODEL.CLOUDS.SAM.ENABLED = False  # joint training, pseudo-labels refined by SAM
+    _C.MODEL.CLOUDS.SAM.MINIBATCH = False  # joint training with the EMA teacher (SAM or not)
+    _C.MODEL.CLOUDS.SAM.MOBILE = True  # MobileSAM (vit_t) when MODEL_TYPE is "", else vit_h
+    _C.MODEL.CLOUDS.SAM.MODEL_TYPE = ""  # vit_t, vit_b, vit_l, vit_h, tiny ("" = from MOBILE)
+    _C.MODEL.CLOUDS.SAM.CHECKPOINT = ""  # SAM checkpoint path ("" needs SAM.RANDOM_INIT True)
     _C.MODEL.CLOUDS.SAM.ALPHA_EMA = 0.999  # EMA decay of the teacher
     _C.MODEL.CLOUDS.SAM.NUM_POINTS = 5  # point prompts per region
-    _C.MODEL.CLOUDS.SAM.SIZE_THRESHOLD = 5000  # min region size (px, full resolution)
-    _C.MODEL.CLOUDS.SAM.SIZE_REFERENCE = (768, 768)  # (H, W) of SIZE_THRESHOLD; area-scaled below
-    _C.MODEL.CLOUDS.SAM.SELECTION_MODE = "random"  # "random" (seeded) or "interior"
+    _C.MODEL.CLOUDS.SAM.SIZE_THRESHOLD = 5000  # regions larger than this (px) are prompted
+    _C.MODEL.CLOUDS.SAM.SIZE_REFERENCE = ()  # ours: (H, W) of SIZE_THRESHOLD, area-scaled below
+    _C.MODEL.CLOUDS.SAM.CONNECTIVITY = 4  # region connectivity: 4 (original) or 8 (ours)
+    _C.MODEL.CLOUDS.SAM.INCLUSIVE_THRESHOLD = False  # ours: also prompt regions == threshold
+    _C.MODEL.CLOUDS.SAM.SELECTION_MODE = "random"  # "random" (original) or "interior" (ours)
     _C.MODEL.CLOUDS.SAM.EROSION = False  # erode regions before choosing points
     _C.MODEL.CLOUDS.SAM.EROSION_SIZE = 3  # erosion kernel size
     _C.MODEL.CLOUDS.SAM.REFINEMENT = False  # second SAM pass with the best mask as prompt
-    _C.MODEL.CLOUDS.SAM.RM_INTERSECTION = True  # drop pixels claimed by several masks
-    _C.MODEL.CLOUDS.SAM.UNCOVERED = "teacher"  # label of pixels no mask covers: teacher|ignore
+    _C.MODEL.CLOUDS.SAM.RM_INTERSECTION = True  # drop pixels covered by several masks
+    _C.MODEL.CLOUDS.SAM.OVERLAP = "all"  # overlaps dropped: "all" (original) or "conflict" (ours)
+    _C.MODEL.CLOUDS.SAM.UNCOVERED = "ignore"  # pixels outside every mask: ignore|teacher (ours)
     _C.MODEL.CLOUDS.SAM.PROMPT_BATCH_SIZE = 64  # prompts decoded per SAM decoder call
 
     # ------------------------------------------------- VFM + LoRA (DGVFM)
@@ -267,7 +295,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.SOLVER.MOMENTUM = 0.9  # SGD momentum
     _C.SOLVER.WEIGHT_DECAY = 0.05  # weight decay
     _C.SOLVER.WEIGHT_DECAY_NORM = 0.0  # weight decay of norm layers
-    _C.SOLVER.WEIGHT_DECAY_EMBED = 0.0  # weight decay of embeddings (queries, positions)
+    _C.SOLVER.WEIGHT_DECAY_EMBED = 0.0  # weight decay of nn.Embedding weights (queries, ...)
     _C.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr factor of trainable backbone parameters
     _C.SOLVER.LR_SCHEDULER_NAME = "WarmupPolyLR"  # WarmupPolyLR, WarmupMultiStepLR, WarmupCosineLR
     _C.SOLVER.POLY_LR_POWER = 0.9  # poly schedule power
@@ -295,6 +323,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.TEST.SAVE_PREDICTIONS = False  # write Cityscapes label-ID PNGs of predictions
     _C.TEST.NUM_REPORT_EXAMPLES = 2  # prediction overlays per dataset in report.md
     _C.TEST.REPORT_BASELINES = []  # OUTPUT_DIRs of evaluated runs whose mIoU report.md shows too
+    _C.TEST.REPORT_RUN_NAME = "this run"  # this run's column in report.md's baseline table
     _C.TEST.MODE = "whole"  # "whole", "slide" or "coarse_to_fine"
     _C.TEST.AMP = CfgNode()
     _C.TEST.AMP.ENABLED = False  # autocast at inference (clouds.modeling.acceleration)
@@ -306,6 +335,14 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.TEST.COARSE_TO_FINE.COARSE_SIZE = (512, 1024)  # stage-1 input size (h, w)
     _C.TEST.COARSE_TO_FINE.CONFIDENCE = 0.968  # a pixel is sure above this max probability
     _C.TEST.COARSE_TO_FINE.SURE_RATIO = 0.8  # a window is sure when this share of pixels is
+    # recipe and evaluation as the original CLOUDS (clouds-recipe)
+    _C.SOLVER.WEIGHT_DECAY_EMBED_BY_NAME = False  # ours: embeddings by name too (level_embed, ...)
+    _C.TEST.EVAL_AT_START = False  # evaluate before the first iteration (original CLOUDS)
+    _C.TEST.SCORE_AT_TEST_SIZE = False  # score at the test size vs nearest-resized labels (CLOUDS)
+    _C.TEST.MEAN_OVER_CLASSES = "gt_or_pred"  # classes averaged: "gt" (detectron2), "gt_or_pred"
+    # crash, resume and error handling (robustness)
+    _C.MODEL.CLOUDS.SAM.RANDOM_INIT = False  # allow SAM.CHECKPOINT "" = random SAM (tests, toy)
+    _C.SOLVER.DIST_TIMEOUT_S = 1800  # seconds a collective waits for the other processes
 
 
 def get_cfg() -> CfgNode:

@@ -1,5 +1,19 @@
-"""Config defaults, _BASE_ inheritance, KEY VALUE overrides and their errors."""
+"""Config defaults, _BASE_ inheritance, KEY VALUE overrides and their errors; the CLOUDS configs
+at the original's paths carry the original's resolved values.
 
+Fixture ``fixtures/clouds_recipe/original_configs.json`` (made outside this project by
+/work/scratch/clouds-recipe/gen_fixtures.py): every YAML under ``configs/{segmentation,warmup,
+joint_training}`` of yasserben/CLOUDS at bac4305, resolved as its ``train_net.setup`` does
+(detectron2 02b5c4e2 ``get_cfg`` defaults, ``add_deeplab_config``, the original's
+``add_maskformer2_config`` / ``add_clouds_config`` / ``add_wandb_config`` /
+``add_prerocessing_training_set_config``, the ``_BASE_`` chain, ``add_repeat_factors``), kept
+for the keys our schema has. Three values are the effective ones the original sets outside its
+config: SOLVER.CHECKPOINT_PERIOD = 5 x TEST.EVAL_PERIOD (its ``build_hooks``), and
+INPUT.MIN_SIZE_TEST 1024 / MAX_SIZE_TEST 0 (no cap): its ``MapperTest`` hard-codes
+``ResizeShortestEdge([1024])``. Its "lr" part is tested in tests/engine/test_solver.py.
+"""
+
+import json
 from pathlib import Path
 
 import pytest
@@ -7,6 +21,50 @@ import pytest
 from clouds.config import ConfigError, get_cfg, load_config
 
 REPO = Path(__file__).resolve().parents[1]
+ORIGINAL = json.loads((REPO / "tests/fixtures/clouds_recipe/original_configs.json").read_text())
+# Original keys whose value differs here on purpose.
+NOT_COMPARED = {
+    # Run folders: the original writes every run to ./output and its joint configs read the
+    # authors' own output_final/<run>/model_final.pth; ours give each config its own OUTPUT_DIR
+    # and joint training reads its warm-up's model_final.ckpt.
+    "OUTPUT_DIR",
+    "MODEL.WEIGHTS",
+    # Registry name of the head: the original's CLOUDSHead is our MaskFormerHead.
+    "MODEL.SEM_SEG_HEAD.NAME",
+    # Unused by the original (its MapperTrain crops a fixed 768x768): detectron2's [0.9, 0.9].
+    "INPUT.CROP.SIZE",
+}
+# Keys of the recipe that must exist under the original's name (renaming one fails here).
+RECIPE_KEYS = (
+    "SOLVER.LR_SCHEDULER_NAME",
+    "SOLVER.BASE_LR",
+    "SOLVER.MAX_ITER",
+    "SOLVER.STEPS",
+    "SOLVER.GAMMA",
+    "SOLVER.WARMUP_FACTOR",
+    "SOLVER.WARMUP_ITERS",
+    "SOLVER.WARMUP_METHOD",
+    "SOLVER.POLY_LR_POWER",
+    "SOLVER.POLY_LR_CONSTANT_ENDING",
+    "SOLVER.WEIGHT_DECAY",
+    "SOLVER.WEIGHT_DECAY_NORM",
+    "SOLVER.WEIGHT_DECAY_EMBED",
+    "SOLVER.BACKBONE_MULTIPLIER",
+    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE",
+    "SOLVER.AMP.ENABLED",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "SOLVER.IMS_PER_BATCH",
+    "TEST.EVAL_PERIOD",
+    "DATASETS.TRAIN",
+    "DATASETS.TEST",
+    "DATASETS.TARGET_FACTOR",
+    "DATASETS.SOURCE_FACTOR",
+    "DATALOADER.SAMPLER_TRAIN",
+    "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME",
+    "MODEL.CLOUDS.CLIP_MODEL_NAME",
+    "MODEL.CLOUDS.SAM.ENABLED",
+    "INPUT.MIN_SIZE_TEST",
+)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -85,3 +143,34 @@ def test_every_shipped_config_loads() -> None:
     assert configs, "no configs shipped"
     for path in configs:
         load_config(str(path))
+
+
+def _value(cfg, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def test_every_original_config_exists_at_its_path() -> None:
+    ours = {str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")}
+    assert len(ORIGINAL["files"]) == 21 and set(ORIGINAL["files"]) <= ours
+    for sub in ("segmentation", "warmup", "joint_training"):
+        extra = {p for p in ours if p.startswith(f"configs/{sub}/")} - set(ORIGINAL["files"])
+        assert not extra, f"configs without an original counterpart: {sorted(extra)}"
+
+
+@pytest.mark.parametrize("path", sorted(ORIGINAL["configs"]))
+def test_config_holds_the_original_values(path: str) -> None:
+    original = ORIGINAL["configs"][path]
+    assert set(RECIPE_KEYS) <= set(original)
+    cfg = load_config(str(REPO / path))
+    wrong = {
+        key: (_plain(_value(cfg, key)), value)
+        for key, value in original.items()
+        if key not in NOT_COMPARED and _plain(_value(cfg, key)) != _plain(value)
+    }
+    assert not wrong, f"{path}: key -> (ours, original): {wrong}"

@@ -7,7 +7,8 @@ the student's view) only for generated ones. Randomness comes from torch's globa
 which the training dataset seeds per sample (see :mod:`clouds.data.build`).
 
 Test (:class:`SemSegTestMapper`): short side ``INPUT.MIN_SIZE_TEST``, long side capped at
-``INPUT.MAX_SIZE_TEST``; ``height``/``width`` keep the original size the outputs are made at.
+``INPUT.MAX_SIZE_TEST``; scored at that size against nearest-resized labels when
+``TEST.SCORE_AT_TEST_SIZE`` (the original CLOUDS), else at the original size.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import copy
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -86,6 +88,7 @@ class SemSegTrainMapper:
         independent_offsets: bool = False,
         keep_clean_unlabelled: bool = True,
         max_crop_tries: int = 10,
+        num_classes: int | None = None,
     ) -> None:
         if scale_range[0] <= 0 or scale_range[0] > scale_range[1]:
             raise ValueError(f"INPUT.SCALE_RANGE must be 0 < low <= high, got {scale_range}")
@@ -109,6 +112,7 @@ class SemSegTrainMapper:
         self.independent_offsets = independent_offsets
         self.keep_clean_unlabelled = keep_clean_unlabelled
         self.max_crop_tries = max_crop_tries
+        self.num_classes = num_classes  # label values must be < this or the ignore label
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> SemSegTrainMapper:
@@ -126,6 +130,7 @@ class SemSegTrainMapper:
             force_size=i.RESIZE.FORCE_INITIAL_SIZE,
             single_category_max_area=i.CROP.SINGLE_CATEGORY_MAX_AREA,
             independent_offsets=i.CROP.INDEPENDENT_OFFSETS,
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
         )
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
@@ -178,7 +183,12 @@ class SemSegTrainMapper:
         image = load_image_tensor(dataset_dict, self.image_format).permute(1, 2, 0).numpy()
         image = np.ascontiguousarray(image)
         if dataset_dict.get("sem_seg_file_name"):
-            label = read_label(dataset_dict["sem_seg_file_name"], expected_hw=image.shape[:2])
+            label = read_label(
+                dataset_dict["sem_seg_file_name"],
+                expected_hw=image.shape[:2],
+                num_classes=self.num_classes,
+                ignore_label=self.ignore_label,
+            )
             image, label = self._labelled(image, label)
             out["sem_seg"] = torch.from_numpy(label.astype(np.int64))
         else:
@@ -196,16 +206,29 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 
 
 class SemSegTestMapper:
-    """Test mapper: resize so the short side is ``min_size`` (long side at most ``max_size``).
+    """Test mapper: resize so the short side is ``min_size``, the long side at most ``max_size``
+    (no cap when ``max_size <= 0``), sizes rounded as detectron2's ``ResizeShortestEdge``.
 
-    Output dict: the input keys plus "image" (uint8 (3, h, w)) and "height"/"width" = the
-    original image size (predictions are produced at that size).
+    ``score_at_test_size=False`` (ours): "image" (uint8 (3, h, w)) is resized with antialiasing
+    and "height"/"width" keep the original size, so predictions are made and scored at full
+    resolution. ``score_at_test_size=True`` (the original CLOUDS's MapperTest): the image is
+    resized as detectron2's ``ResizeTransform`` does (PIL bilinear), the label map with PIL
+    nearest into "sem_seg" (int64 (h, w)), and "height"/"width" are the resized size, so
+    predictions are made and scored at the test size.
     """
 
-    def __init__(self, *, min_size: int, max_size: int, image_format: str = "RGB") -> None:
+    def __init__(
+        self,
+        *,
+        min_size: int,
+        max_size: int,
+        image_format: str = "RGB",
+        score_at_test_size: bool = False,
+    ) -> None:
         self.min_size = min_size
         self.max_size = max_size
         self.image_format = image_format
+        self.score_at_test_size = score_at_test_size
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> SemSegTestMapper:
@@ -213,22 +236,38 @@ class SemSegTestMapper:
             min_size=cfg.INPUT.MIN_SIZE_TEST,
             max_size=cfg.INPUT.MAX_SIZE_TEST,
             image_format=cfg.INPUT.FORMAT,
+            score_at_test_size=cfg.TEST.SCORE_AT_TEST_SIZE,
         )
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) an image of ``height`` x ``width`` is resized to."""
         scale = self.min_size / min(height, width)
-        if max(height, width) * scale > self.max_size:
+        if 0 < self.max_size < max(height, width) * scale:
             scale = self.max_size / max(height, width)
-        return max(1, round(height * scale)), max(1, round(width * scale))
+        return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
     def __call__(self, dataset_dict: dict) -> dict:
         out = copy.copy(dataset_dict)
         image = load_image_tensor(dataset_dict, self.image_format)
         height, width = image.shape[-2:]
         size = self.output_size(height, width)
-        if size != (height, width):
+        out["height"], out["width"] = height, width
+        if self.score_at_test_size:
+            image = _pil_resize(image.permute(1, 2, 0).numpy(), size, Image.BILINEAR)
+            image = torch.from_numpy(image).permute(2, 0, 1)
+            label_file = dataset_dict.get("sem_seg_file_name")
+            if label_file:
+                label = _pil_resize(read_label(label_file, (height, width)), size, Image.NEAREST)
+                out["sem_seg"] = torch.from_numpy(label.astype(np.int64))
+            out["height"], out["width"] = size
+        elif size != (height, width):
             image = F.resize(image, list(size), antialias=True)
         out["image"] = image.contiguous()
-        out["height"], out["width"] = height, width
         return out
+
+
+def _pil_resize(array: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """``array`` ((H, W) or (H, W, C)) resized to ``size`` (h, w) by PIL, as detectron2 does."""
+    if tuple(array.shape[:2]) == tuple(size):
+        return array
+    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))

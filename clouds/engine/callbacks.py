@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
 
 from clouds.config import CfgNode
 from clouds.utils.io import read_image, read_label
@@ -61,6 +63,7 @@ def build_checkpoint_callback(cfg: CfgNode) -> ModelCheckpoint:
         save_top_k=-1,
         save_last=True,
         save_on_train_epoch_end=False,
+        enable_version_counter=False,  # a resumed run rewrites model_<it>.ckpt, no "-v1" copies
     )
 
 
@@ -81,10 +84,14 @@ class ReportWriter(pl.Callback):
     """After each evaluation write ``OUTPUT_DIR/report.md`` (per-dataset mIoU table, per-class
     IoU, a few prediction overlays) with :func:`clouds.evaluation.report.write_report`."""
 
-    def __init__(self, output_dir: str, baselines: Sequence[str] = ()) -> None:
-        """``baselines``: OUTPUT_DIRs of evaluated runs shown beside this one (by folder name)."""
+    def __init__(
+        self, output_dir: str, baselines: Sequence[str] = (), run_name: str = "this run"
+    ) -> None:
+        """``baselines``: OUTPUT_DIRs of evaluated runs shown beside this one (by folder name)
+        in a column named ``run_name``."""
         self.output_dir = output_dir
         self.baselines = list(baselines)
+        self.run_name = run_name
 
     @rank_zero_only
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -99,8 +106,19 @@ class ReportWriter(pl.Callback):
             examples[name] = []
             for file_name, label_file, pred in items:
                 if label_file:
-                    gt = read_label(label_file)
-                    examples[name].append((read_image(file_name), gt, pred.numpy()))
+                    size = tuple(pred.shape)  # the test size under TEST.SCORE_AT_TEST_SIZE
+                    image = _resized(read_image(file_name), size, Image.BILINEAR)
+                    gt = _resized(read_label(label_file), size, Image.NEAREST)
+                    examples[name].append((image, gt, pred.numpy()))
         baselines = {Path(d).name: load_saved_results(d) for d in self.baselines}
-        path = write_report(self.output_dir, results, examples, baselines=baselines)
+        path = write_report(
+            self.output_dir, results, examples, baselines=baselines, run_name=self.run_name
+        )
         logger.info("Wrote %s", path)
+
+
+def _resized(array: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """``array`` ((H, W) or (H, W, 3)) at ``size`` (h, w), resized by PIL when it differs."""
+    if tuple(array.shape[:2]) == size:
+        return array
+    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))

@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from urllib.parse import urlparse
 
 import lightning.pytorch as pl
@@ -32,8 +33,14 @@ from clouds.engine.callbacks import (
 )
 from clouds.engine.checkpointing import AtomicCheckpointIO, load_model_weights
 from clouds.engine.data_module import CloudsDataModule
+from clouds.engine.distributed_errors import peer_lost_errors
+from clouds.engine.eval_iteration import checkpoint_iteration, set_trainer_iteration
+from clouds.engine.fatal_errors import log_fatal_errors
+from clouds.engine.joint_training import build_joint_training
 from clouds.engine.lightning_module import CloudsLightningModule
-from clouds.engine.pseudo_labeler import joint_training_callbacks
+from clouds.engine.resume import find_resume_checkpoint, remove_temp_files
+from clouds.engine.rng_state import IterationSeeder
+from clouds.engine.run_lock import claim_run_folder, release_run_folder, saved_seed
 from clouds.engine.writers import JsonLinesLogger, setup_logging
 from clouds.modeling.checkpoint import foundation_weights_context
 from clouds.utils.io import atomic_path
@@ -66,9 +73,10 @@ def configure_distributed_env(args: argparse.Namespace) -> None:
             raise ConfigError(f"--dist-url must look like tcp://host:port, got {args.dist_url!r}")
         os.environ.setdefault("MASTER_ADDR", url.hostname)
         os.environ.setdefault("MASTER_PORT", str(url.port))
-    elif args.num_machines > 1:
+    launched = "RANK" in os.environ or "SLURM_PROCID" in os.environ  # torchrun / srun
+    if args.dist_url == "auto" and args.num_machines > 1 and not launched:
         raise ConfigError("--num-machines > 1 needs --dist-url tcp://<machine 0>:<port>")
-    if args.num_machines > 1:
+    if args.num_machines > 1 and not launched:
         os.environ.setdefault("NODE_RANK", str(args.machine_rank))
 
 
@@ -98,13 +106,22 @@ def resolve_topology(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
-    """Load the config, draw a seed if negative, write ``OUTPUT_DIR/config.yaml`` (rank 0) and
+    """Load the config, draw a seed if negative, claim ``OUTPUT_DIR`` (rank 0: lock, refuse to
+    mix runs, :mod:`clouds.engine.run_lock`), write ``OUTPUT_DIR/config.yaml`` (rank 0) and
     start logging to ``OUTPUT_DIR/log.txt``."""
     cfg = load_config(args.config_file or None, args.opts or [])
-    if cfg.SEED < 0:
-        cfg.SEED = int(torch.randint(0, 2**31 - 1, ()).item())
+    resume = getattr(args, "resume", False)
+    if cfg.SEED < 0:  # a resumed run keeps the seed it drew
+        seed = saved_seed(cfg.OUTPUT_DIR) if resume else None
+        cfg.SEED = seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
     cfg.freeze()
-    rank = _get_rank() or 0
+    rank = _get_rank() or 0  # the local rank until a launcher sets RANK
+    if "RANK" not in os.environ and "SLURM_PROCID" not in os.environ:  # --machine-rank by hand
+        rank += int(os.environ.get("NODE_RANK", "0")) * getattr(args, "num_gpus", 1)
+    if rank == 0:  # one run per OUTPUT_DIR; released at exit
+        overwrite = getattr(args, "overwrite", False)
+        claim_run_folder(cfg.OUTPUT_DIR, cfg.dump(), resume=resume, overwrite=overwrite)
+        remove_temp_files(cfg.OUTPUT_DIR)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     log = setup_logging(cfg.OUTPUT_DIR, rank)
     if rank == 0:
@@ -158,6 +175,7 @@ def build_trainer(
             process_group_backend="nccl" if accelerator == "gpu" else "gloo",
             find_unused_parameters=cfg.SOLVER.FIND_UNUSED_PARAMETERS,
             broadcast_buffers=False,
+            timeout=timedelta(seconds=cfg.SOLVER.DIST_TIMEOUT_S),  # a dead process ends the run
         )
     max_iter = cfg.SOLVER.MAX_ITER
     eval_period = cfg.TEST.EVAL_PERIOD if cfg.TEST.EVAL_PERIOD > 0 else max_iter
@@ -180,9 +198,10 @@ def build_trainer(
         ],
         callbacks=[
             IterationProgressBar(),
+            IterationSeeder(cfg.SEED),
             build_checkpoint_callback(cfg),
             FinalCheckpoint(out),
-            ReportWriter(out, cfg.TEST.REPORT_BASELINES),
+            ReportWriter(out, cfg.TEST.REPORT_BASELINES, cfg.TEST.REPORT_RUN_NAME),
             *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
@@ -206,18 +225,20 @@ def run(
     """Train (or only evaluate) as the config says; returns the last evaluation results
     ``{dataset: {"sem_seg": metrics}}``.
 
-    Training starts from ``OUTPUT_DIR/last.ckpt`` when ``resume`` and it exists (model,
-    optimizer, scheduler, sampler and iteration restored), else from ``MODEL.WEIGHTS`` if set.
+    Training starts from the newest complete checkpoint in ``OUTPUT_DIR`` when ``resume``
+    (:func:`clouds.engine.resume.find_resume_checkpoint`; model, optimizer, scheduler, sampler,
+    EMA teacher and iteration restored), else from ``MODEL.WEIGHTS`` if set;
+    a fresh run is evaluated first when ``TEST.EVAL_AT_START`` (as the original CLOUDS).
     """
     pl.seed_everything(cfg.SEED, workers=True, verbose=False)
-    last = os.path.join(cfg.OUTPUT_DIR, "last.ckpt")
-    resuming = not eval_only and resume and os.path.isfile(last)
+    last = find_resume_checkpoint(cfg.OUTPUT_DIR) if resume and not eval_only else None
+    resuming = last is not None
     # A MODEL.WEIGHTS file holding the frozen CLIP (original CLOUDS) spares its download.
     with foundation_weights_context(None if resuming else cfg.MODEL.WEIGHTS):
         module = CloudsLightningModule.from_config(cfg)
     datamodule = CloudsDataModule(cfg=cfg)
-    if not eval_only:  # EMA teacher + pseudo-labeller when DATASETS.TRAIN has an sd_* set
-        callbacks = [*callbacks, *joint_training_callbacks(cfg)]
+    if not eval_only:  # EMA teacher + SAM pseudo-labels (MODEL.CLOUDS.SAM.ENABLED/MINIBATCH)
+        callbacks = [*callbacks, *build_joint_training(cfg)]
     trainer = build_trainer(cfg, num_gpus=num_gpus, num_machines=num_machines, callbacks=callbacks)
     if eval_only:
         if not cfg.DATASETS.TEST:
@@ -226,6 +247,9 @@ def run(
             load_model_weights(
                 module.model, cfg.MODEL.WEIGHTS, trust_pickle=cfg.MODEL.WEIGHTS_TRUST_PICKLE
             )
+            iteration = checkpoint_iteration(cfg.MODEL.WEIGHTS)
+            if iteration is not None:  # curves and log show the checkpoint's iteration
+                set_trainer_iteration(trainer, iteration)
         else:
             logger.warning("--eval-only without MODEL.WEIGHTS evaluates an untrained model")
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -238,6 +262,8 @@ def run(
         load_model_weights(
             module.model, cfg.MODEL.WEIGHTS, trust_pickle=cfg.MODEL.WEIGHTS_TRUST_PICKLE
         )
+    if cfg.TEST.EVAL_AT_START and cfg.DATASETS.TEST and not ckpt_path:
+        trainer.validate(module, datamodule=datamodule, verbose=False)  # iteration 0
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if cfg.DATASETS.TEST and module.eval_iteration != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -253,13 +279,19 @@ def launch_from_args(
 
     configure_distributed_env(args)
     cfg = setup(args)
-    register_all_datasets()
-    num_gpus, num_machines = resolve_topology(args)
-    return run(
-        cfg,
-        num_gpus=num_gpus,
-        num_machines=num_machines,
-        resume=args.resume,
-        eval_only=args.eval_only,
-        callbacks=callbacks,
-    )
+    try:
+        with log_fatal_errors():  # to OUTPUT_DIR/log.txt as well
+            register_all_datasets()
+            num_gpus, num_machines = resolve_topology(args)
+            world = num_gpus * num_machines
+            with peer_lost_errors(world, cfg.SOLVER.DIST_TIMEOUT_S):
+                return run(
+                    cfg,
+                    num_gpus=num_gpus,
+                    num_machines=num_machines,
+                    resume=args.resume,
+                    eval_only=args.eval_only,
+                    callbacks=callbacks,
+                )
+    finally:
+        release_run_folder(cfg.OUTPUT_DIR)

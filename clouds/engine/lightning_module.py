@@ -136,19 +136,14 @@ class CloudsLightningModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Load the trainable parts (errors list mismatched keys), then let Lightning's own
         strict load see the full, already-restored state."""
-        load_trainable_state_dict(self.model, checkpoint["state_dict"])
+        source = getattr(self._trainer, "ckpt_path", None) or "the resumed checkpoint"
+        load_trainable_state_dict(self.model, checkpoint["state_dict"], source=str(source))
         checkpoint["state_dict"] = self.state_dict()
 
     # ---------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
         self.evaluators = [
-            SemSegEvaluator(
-                name,
-                output_dir=self.cfg.OUTPUT_DIR,
-                distributed=True,
-                save_predictions=self.cfg.TEST.SAVE_PREDICTIONS,
-            )
-            for name in self.test_dataset_names
+            SemSegEvaluator.from_config(self.cfg, name) for name in self.test_dataset_names
         ]
         for evaluator in self.evaluators:
             evaluator.reset()

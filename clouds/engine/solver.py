@@ -8,6 +8,7 @@ synchronises their gradients.
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Callable, Iterable
 
@@ -26,6 +27,8 @@ __all__ = [
     "trainable_parameters",
 ]
 
+logger = logging.getLogger(__name__)
+
 NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,
     nn.GroupNorm,
@@ -33,7 +36,10 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.LocalResponseNorm,
     nn.modules.instancenorm._InstanceNorm,
 )
-# Parameter-name fragments of learned embeddings that get SOLVER.WEIGHT_DECAY_EMBED.
+# Parameters that the original CLOUDS never decays (Swin-style position tables).
+NO_DECAY_PARAM_NAMES: tuple[str, ...] = ("relative_position_bias_table", "absolute_pos_embed")
+# Parameter-name fragments of learned embeddings that get SOLVER.WEIGHT_DECAY_EMBED when
+# SOLVER.WEIGHT_DECAY_EMBED_BY_NAME (ours; the original matches nn.Embedding modules only).
 EMBEDDING_NAME_KEYS: tuple[str, ...] = (
     "query_embed",
     "query_feat",
@@ -67,14 +73,18 @@ def get_param_groups(
     weight_decay_norm: float,
     weight_decay_embed: float,
     backbone_multiplier: float,
+    embed_by_name: bool = False,
 ) -> list[dict]:
     """Split the trainable parameters of ``model`` into optimizer groups.
 
-    Parameters under a module whose qualified name contains "backbone" get
-    ``base_lr * backbone_multiplier``; parameters of norm layers get ``weight_decay_norm``;
-    ``nn.Embedding`` weights and parameters named like an embedding (:data:`EMBEDDING_NAME_KEYS`)
-    get ``weight_decay_embed``. Groups with equal (lr, weight_decay) are merged; each group keeps
-    the parameter names in ``"param_names"`` for inspection.
+    As the original CLOUDS ``build_optimizer``: parameters under a module whose qualified name
+    contains "backbone" get ``base_lr * backbone_multiplier``; parameters named
+    ``relative_position_bias_table`` or ``absolute_pos_embed`` get no weight decay, those of norm
+    layers ``weight_decay_norm`` and ``nn.Embedding`` weights ``weight_decay_embed``; every other
+    parameter (a bare ``nn.Parameter`` such as the pixel decoder's ``level_embed`` included) gets
+    ``weight_decay``. With ``embed_by_name`` (ours) parameters named like an embedding
+    (:data:`EMBEDDING_NAME_KEYS`) get ``weight_decay_embed`` too. Groups with equal
+    (lr, weight_decay) are merged; each group keeps the parameter names in ``"param_names"``.
     """
     groups: dict[tuple[float, float], dict] = {}
     seen: set[int] = set()
@@ -86,10 +96,12 @@ def get_param_groups(
             full_name = f"{module_name}.{param_name}" if module_name else param_name
             lr = base_lr * backbone_multiplier if "backbone" in module_name else base_lr
             wd = weight_decay
+            if param_name in NO_DECAY_PARAM_NAMES:
+                wd = 0.0
             if isinstance(module, NORM_TYPES):
                 wd = weight_decay_norm
-            elif isinstance(module, nn.Embedding) or any(
-                k in full_name for k in EMBEDDING_NAME_KEYS
+            if isinstance(module, nn.Embedding) or (
+                embed_by_name and any(k in full_name for k in EMBEDDING_NAME_KEYS)
             ):
                 wd = weight_decay_embed
             group = groups.setdefault(
@@ -112,6 +124,7 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
         weight_decay_norm=s.WEIGHT_DECAY_NORM,
         weight_decay_embed=s.WEIGHT_DECAY_EMBED,
         backbone_multiplier=s.BACKBONE_MULTIPLIER,
+        embed_by_name=s.WEIGHT_DECAY_EMBED_BY_NAME,
     )
     name = s.OPTIMIZER.upper()
     if name == "ADAMW":
@@ -135,9 +148,12 @@ def _warmup_factor(method: str, iteration: int, warmup_iters: int, warmup_factor
 def build_lr_lambda(cfg: CfgNode) -> Callable[[int], float]:
     """The LR multiplier as a function of the iteration (``SOLVER.LR_SCHEDULER_NAME``).
 
+    As detectron2 (and its DeepLab project for the poly schedule), each times the warm-up factor:
     WarmupPolyLR: ``(1 - it / MAX_ITER) ** POLY_LR_POWER`` (floored at POLY_LR_CONSTANT_ENDING
-    once warm-up is over); WarmupMultiStepLR: ``GAMMA ** #(STEPS <= it)``; WarmupCosineLR:
-    ``0.5 * (1 + cos(pi * it / MAX_ITER))``; each times the warm-up factor.
+    once warm-up is over); WarmupMultiStepLR: ``GAMMA ** #(STEPS <= it)``, where STEPS beyond
+    MAX_ITER are ignored with a warning (so ``STEPS: (100000,)`` with a shorter run and
+    ``WARMUP_FACTOR: 1.0`` is a constant LR, as in the original CLOUDS); WarmupCosineLR:
+    ``0.5 * (1 + cos(pi * it / MAX_ITER))``.
     """
     s = cfg.SOLVER
     name, max_iter = s.LR_SCHEDULER_NAME, s.MAX_ITER
@@ -150,7 +166,12 @@ def build_lr_lambda(cfg: CfgNode) -> Callable[[int], float]:
             f"got {name!r}"
         )
     if name == "WarmupMultiStepLR" and steps and steps[-1] > max_iter:
-        raise ConfigError(f"SOLVER.STEPS {tuple(steps)} go past SOLVER.MAX_ITER={max_iter}")
+        logger.warning(
+            "SOLVER.STEPS %s go past SOLVER.MAX_ITER=%d; those steps are ignored",
+            tuple(steps),
+            max_iter,
+        )
+        steps = [step for step in steps if step <= max_iter]
 
     def lr_lambda(iteration: int) -> float:
         warm = _warmup_factor(method, iteration, warmup_iters, warmup_factor)

@@ -5,8 +5,10 @@ Conventions (detectron2's result keys, values in percent):
 - the confusion matrix is (K, K) int64, rows index the ground-truth class and columns the
   predicted class; ignored pixels are not counted at all;
 - ``ACC-<c>`` (per-class recall) is NaN when class c never occurs in the ground truth;
-- ``IoU-<c>`` is NaN when class c occurs neither in the ground truth nor in the prediction
-  (empty union); a class that is predicted but absent from the ground truth has IoU 0;
+- ``IoU-<c>`` is NaN when class c does not occur in the ground truth (``mean_over="gt"``,
+  detectron2's SemSegEvaluator, as the original CLOUDS scores), or when it occurs neither in the
+  ground truth nor in the prediction (``mean_over="gt_or_pred"``, mmseg / cityscapesScripts: a
+  class that is predicted but absent from the ground truth has IoU 0);
 - ``mIoU`` / ``mACC`` average the non-NaN per-class values, ``fwIoU`` weights IoU by the
   ground-truth frequency of each class, ``pACC`` is the share of labelled pixels right.
 """
@@ -18,10 +20,12 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["SUMMARY_KEYS", "confusion_matrix", "metrics_from_confusion"]
+__all__ = ["MEAN_OVER", "SUMMARY_KEYS", "confusion_matrix", "metrics_from_confusion"]
 
 # The dataset-level metrics of :func:`metrics_from_confusion`, in report order.
 SUMMARY_KEYS = ("mIoU", "fwIoU", "mACC", "pACC")
+# Which classes the means run over (TEST.MEAN_OVER_CLASSES): see the module docstring.
+MEAN_OVER = ("gt", "gt_or_pred")
 
 
 def confusion_matrix(
@@ -63,17 +67,22 @@ def confusion_matrix(
     return counts.reshape(num_classes, num_classes)
 
 
-def metrics_from_confusion(conf: torch.Tensor, class_names: Sequence[str]) -> dict[str, float]:
+def metrics_from_confusion(
+    conf: torch.Tensor, class_names: Sequence[str], mean_over: str = "gt_or_pred"
+) -> dict[str, float]:
     """detectron2-style semantic segmentation metrics (percent) of a (K, K) confusion matrix.
 
     Args:
         conf: (K, K) counts, rows ground truth, columns prediction.
         class_names: K names used in the per-class keys ``IoU-<name>`` and ``ACC-<name>``.
+        mean_over: "gt" (classes with ground-truth pixels) or "gt_or_pred" (see above).
 
     Returns:
         {"mIoU", "fwIoU", "mACC", "pACC", "IoU-<name>"..., "ACC-<name>"...}; the means are NaN
         when no pixel was labelled.
     """
+    if mean_over not in MEAN_OVER:
+        raise ValueError(f"TEST.MEAN_OVER_CLASSES must be one of {MEAN_OVER}, got {mean_over!r}")
     num_classes = conf.shape[0]
     if conf.shape != (num_classes, num_classes) or len(class_names) != num_classes:
         raise ValueError(
@@ -87,7 +96,8 @@ def metrics_from_confusion(conf: torch.Tensor, class_names: Sequence[str]) -> di
     union = pos_gt + pos_pred - tp
     nan = torch.full_like(tp, math.nan)
     acc = torch.where(pos_gt > 0, tp / pos_gt.clamp(min=1), nan)
-    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    scored = pos_gt > 0 if mean_over == "gt" else union > 0
+    iou = torch.where(scored, tp / union.clamp(min=1), nan)
     total = pos_gt.sum()
     iou_valid = ~iou.isnan()
     acc_valid = ~acc.isnan()

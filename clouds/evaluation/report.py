@@ -43,6 +43,7 @@ def write_report(
     baselines: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] | None = None,
     chart_size: tuple[int, int] = (1200, 500),
     alpha: float = 0.5,
+    run_name: str = "this run",
 ) -> Path:
     """Write ``report.md`` and ``report.html`` into ``output_dir``.
 
@@ -57,6 +58,7 @@ def write_report(
             (e.g. the warm-up model next to the joint-trained one).
         chart_size: (width, height) of the per-class IoU bar chart in pixels.
         alpha: overlay opacity of the label colours.
+        run_name: this run's column beside the baselines (e.g. "joint").
 
     Returns:
         Path of ``report.md``.
@@ -91,7 +93,7 @@ def write_report(
         "classes": (["class", *datasets], class_rows),
     }
     if baselines:
-        sections["baselines"] = _baseline_table(metrics, baselines)
+        sections["baselines"] = _baseline_table(metrics, baselines, run_name)
     chart_rel = chart.relative_to(output_dir).as_posix()
     md_path = output_dir / "report.md"
     with atomic_path(md_path) as tmp:
@@ -210,6 +212,7 @@ def _sem_seg_metrics(name: str, result: Mapping[str, Any]) -> Mapping[str, float
 def _baseline_table(
     metrics: Mapping[str, Mapping[str, float]],
     baselines: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+    run_name: str,
 ) -> Table:
     """mIoU of every baseline run and of this run, one row per dataset of this run."""
     rows = []
@@ -221,7 +224,7 @@ def _baseline_table(
             for run, results in baselines.items()
         ]
         rows.append([name, *(_fmt(v) for v in [*cells, metrics[name].get("mIoU", math.nan)])])
-    return ["dataset", *baselines, "this run"], rows
+    return ["dataset", *baselines, run_name], rows
 
 
 def _classes_from_keys(metrics: Mapping[str, float]) -> list[str]:

@@ -18,7 +18,12 @@ from tabulate import tabulate
 from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
 from clouds.data.datasets.cityscapes_meta import NUM_CLASSES, train_id_to_label_id_lut
-from clouds.evaluation.metrics import SUMMARY_KEYS, confusion_matrix, metrics_from_confusion
+from clouds.evaluation.metrics import (
+    MEAN_OVER,
+    SUMMARY_KEYS,
+    confusion_matrix,
+    metrics_from_confusion,
+)
 from clouds.utils.io import atomic_path, read_label, write_png_atomic
 
 __all__ = ["SemSegEvaluator", "results_to_json"]
@@ -44,6 +49,7 @@ class SemSegEvaluator:
         output_dir: str | os.PathLike | None = None,
         distributed: bool = True,
         save_predictions: bool = False,
+        mean_over: str = "gt_or_pred",
     ) -> None:
         """
         Args:
@@ -54,7 +60,13 @@ class SemSegEvaluator:
                 initialised.
             save_predictions: write each prediction as a Cityscapes label-ID PNG under
                 ``<output_dir>/inference/<dataset_name>/predictions/<image stem>.png``.
+            mean_over: classes the means run over: "gt" (those with ground-truth pixels, as
+                detectron2's SemSegEvaluator) or "gt_or_pred" (see clouds.evaluation.metrics).
         """
+        if mean_over not in MEAN_OVER:
+            raise ValueError(
+                f"TEST.MEAN_OVER_CLASSES must be one of {MEAN_OVER}, got {mean_over!r}"
+            )
         metadata = MetadataCatalog.get(dataset_name)
         classes = metadata.get("stuff_classes")
         if not classes:
@@ -75,6 +87,7 @@ class SemSegEvaluator:
         self.ignore_label = int(metadata.get("ignore_label", 255))
         self.distributed = distributed
         self.save_predictions = save_predictions
+        self.mean_over = mean_over
         self.output_dir = (
             Path(output_dir) / "inference" / dataset_name if output_dir is not None else None
         )
@@ -84,11 +97,13 @@ class SemSegEvaluator:
 
     @classmethod
     def from_config(cls, cfg: CfgNode, dataset_name: str) -> SemSegEvaluator:
-        """Evaluator of ``dataset_name`` writing under cfg.OUTPUT_DIR (TEST.SAVE_PREDICTIONS)."""
+        """Evaluator of ``dataset_name`` writing under cfg.OUTPUT_DIR (TEST.SAVE_PREDICTIONS,
+        TEST.MEAN_OVER_CLASSES)."""
         return cls(
             dataset_name,
             output_dir=cfg.OUTPUT_DIR,
             save_predictions=cfg.TEST.SAVE_PREDICTIONS,
+            mean_over=cfg.TEST.MEAN_OVER_CLASSES,
         )
 
     def reset(self) -> None:
@@ -102,7 +117,8 @@ class SemSegEvaluator:
         """Score one batch.
 
         Args:
-            inputs: dataset dicts with "file_name" and "sem_seg_file_name".
+            inputs: dataset dicts with "file_name" and either "sem_seg" ((H, W) integer label
+                map, e.g. resized by the test mapper) or "sem_seg_file_name".
             outputs: model outputs, each {"sem_seg": (K, H, W) class scores} at the size of the
                 label map.
 
@@ -122,12 +138,16 @@ class SemSegEvaluator:
                 )
             pred = scores.argmax(dim=0).cpu()
             label_file = item.get("sem_seg_file_name")
-            if not label_file:
+            if "sem_seg" in item:
+                gt = np.asarray(item["sem_seg"])
+                label_file = label_file or f"the label map of {file_name}"
+            elif label_file:
+                gt = read_label(label_file)
+            else:
                 raise ValueError(
                     f"{file_name} has no sem_seg_file_name: dataset {self.dataset_name!r} "
                     f"cannot be evaluated without labels"
                 )
-            gt = read_label(label_file)
             if tuple(gt.shape) != tuple(pred.shape):
                 raise ValueError(
                     f"Label map {label_file} is {gt.shape[0]}x{gt.shape[1]} (HxW) but the "
@@ -174,7 +194,7 @@ class SemSegEvaluator:
         conf = self.confusion_matrix()
         if conf.sum() == 0:
             logger.warning("No labelled pixel was evaluated on %s", self.dataset_name)
-        results = {"sem_seg": metrics_from_confusion(conf, self.class_names)}
+        results = {"sem_seg": metrics_from_confusion(conf, self.class_names, self.mean_over)}
         if _is_main_process():
             logger.info(
                 "Evaluation of %s (%d images on this process):\n%s",

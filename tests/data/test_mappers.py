@@ -168,6 +168,20 @@ def test_test_mapper_resizes_short_side_and_keeps_original_size(tmp_path) -> Non
     assert capped["image"].shape == (3, 30, 90)
 
 
+def test_test_mapper_scores_at_test_size_against_nearest_resized_labels(tmp_path) -> None:
+    """The original's MapperTest: short side resized, label nearest-resized to the same size."""
+    label = np.arange(15).reshape(3, 5) % 3
+    record = _write(tmp_path, label)
+    out = SemSegTestMapper(min_size=6, max_size=0, score_at_test_size=True)(record)
+    assert out["image"].shape == (3, 6, 10) and (out["height"], out["width"]) == (6, 10)
+    assert out["sem_seg"].dtype == torch.int64
+    assert out["sem_seg"].numpy().tolist() == np.repeat(np.repeat(label, 2, 0), 2, 1).tolist()
+    # detectron2's rounding, int(x + 0.5): BDD 720x1280 and ACDC 1080x1920 -> 1024x1820
+    mapper = SemSegTestMapper(min_size=1024, max_size=0)
+    assert mapper.output_size(720, 1280) == mapper.output_size(1080, 1920) == (1024, 1820)
+    assert mapper.output_size(1024, 2048) == (1024, 2048)
+
+
 def test_from_config() -> None:
     cfg = get_cfg()
     mapper = SemSegTrainMapper.from_config(cfg)

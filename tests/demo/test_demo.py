@@ -218,6 +218,7 @@ def test_toy_clouds_model_open_vocabulary(tmp_path: Path) -> None:
         "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
         "--classes", "road", "giraffe", "sky",
         "MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", "32",
+        "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME", "MultiScaleMaskedTransformerDecoder",
     ]  # fmt: skip
     assert _demo().main(argv) == 0
     meta = MetadataCatalog.get("demo_custom_classes")

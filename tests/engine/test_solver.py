@@ -1,12 +1,24 @@
-"""Parameter groups, schedules and gradient clipping."""
+"""Parameter groups, schedules and gradient clipping.
 
+``test_lr_equals_detectron2_for_every_original_config`` reads the "lr" part of
+``tests/fixtures/clouds_recipe/original_configs.json`` (made outside this project by
+/work/scratch/clouds-recipe/gen_fixtures.py): for every original CLOUDS config (bac4305,
+resolved with detectron2's defaults, see tests/test_config.py), the LR that detectron2's own
+scheduler code gives at sample iterations: ``detectron2.projects.deeplab.build_lr_scheduler``
+(DeepLab's WarmupPolyLR, else ``detectron2.solver.build_lr_scheduler`` with fvcore's
+MultiStep + Warmup param schedulers) on an AdamW with lr BASE_LR, stepped once per iteration.
+"""
+
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from clouds.config import ConfigError, get_cfg
+from clouds.config import ConfigError, get_cfg, load_config
+from clouds.engine import solver
 from clouds.engine.solver import (
     build_lr_lambda,
     build_lr_scheduler,
@@ -26,9 +38,15 @@ class _Model(nn.Module):
         self.norm = nn.LayerNorm(4)
         self.query_embed = nn.Embedding(5, 4)
         self.void_embedding = nn.Parameter(torch.zeros(4))
+        self.level_embed = nn.Parameter(torch.zeros(3, 4))
+        self.absolute_pos_embed = nn.Parameter(torch.zeros(4))
 
 
-def _groups_by_name(model: nn.Module) -> dict[str, dict]:
+REPO = Path(__file__).resolve().parents[2]
+ORIGINAL = json.loads((REPO / "tests/fixtures/clouds_recipe/original_configs.json").read_text())
+
+
+def _groups_by_name(model: nn.Module, embed_by_name: bool = False) -> dict[str, dict]:
     groups = get_param_groups(
         model,
         base_lr=1.0,
@@ -36,11 +54,13 @@ def _groups_by_name(model: nn.Module) -> dict[str, dict]:
         weight_decay_norm=0.0,
         weight_decay_embed=0.01,
         backbone_multiplier=0.1,
+        embed_by_name=embed_by_name,
     )
     return {name: g for g in groups for name in g["param_names"]}
 
 
 def test_param_groups_multipliers_decay_and_frozen() -> None:
+    """The original's rule: only norm layers, nn.Embedding and two position tables differ."""
     model = _Model()
     by_name = _groups_by_name(model)
     assert "backbone.0.weight" not in by_name and "teacher.weight" not in by_name
@@ -48,7 +68,24 @@ def test_param_groups_multipliers_decay_and_frozen() -> None:
     assert by_name["head.weight"]["lr"] == 1.0 and by_name["head.weight"]["weight_decay"] == 0.05
     assert by_name["norm.weight"]["weight_decay"] == 0.0
     assert by_name["query_embed.weight"]["weight_decay"] == 0.01
-    assert by_name["void_embedding"]["weight_decay"] == 0.01
+    assert by_name["level_embed"]["weight_decay"] == 0.05
+    assert by_name["void_embedding"]["weight_decay"] == 0.05
+    assert by_name["absolute_pos_embed"]["weight_decay"] == 0.0
+
+
+def test_param_groups_embeddings_by_name() -> None:
+    by_name = _groups_by_name(_Model(), embed_by_name=True)
+    for name in ("query_embed.weight", "level_embed", "void_embedding", "absolute_pos_embed"):
+        assert by_name[name]["weight_decay"] == 0.01
+    assert by_name["head.weight"]["weight_decay"] == 0.05
+
+
+def test_reproduction_pixel_decoder_level_embed_is_decayed() -> None:
+    cfg = load_config(str(REPO / "configs/warmup/gta/train_gta.yaml"))
+    model = _Model()
+    optimizer = build_optimizer(cfg, model)
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay[id(model.level_embed)] == 0.05
 
 
 def test_optimizer_never_holds_frozen_parameters() -> None:
@@ -86,6 +123,27 @@ def test_schedules() -> None:
     cfg.SOLVER.LR_SCHEDULER_NAME = "Nope"
     with pytest.raises(ConfigError, match="Nope"):
         build_lr_lambda(cfg)
+
+
+def test_steps_beyond_max_iter_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = get_cfg()
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
+    cfg.SOLVER.MAX_ITER = 100
+    cfg.SOLVER.STEPS = (50, 1000)
+    warnings: list[str] = []
+    monkeypatch.setattr(solver.logger, "warning", lambda msg, *args: warnings.append(msg % args))
+    step = build_lr_lambda(cfg)
+    assert len(warnings) == 1 and "SOLVER.STEPS (50, 1000)" in warnings[0]
+    assert [step(49), step(50), step(99)] == pytest.approx([1.0, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("path", sorted(ORIGINAL["lr"]))
+def test_lr_equals_detectron2_for_every_original_config(path: str) -> None:
+    cfg = load_config(str(REPO / path))
+    lr_lambda = build_lr_lambda(cfg)
+    for iteration, expected in ORIGINAL["lr"][path].items():
+        ours = cfg.SOLVER.BASE_LR * lr_lambda(int(iteration))
+        assert ours == pytest.approx(expected, rel=1e-9, abs=1e-15), (path, iteration)
 
 
 def test_scheduler_is_stepped_per_iteration() -> None:

@@ -150,3 +150,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path) 
     assert last["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
     assert not (tmp_path / "model_final.ckpt").exists()
+
+
+def test_eval_at_start_evaluates_before_the_first_iteration(data_root, tmp_path) -> None:
+    run(_cfg(tmp_path, **{"TEST.EVAL_AT_START": True, "SOLVER.MAX_ITER": 3}))
+    with open(tmp_path / "metrics.json") as f:
+        records = [json.loads(line) for line in f]
+    evals = [r["iteration"] for r in records if "tiny_val/sem_seg/mIoU" in r]
+    assert evals == [0, 2]  # before training, then after iteration 2 (the 3rd, detectron2's count)
+
+
+def test_scoring_at_the_test_size_runs_end_to_end(data_root, tmp_path) -> None:
+    """Test images and labels resized to short side 48 (labels nearest), scored and reported."""
+    extra = {"INPUT.MIN_SIZE_TEST": 48, "TEST.SCORE_AT_TEST_SIZE": True, "SOLVER.MAX_ITER": 3}
+    results = run(_cfg(tmp_path, **extra))
+    assert 0.0 <= results["tiny_val"]["sem_seg"]["mIoU"] <= 100.0
+    assert (tmp_path / "report.md").is_file()

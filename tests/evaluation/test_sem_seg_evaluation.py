@@ -1,4 +1,12 @@
-"""SemSegEvaluator against a hand-computed confusion matrix, files it writes, DDP reduction."""
+"""SemSegEvaluator against a hand-computed confusion matrix and the original's evaluator, files
+it writes, DDP reduction.
+
+Fixture ``fixtures/clouds_recipe/original_evaluator.json`` (made outside this project by
+/work/scratch/clouds-recipe/gen_eval_fixture.py): three 12x16 label maps (seed 0) holding
+classes 0-9 and ignored pixels, predictions that also hold classes 10-12 (never in the labels)
+and the results of the original CLOUDS's ``ClassicalSemSegEvaluator``
+(clouds/evaluation/semantic_evaluation.py at bac4305: detectron2's SemSegEvaluator rule) on them.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from clouds.data.catalog import MetadataCatalog
 from clouds.evaluation import SemSegEvaluator, confusion_matrix
 from clouds.utils.io import write_png_atomic
 
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/clouds_recipe/original_evaluator.json"
 DATASET = "_test_eval_toy5"
 CLASSES = ["road", "car", "sky", "tree", "person"]
 X = 255  # ignore label
@@ -44,6 +53,8 @@ HAND_MIOU = (2 / 5 + 4 / 6 + 3 / 5 + 0.0) / 4
 HAND_MACC = (2 / 3 + 4 / 5 + 3 / 5) / 3
 HAND_PACC = 9 / 13
 HAND_FWIOU = 3 / 13 * 2 / 5 + 5 / 13 * 4 / 6 + 5 / 13 * 3 / 5
+# detectron2's rule (TEST.MEAN_OVER_CLASSES "gt"): person, absent from the labels, is not scored.
+HAND_MIOU_GT = (2 / 5 + 4 / 6 + 3 / 5) / 3
 
 
 def _register() -> None:
@@ -220,3 +231,49 @@ def test_from_config(toy_metadata: str, tmp_path: Path) -> None:
     evaluator = SemSegEvaluator.from_config(cfg, toy_metadata)
     assert evaluator.output_dir == tmp_path / "inference" / toy_metadata
     assert not evaluator.save_predictions and evaluator.ignore_label == X
+
+
+def test_mean_over_classes_with_ground_truth(toy_metadata: str, tmp_path: Path) -> None:
+    inputs = [_write_pair(tmp_path, "a", GT1), _write_pair(tmp_path, "b", GT2)]
+    evaluator = SemSegEvaluator(toy_metadata, distributed=False, mean_over="gt")
+    evaluator.reset()
+    evaluator.process(inputs, [{"sem_seg": _scores(PRED1)}, {"sem_seg": _scores(PRED2)}])
+    metrics = evaluator.evaluate()["sem_seg"]
+    _assert_close(metrics["mIoU"], 100 * HAND_MIOU_GT)
+    assert math.isnan(metrics["IoU-person"]) and math.isnan(metrics["IoU-tree"])
+    _assert_close(metrics["fwIoU"], 100 * HAND_FWIOU)
+    _assert_close(metrics["mACC"], 100 * HAND_MACC)
+    with pytest.raises(ValueError, match="MEAN_OVER_CLASSES"):
+        SemSegEvaluator(toy_metadata, mean_over="union")
+
+
+def test_equals_the_original_evaluator_with_absent_classes() -> None:
+    """Labels handed over in "sem_seg" (as the test mapper resizes them), no label files."""
+    fixture = json.loads(FIXTURE.read_text())
+    name = "_test_eval_original"
+    MetadataCatalog.get(name).set(stuff_classes=fixture["classes"], ignore_label=X)
+    try:
+        evaluator = SemSegEvaluator(name, distributed=False, mean_over="gt")
+        evaluator.reset()
+        for i, (gt, pred) in enumerate(zip(fixture["ground_truth"], fixture["prediction"])):
+            item = {"file_name": f"img{i}.png", "sem_seg": torch.tensor(gt)}
+            scores = _scores(np.array(pred), len(fixture["classes"]))
+            evaluator.process([item], [{"sem_seg": scores}])
+        ours = evaluator.evaluate()["sem_seg"]
+    finally:
+        MetadataCatalog.remove(name)
+    expected = fixture["original_results"]
+    assert any(v is None for k, v in expected.items() if k.startswith("IoU-"))
+    for key, value in expected.items():
+        _assert_close(ours[key], math.nan if value is None else value)
+    assert set(ours) == set(expected)
+
+
+def test_from_config_mean_over(toy_metadata: str) -> None:
+    from clouds.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = load_config(str(repo / "configs/warmup/gta/train_gta.yaml"))
+    assert SemSegEvaluator.from_config(cfg, toy_metadata).mean_over == "gt"
+    cfg = load_config(None, ["TEST.MEAN_OVER_CLASSES", "gt_or_pred"])
+    assert SemSegEvaluator.from_config(cfg, toy_metadata).mean_over == "gt_or_pred"

@@ -24,7 +24,10 @@ def register_test_metadata() -> None:
 
 
 def toy_config(overrides: Sequence[str] = ()) -> CfgNode:
-    """configs/toy/Base-Toy-CLOUDS.yaml on the fake datasets, plus ``overrides``."""
+    """configs/toy/Base-Toy-CLOUDS.yaml on the fake datasets with the text decoder (their class
+    lists differ from the 19 training classes the toy's linear head predicts), plus
+    ``overrides``."""
     register_test_metadata()
     datasets = ["DATASETS.TRAIN", f"('{TRAIN_DATASET}',)", "DATASETS.TEST", f"('{TEST_DATASET}',)"]
-    return load_config(str(TOY_CONFIG), [*datasets, *overrides])
+    decoder = ["MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME", "MultiScaleMaskedTransformerDecoder"]
+    return load_config(str(TOY_CONFIG), [*datasets, *decoder, *overrides])

@@ -145,10 +145,10 @@ KEY_LISTS = FIXTURES / "original_key_lists.json.gz"
 LINEAR = "OriginalMultiScaleMaskedTransformerDecoder"
 TEXT = "MultiScaleMaskedTransformerDecoder"
 FULL_SIZE = {  # variant: (our config, first that exists; decoder)
-    "train_gta": (("train_gta.yaml", "clouds_convnext_large_warmup.yaml"), LINEAR),
-    "train_gta_r50": (("train_gta_r50.yaml", "clouds_R50_warmup.yaml"), LINEAR),
-    "train_gta_r101": (("train_gta_r101.yaml", "clouds_R101_warmup.yaml"), LINEAR),
-    "train_gta_r50_text": (("train_gta_r50.yaml", "clouds_R50_warmup.yaml"), TEXT),
+    "train_gta": (("train_gta.yaml",), LINEAR),
+    "train_gta_r50": (("train_gta_r50.yaml",), LINEAR),
+    "train_gta_r101": (("train_gta_r101.yaml",), LINEAR),
+    "train_gta_r50_text": (("train_gta_r50.yaml",), TEXT),
 }
 
 
