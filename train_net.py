@@ -1,21 +1,36 @@
 """Train or evaluate a CLOUDS / VFM segmenter (detectron2-style command line).
 
-    python train_net.py --config-file configs/warmup/gta/warmup_gta.yaml --num-gpus 8
+    python train_net.py --config-file configs/warmup/gta/train_gta.yaml --num-gpus 8
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.ckpt
-    python train_net.py --config-file CFG --resume          # continue OUTPUT_DIR/last.ckpt
+    python train_net.py --config-file CFG --resume          # continue the run in OUTPUT_DIR
 
 Datasets are read from ``$DETECTRON2_DATASETS`` (default ``datasets/``). See
 ``python train_net.py --help`` for multi-machine, torchrun and SLURM use.
+
+The command line and config are checked before Lightning and the model libraries are imported
+(:mod:`clouds.engine.preflight`), so ``--help`` and mistakes answer at once; a known mistake
+ends with one message and an exit code (``--debug`` adds the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import lightning.pytorch as pl
+from clouds.cli_errors import run_cli
+from clouds.config import load_config
+from clouds.engine.arguments import default_argument_parser
+from clouds.engine.preflight import run_preflight
+from clouds.utils.weights_source import (
+    WeightsUnavailableError,
+    is_hub_unavailable_error,
+    weights_unavailable_message,
+)
 
-from clouds.engine.launch import default_argument_parser, launch_from_args
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
 
 def main(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> dict:
@@ -23,8 +38,33 @@ def main(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> dic
 
     ``callbacks`` are added to the Trainer's (for tools that extend a run).
     """
+    from clouds.engine.launch import launch_from_args
+
     return launch_from_args(args, callbacks=callbacks)
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``train_net.py`` as a command: check, then run; returns the exit code."""
+    args = default_argument_parser().parse_args(argv)
+    cfg = None
+    needs, hub_problem = [], None
+
+    def checked_main() -> None:
+        nonlocal cfg, needs, hub_problem
+        cfg = load_config(args.config_file or None, args.opts or [])
+        needs, hub_problem = run_preflight(
+            cfg, num_gpus=args.num_gpus, eval_only=args.eval_only, resume=args.resume
+        )
+        main(args)
+
+    def translate(exc: BaseException) -> BaseException | None:
+        if not needs or not is_hub_unavailable_error(exc):
+            return None
+        reason = hub_problem or "the download failed"
+        return WeightsUnavailableError(weights_unavailable_message(needs[0], reason))
+
+    return run_cli(checked_main, prog="train_net.py", debug=args.debug, translate=translate)
+
+
 if __name__ == "__main__":
-    main(default_argument_parser().parse_args())
+    sys.exit(cli())

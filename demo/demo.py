@@ -26,22 +26,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
-from clouds.config import ConfigError, load_config
-from clouds.data.catalog import MetadataCatalog
-from clouds.data.datasets import register_all_datasets
-from clouds.modeling.checkpoint import CheckpointMismatchError
-from clouds.utils.demo_outputs import (
-    ClassStyle,
-    collect_inputs,
-    image_output_paths,
-    save_image_outputs,
-    write_video_overlay,
+from clouds.cli_errors import user_error_code
+from clouds.config import load_config
+from clouds.engine.preflight import check_weights
+from clouds.utils.weights_source import (
+    WeightsUnavailableError,
+    is_hub_unavailable_error,
+    weights_unavailable_message,
 )
-from clouds.utils.io import ImageReadError, read_image
-from clouds.utils.predictor import Predictor, default_dataset
-from clouds.utils.visualizer import class_colors, colors_for_names
 
 logger = logging.getLogger("demo")
 
@@ -80,6 +72,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
     parser.add_argument("--overwrite", action="store_true", help="redo images already done")
     parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of known mistakes too"
+    )
+    parser.add_argument(
         "--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides (Mask2Former)"
     )
     args = parser.parse_args(options)
@@ -94,6 +89,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> list[Path]:
     """Predict every input; returns the files written."""
     cfg = load_config(args.config_file, args.opts)
+    needs, hub_problem = check_weights(cfg, eval_only=True)
+    # heavy imports (torch, the model libraries) once the config and files are known good
+    from tqdm import tqdm
+
+    from clouds.data.catalog import MetadataCatalog
+    from clouds.data.datasets import register_all_datasets
+    from clouds.utils.demo_outputs import (
+        ClassStyle,
+        collect_inputs,
+        image_output_paths,
+        save_image_outputs,
+        write_video_overlay,
+    )
+    from clouds.utils.io import read_image
+    from clouds.utils.predictor import Predictor, default_dataset
+    from clouds.utils.visualizer import class_colors, colors_for_names
+
     register_all_datasets()
     images = collect_inputs(args.input) if args.input else []
     if args.video_input is not None and not args.video_input.is_file():
@@ -107,7 +119,13 @@ def run(args: argparse.Namespace) -> list[Path]:
             stuff_colors=colors_for_names(args.classes, reference).tolist(),
             ignore_label=reference.get("ignore_label", 255),
         )
-    predictor = Predictor(cfg, dataset_name=dataset)
+    try:
+        predictor = Predictor(cfg, dataset_name=dataset)
+    except Exception as e:
+        if needs and is_hub_unavailable_error(e):
+            reason = hub_problem or "the download failed"
+            raise WeightsUnavailableError(weights_unavailable_message(needs[0], reason)) from e
+        raise
     style = ClassStyle(
         predictor.class_names,
         class_colors(predictor.metadata, len(predictor.class_names)),
@@ -139,14 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run(args)
-    except (
-        CheckpointMismatchError,
-        ConfigError,
-        FileNotFoundError,
-        ImageReadError,
-        ValueError,
-    ) as e:
-        logger.error("%s", e)
+    except Exception as e:  # known mistakes, and bad inputs (missing, unreadable, clashing)
+        if user_error_code(e) is None and not isinstance(e, FileNotFoundError | ValueError):
+            raise
+        logger.error("%s", e, exc_info=args.debug)
         return 1
     return 0
 

@@ -12,6 +12,8 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+from clouds.engine.console import ThirdPartyNoiseFilter, ignore_third_party_warnings
+
 __all__ = ["JsonLinesLogger", "setup_logging"]
 
 _HANDLER_TAG = "_clouds_handler"
@@ -21,7 +23,14 @@ _LOGGER_NAMES = ("clouds", "lightning.pytorch", "lightning.fabric", "__main__", 
 def setup_logging(output_dir: str, rank: int = 0) -> logging.Logger:
     """Log ``clouds``, Lightning and the entry script to ``output_dir/log.txt`` (rank 0;
     ``log.txt.rank<N>`` for others) and, on rank 0, to the console. Safe to call again: handlers
-    added by an earlier call are replaced."""
+    added by an earlier call are replaced.
+
+    Each line is written once: Lightning's own console handler is removed, and warnings other
+    libraries log through the root logger go to the same handlers (which also keeps
+    ``logging.warning`` calls of those libraries from installing a second console handler).
+    Third-party messages a user cannot act on are dropped (:mod:`clouds.engine.console`).
+    """
+    ignore_third_party_warnings()
     os.makedirs(output_dir, exist_ok=True)
     file_name = "log.txt" if rank == 0 else f"log.txt.rank{rank}"
     formatter = logging.Formatter(
@@ -32,17 +41,28 @@ def setup_logging(output_dir: str, rank: int = 0) -> logging.Logger:
         handlers.append(logging.StreamHandler(sys.stdout))
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(ThirdPartyNoiseFilter())
         setattr(handler, _HANDLER_TAG, True)
-    for name in _LOGGER_NAMES:
+    for name in ("", *_LOGGER_NAMES):  # "": the root logger (other libraries' warnings)
         log = logging.getLogger(name)
-        for old in [h for h in log.handlers if getattr(h, _HANDLER_TAG, False)]:
+        for old in [h for h in log.handlers if _replaced(h, name)]:
             log.removeHandler(old)
-            old.close()
+            if getattr(old, _HANDLER_TAG, False):
+                old.close()
         for handler in handlers:
             log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+        if name:
+            log.setLevel(logging.INFO)
+            log.propagate = False
     return logging.getLogger("clouds")
+
+
+def _replaced(handler: logging.Handler, logger_name: str) -> bool:
+    """Handlers :func:`setup_logging` removes: its own earlier ones, and the plain console
+    handler Lightning adds to its loggers at import (it would print every line a second time)."""
+    if getattr(handler, _HANDLER_TAG, False):
+        return True
+    return logger_name.startswith("lightning") and type(handler) is logging.StreamHandler
 
 
 class JsonLinesLogger(Logger):

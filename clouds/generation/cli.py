@@ -19,17 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clouds.data.datasets import datasets_root
-from clouds.generation.manifest import manifest_name
-from clouds.generation.pipeline import (
-    DTYPES,
-    SCHEDULERS,
-    ModelNotFoundError,
-    load_pipeline,
-    resolve_device,
-    resolve_dtype,
+from clouds.generation.options import DTYPE_NAMES, SCHEDULER_NAMES, SD2_MODEL_ID
+from clouds.utils.weights_source import (
+    HubNeed,
+    OfficialFile,
+    in_hub_cache,
+    is_hub_id,
+    prepare_hub_access,
+    weights_unavailable_message,
 )
-from clouds.generation.prompts import PromptFileError, load_prompts, resolve_prompt_file
-from clouds.generation.runner import GenerationSettings, SettingsMismatchError, generate_images
 
 __all__ = ["build_parser", "main"]
 
@@ -70,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model-id",
-        default="stabilityai/stable-diffusion-2",
+        default=SD2_MODEL_ID,
         help="diffusers model id on the hub, or a local pipeline folder",
     )
     p.add_argument(
@@ -81,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scheduler",
         default="euler",
-        choices=sorted(SCHEDULERS),
+        choices=sorted(SCHEDULER_NAMES),
         help="sampler, built from the model's scheduler config",
     )
     p.add_argument("--steps", type=int, default=50, help="denoising steps")
@@ -95,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dtype",
         default="auto",
-        choices=["auto", *DTYPES],
+        choices=["auto", *DTYPE_NAMES],
         help="weights/compute dtype; auto: fp16 on CUDA, fp32 on CPU",
     )
     p.add_argument(
@@ -125,9 +123,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _hub_need(model_id: str) -> list[HubNeed]:
+    """The download ``--model-id`` asks for (none for a local folder)."""
+    if Path(model_id).expanduser().exists() or not is_hub_id(model_id):
+        return []
+    folder = model_id.rstrip("/").rsplit("/", 1)[-1]
+    source = OfficialFile(
+        "--model-id",
+        folder,
+        f"https://huggingface.co/{model_id} (e.g. `hf download {model_id} --local-dir {folder}`)",
+    )
+    return [HubNeed("--model-id", model_id, source)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    needs = _hub_need(args.model_id)
+    hub_problem = prepare_hub_access(needs, local_files_only=args.local_files_only)
+    if hub_problem and not in_hub_cache(args.model_id, "model_index.json"):
+        parser.exit(
+            2, f"{parser.prog}: error: {weights_unavailable_message(needs[0], hub_problem)}\n"
+        )
+    # heavy imports (torch, diffusers) only once the command line is valid
+    from clouds.generation.manifest import manifest_name
+    from clouds.generation.pipeline import (
+        DTYPES,
+        ModelNotFoundError,
+        load_pipeline,
+        resolve_device,
+        resolve_dtype,
+    )
+    from clouds.generation.prompts import load_prompts, resolve_prompt_file
+    from clouds.generation.runner import GenerationSettings, generate_images
+
     try:
         prompts = load_prompts(resolve_prompt_file(args.input))
         device = resolve_device(args.device)
@@ -163,7 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 compile_unet=args.compile,
             ),
         )
-    except (PromptFileError, ModelNotFoundError, SettingsMismatchError, ValueError) as e:
+    except ModelNotFoundError as e:
+        message = weights_unavailable_message(needs[0], hub_problem) if hub_problem else e
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+    except ValueError as e:  # bad settings, or a settings mismatch with an earlier run
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     print(
         f"part {args.part}/{args.num_parts}: {summary.written} written, {summary.skipped} already "

@@ -6,7 +6,9 @@
     {"iteration": 100, "cityscapes_val/sem_seg/mIoU": 41.2}
 
 The reader is tolerant: blank or unparsable lines (a line still being written) are skipped,
-the x axis is the first of "iteration", "step", "global_step" (else the line number), and keys
+the x axis is the first of "iteration", "step", "global_step" (else the line number), a later
+record of a key at the same x replaces the earlier one (a resumed run logs again the iterations
+after its checkpoint; an ``--eval-only`` run may re-evaluate a logged iteration), and keys
 are grouped by name: losses (a name containing "loss"; deep-supervision copies ending in
 ``_<digit>`` are left out), learning rates (a name component starting with "lr", e.g. "lr" or Lightning's "lr-AdamW"), and mIoU
 (a key ending in "mIoU", labelled by the dataset part of the key).
@@ -124,7 +126,7 @@ def load_run(source: str | os.PathLike, name: str | None = None) -> Run:
             getattr(run, attribute).setdefault(label, []).append((x, y))
     for series in run.panels():
         for points in series.values():
-            points.sort()
+            points[:] = sorted(dict(points).items())  # a later record at the same x wins
     return run
 
 
@@ -134,7 +136,8 @@ def plot_runs(
     """Plot the curves of ``runs`` on one 2x2 figure (one colour per run) as a PNG of ``size``.
 
     Panels: total loss, loss terms, learning rate (log scale), mIoU per eval dataset. A run's
-    curves share its colour; a panel's curves of one run differ by line style.
+    curves share its colour; a panel's curves of one run differ by line style. mIoU points and
+    curves of a single point are drawn with markers (a one-point line is invisible).
     """
     if not runs:
         raise ValueError("plot_runs needs at least one run")
@@ -148,7 +151,7 @@ def plot_runs(
             series: Mapping[str, list[tuple[float, float]]] = run.panels()[panel]
             for index, (label, points) in enumerate(sorted(series.items())):
                 xs, ys = zip(*points)
-                marker = "o" if title == "mIoU" else None
+                marker = "o" if title == "mIoU" or len(points) == 1 else None
                 prefix = f"{run.name}: " if len(runs) > 1 else ""
                 ax.plot(
                     xs,

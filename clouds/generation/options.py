@@ -1,0 +1,23 @@
+"""Names the generation command line offers, without importing diffusers (fast ``--help``).
+
+:mod:`clouds.generation.pipeline` maps each name to its dtype or scheduler class.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DTYPE_NAMES", "SCHEDULER_NAMES", "SD2_MODEL_ID"]
+
+DTYPE_NAMES = ("fp16", "bf16", "fp32")
+SCHEDULER_NAMES = (
+    "euler",
+    "euler-ancestral",
+    "heun",
+    "lms",
+    "dpm-solver",
+    "dpm-solver++",
+    "unipc",
+    "ddim",
+    "ddpm",
+    "pndm",
+)
+SD2_MODEL_ID = "stabilityai/stable-diffusion-2"  # the model of the CLOUDS paper (768x768)
