@@ -234,6 +234,12 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.VFM_HEAD.MASK_RATIO = 0.2  # share of image tokens masked in training
     _C.MODEL.VFM_HEAD.SUB_CROP = 512  # full-resolution sub-crop size (ms training)
     _C.MODEL.VFM_HEAD.SUB_CROP_GRID = 32  # sub-crop offsets lie on this grid
+    # heads and inference as DGVFM (dgvfm-heads)
+    _C.MODEL.VFM_HEAD.LIGHT_HEAD_NAME = "VFMNet"  # VFM_HEAD_REGISTRY name of the coarse head
+    _C.MODEL.VFM_HEAD.REFINE_HEAD_NAME = "MGRNet"  # VFM_HEAD_REGISTRY name of the refinement head
+    _C.MODEL.VFM_HEAD.DROPOUT = 0.1  # Dropout2d before each head's classifier
+    _C.MODEL.VFM_HEAD.REFINE_HEAD_DIM = 64  # refinement attention width per head
+    _C.MODEL.VFM_HEAD.CE_AVG_NON_IGNORE = False  # ours: CE / labelled pixels (original: / all)
 
     # ---------------------------------------------------------------- data
     _C.DATASETS = CfgNode()
@@ -324,7 +330,8 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.TEST.NUM_REPORT_EXAMPLES = 2  # prediction overlays per dataset in report.md
     _C.TEST.REPORT_BASELINES = []  # OUTPUT_DIRs of evaluated runs whose mIoU report.md shows too
     _C.TEST.REPORT_RUN_NAME = "this run"  # this run's column in report.md's baseline table
-    _C.TEST.MODE = "whole"  # "whole", "slide" or "coarse_to_fine"
+    # "whole", "slide", "hr_slide" (= slide), "lr_slide", "msfull_slide", "coarse_to_fine"
+    _C.TEST.MODE = "whole"
     _C.TEST.AMP = CfgNode()
     _C.TEST.AMP.ENABLED = False  # autocast at inference (clouds.modeling.acceleration)
     _C.TEST.AMP.PRECISION = "bf16"  # bf16 or fp16 (fp16 on GPU only)

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     from clouds.utils.visualizer import class_colors, colors_for_names
 
     register_all_datasets()
-    images = collect_inputs(args.input) if args.input else []
+    images = collect_inputs(args.input, exclude=args.output) if args.input else []
     if args.video_input is not None and not args.video_input.is_file():
         raise FileNotFoundError(f"--video-input not found: {args.video_input}")
     dataset = args.dataset

@@ -118,17 +118,24 @@ def setup(args: argparse.Namespace) -> CfgNode:
     rank = _get_rank() or 0  # the local rank until a launcher sets RANK
     if "RANK" not in os.environ and "SLURM_PROCID" not in os.environ:  # --machine-rank by hand
         rank += int(os.environ.get("NODE_RANK", "0")) * getattr(args, "num_gpus", 1)
+    config_name = "config.yaml"
     if rank == 0:  # one run per OUTPUT_DIR; released at exit
-        overwrite = getattr(args, "overwrite", False)
-        claim_run_folder(cfg.OUTPUT_DIR, cfg.dump(), resume=resume, overwrite=overwrite)
+        config_name = claim_run_folder(
+            cfg.OUTPUT_DIR,
+            cfg.dump(),
+            resume=resume,
+            overwrite=getattr(args, "overwrite", False),
+            eval_only=getattr(args, "eval_only", False),
+        )
         remove_temp_files(cfg.OUTPUT_DIR)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     log = setup_logging(cfg.OUTPUT_DIR, rank)
     if rank == 0:
-        with atomic_path(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as tmp, open(tmp, "w") as f:
+        config_path = os.path.join(cfg.OUTPUT_DIR, config_name)
+        with atomic_path(config_path) as tmp, open(tmp, "w") as f:
             f.write(cfg.dump())
         log.info("Command line arguments: %s", args)
-        log.info("Full config saved to %s", os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        log.info("Full config saved to %s", config_path)
     return cfg
 
 

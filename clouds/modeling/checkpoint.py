@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -253,7 +254,23 @@ def _load_payload(path: str | os.PathLike, *, mmap: bool = False) -> Any:
     except Exception as e:
         if mmap:  # files of the legacy (non-zip) format cannot be memory-mapped
             return _load_payload(path)
-        raise ValueError(f"Cannot read checkpoint {path}: {e}") from e
+        raise ValueError(_unreadable_message(path, e)) from e
+
+
+def _unreadable_message(path: str | os.PathLike, error: Exception) -> str:
+    """Why ``path`` could not be read as weights, without torch's advice to load unsafely."""
+    if os.path.getsize(path) == 0:
+        return f"Cannot read checkpoint {path}: the file is empty"
+    if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+        return (
+            f"Cannot read checkpoint {path}: it holds Python objects other than tensors and "
+            f"plain containers, so it is not a weights file of a known format"
+        )
+    return (
+        f"Cannot read checkpoint {path}: it is not a PyTorch weights file (torch.save / "
+        f"Lightning / detectron2 checkpoint), or it is truncated or corrupt "
+        f"({type(error).__name__})"
+    )
 
 
 def detect_checkpoint_format(payload: Any, source: str = "payload") -> CheckpointFormat:

@@ -46,8 +46,10 @@ class ClassStyle:
     alpha: float = 0.5
 
 
-def collect_inputs(specs: Sequence[str]) -> list[Path]:
-    """Image files named by ``specs``: files, folders (their images, sorted) or glob patterns.
+def collect_inputs(specs: Sequence[str], exclude: Path | None = None) -> list[Path]:
+    """Image files named by ``specs``: files, folders (their images, sorted) or glob patterns,
+    leaving out the demo's own outputs (``<stem>_{pred,overlay,legend}.png``) in the output
+    folder ``exclude``, so that a run never reads back what an earlier one wrote.
 
     Raises:
         FileNotFoundError: naming a spec that matches no image.
@@ -66,8 +68,13 @@ def collect_inputs(specs: Sequence[str]) -> list[Path]:
                 for p in glob.glob(os.path.expanduser(spec), recursive=True)
                 if Path(p).suffix.lower() in IMAGE_EXTENSIONS and Path(p).is_file()
             )
+        if exclude is not None:
+            matches = [p for p in matches if not _is_output(p, exclude)]
         if not matches:
-            raise FileNotFoundError(f"--input {spec!r} matches no image file ({IMAGE_EXTENSIONS})")
+            outside = f" (besides the outputs in {exclude})" if exclude is not None else ""
+            raise FileNotFoundError(
+                f"--input {spec!r} matches no image file{outside} ({IMAGE_EXTENSIONS})"
+            )
         found.extend(matches)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     stems: dict[str, Path] = {}
@@ -79,6 +86,13 @@ def collect_inputs(specs: Sequence[str]) -> list[Path]:
             )
         stems[path.stem] = path
     return unique
+
+
+def _is_output(path: Path, output_dir: Path) -> bool:
+    """Whether ``path`` is a file that :func:`save_image_outputs` writes into ``output_dir``."""
+    kinds = image_output_paths(output_dir, "").keys()
+    in_output = path.resolve().parent == output_dir.resolve()
+    return in_output and any(path.name.endswith(f"_{kind}.png") for kind in kinds)
 
 
 def image_output_paths(output_dir: Path, stem: str) -> dict[str, Path]:
@@ -105,7 +119,7 @@ def save_image_outputs(
 
 def read_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Frames of a video as (H, W, 3) uint8 RGB arrays, in order."""
-    with av.open(str(path)) as container:
+    with open(path, "rb") as file, av.open(file) as container:  # a path, never a protocol
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
 
@@ -113,7 +127,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 def _video_info(path: Path) -> tuple[Fraction, int]:
     """(frame rate, frame count or 0 when the container does not say) of a video."""
     try:
-        with av.open(str(path)) as container:
+        with open(path, "rb") as file, av.open(file) as container:
             if not container.streams.video:
                 raise ValueError(f"{path} has no video stream")
             stream = container.streams.video[0]

@@ -28,7 +28,8 @@ def test_detectron2_flags_and_overrides() -> None:
 
 def test_dist_url_sets_master_and_node_rank(monkeypatch) -> None:
     for key in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK"):
-        monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv(key, "")  # recorded, so that what the test sets is undone after it
+        monkeypatch.delenv(key)
     parser = default_argument_parser()
     args = parser.parse_args(
         ["--num-machines", "2", "--machine-rank", "1", "--dist-url", "tcp://10.1.2.3:29501"]

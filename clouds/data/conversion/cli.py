@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from clouds.data.conversion.spec import DatasetConversion, DatasetLayoutError
+from clouds.utils.io import DiskFullError
 
 __all__ = ["conversion_main"]
 
@@ -16,7 +17,8 @@ def conversion_main(spec: DatasetConversion, argv: Sequence[str] | None = None) 
     """Parse ``ROOT [--nproc N] [--force]``, convert, report failures; returns the exit code.
 
     Exit codes: 0 all converted or up to date, 1 some files failed (each named on stderr,
-    the rest converted), 2 no dataset at ROOT.
+    the rest converted) or the disk is full (the file named; the conversion stops), 2 no
+    dataset at ROOT.
     """
     parser = argparse.ArgumentParser(
         description=f"Convert {spec.name} labels to 19-class Cityscapes train-ID PNGs "
@@ -38,6 +40,9 @@ def conversion_main(spec: DatasetConversion, argv: Sequence[str] | None = None) 
     except DatasetLayoutError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
+    except DiskFullError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
     for message in result.failures:
         sys.stderr.write(f"FAILED: {message}\n")
     sys.stdout.write(

@@ -2,8 +2,9 @@
 
 A dataset module lists :class:`ConversionJob` s (raw label, its image, the output path) and
 a :class:`LabelConverter` (how to read the raw label and the value lookup table). The
-runner converts every job with a process pool, skips outputs newer than their source,
-writes atomically, and collects the files it could not convert instead of stopping.
+runner converts every job with a process pool, skips outputs that are newer than their
+source and decode whole, writes atomically (removing the temporary files a killed run left),
+and collects the files it could not convert instead of stopping.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from tqdm import tqdm
 
 from clouds.data.datasets.cityscapes_meta import IGNORE_LABEL
 from clouds.utils.io import (
+    DiskFullError,
     ImageReadError,
     image_read_errors,
     read_image_hw,
     read_label,
+    remove_temp_files,
     write_png_atomic,
 )
 
@@ -114,10 +117,16 @@ def _read_single_channel(path: Path) -> np.ndarray:
 
 
 def _is_up_to_date(job: ConversionJob) -> bool:
+    """The output exists, is not older than its label and decodes whole (a file cut short or
+    corrupted by a crash is converted again)."""
     try:
-        return job.output.stat().st_mtime >= job.label.stat().st_mtime
-    except FileNotFoundError:
+        if job.output.stat().st_mtime < job.label.stat().st_mtime:
+            return False
+        with Image.open(job.output) as img:
+            img.load()
+    except (OSError, SyntaxError, ValueError):
         return False
+    return True
 
 
 def _convert_one(job: ConversionJob, converter: LabelConverter, force: bool) -> tuple[str, str]:
@@ -134,6 +143,8 @@ def _convert_one(job: ConversionJob, converter: LabelConverter, force: bool) -> 
                     f"image {job.image} is {height}x{width}"
                 )
         write_png_atomic(converter.convert(raw), job.output)
+    except DiskFullError:
+        raise  # every later file would fail too: stop the conversion
     except (ImageReadError, OSError, ValueError) as e:
         return "failed", str(e)
     return "converted", ""
@@ -157,6 +168,8 @@ def run_conversion(
         desc: progress-bar title.
     """
     result = ConversionResult()
+    for folder in sorted({job.output.parent for job in jobs}):
+        remove_temp_files(folder)  # left by a conversion killed while writing
     work = partial(_convert_one, converter=converter, force=force)
     with tqdm(total=len(jobs), desc=desc, unit="file") as bar:
         if nproc <= 1 or len(jobs) <= 1:

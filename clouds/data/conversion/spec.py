@@ -12,6 +12,7 @@ from clouds.data.conversion.runner import (
     LabelConverter,
     run_conversion,
 )
+from clouds.utils.io import is_temp_file
 
 __all__ = ["DatasetConversion", "DatasetLayoutError", "TRAIN_ID_SUFFIX", "find_jobs_beside"]
 
@@ -25,7 +26,7 @@ def find_jobs_beside(
     """One job per ``<label_dir>/<stem>.png`` written beside it as ``<stem>_labelTrainIds.png``.
 
     The image of a label is ``<image_dir>/<stem><image_ext>``; outputs of earlier runs are
-    excluded. Jobs come sorted by label path.
+    excluded, and so are temporary files of a killed run. Jobs come sorted by label path.
     """
     return [
         ConversionJob(
@@ -34,7 +35,7 @@ def find_jobs_beside(
             image=image_dir / f"{label.stem}{image_ext}",
         )
         for label in sorted(label_dir.glob("*.png"))
-        if not label.name.endswith(TRAIN_ID_SUFFIX)
+        if not label.name.endswith(TRAIN_ID_SUFFIX) and not is_temp_file(label)
     ]
 
 
