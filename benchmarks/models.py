@@ -81,8 +81,13 @@ def build_ours(cfg: CfgNode, device: torch.device) -> nn.Module:
     """CLOUDS from ``cfg`` on ``device`` with a fixed random text classifier (see module doc)."""
     register_all_datasets()
     # open_clip warns once that no pretrained weights were loaded: intended here.
-    logging.getLogger().setLevel(logging.ERROR)
-    model = build_model(cfg)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        model = build_model(cfg)
+    finally:
+        root.setLevel(level)
     model.text_classifier = FixedTextClassifier(NUM_CLASSES, cfg.MODEL.CLOUDS.EMBED_DIM)
     return model.to(device)
 
