@@ -270,4 +270,4 @@ def _pil_resize(array: np.ndarray, size: tuple[int, int], resample: int) -> np.n
     """``array`` ((H, W) or (H, W, C)) resized to ``size`` (h, w) by PIL, as detectron2 does."""
     if tuple(array.shape[:2]) == tuple(size):
         return array
-    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))
+    return np.array(Image.fromarray(array).resize((size[1], size[0]), resample))
