@@ -35,18 +35,45 @@ __all__ = [
 _CHUNK = 1024
 
 
-class _InfiniteChunkedSampler(Sampler[tuple[int, int]], abc.ABC):
-    """Base class: an endless per-rank stream of ``(index, seed)`` drawn chunk by chunk."""
+class _ResumableStream(Sampler[tuple[int, ...]]):
+    """Base class of the training samplers: a seeded, per-rank endless stream whose position is
+    saved and restored (``num_samples`` drawn before, ``num_yielded`` since the last restore)."""
 
-    def __init__(self, *, seed: int, rank: int, world_size: int, chunk_size: int) -> None:
+    def __init__(self, *, seed: int, rank: int, world_size: int) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         self.seed = int(seed)
         self.rank = rank
         self.world_size = world_size
-        self.chunk_size = chunk_size
         self.num_samples = 0  # samples this rank's stream starts from (restored by load_state_dict)
         self.num_yielded = 0  # samples handed out since construction/restore (counted here)
+
+    def state_dict(self) -> dict:
+        """Seed, topology and the number of samples drawn by this rank so far."""
+        return {
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "num_samples": self.num_samples + self.num_yielded,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the stream after ``state["num_samples"]`` samples (same seed and topology)."""
+        if state["seed"] != self.seed or state["world_size"] != self.world_size:
+            raise ValueError(
+                f"Sampler state is for seed {state['seed']} / world size {state['world_size']}, "
+                f"this sampler has seed {self.seed} / world size {self.world_size}"
+            )
+        self.num_samples = int(state["num_samples"])
+        self.num_yielded = 0
+
+
+class _InfiniteChunkedSampler(_ResumableStream, abc.ABC):
+    """Base class: an endless per-rank stream of ``(index, seed)`` drawn chunk by chunk."""
+
+    def __init__(self, *, seed: int, rank: int, world_size: int, chunk_size: int) -> None:
+        super().__init__(seed=seed, rank=rank, world_size=world_size)
+        self.chunk_size = chunk_size
 
     @abc.abstractmethod
     def _draw_chunk(self, rng: np.random.Generator) -> np.ndarray:
@@ -73,25 +100,6 @@ class _InfiniteChunkedSampler(Sampler[tuple[int, int]], abc.ABC):
     def _key(drawn: np.ndarray, seed: np.int64) -> tuple[int, ...]:
         """The yielded ``(index, seed)`` of one draw of :meth:`_draw_chunk`."""
         return int(drawn), int(seed)
-
-    def state_dict(self) -> dict:
-        """Seed, topology and the number of samples drawn by this rank so far."""
-        return {
-            "seed": self.seed,
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "num_samples": self.num_samples + self.num_yielded,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue the stream after ``state["num_samples"]`` samples (same seed and topology)."""
-        if state["seed"] != self.seed or state["world_size"] != self.world_size:
-            raise ValueError(
-                f"Sampler state is for seed {state['seed']} / world size {state['world_size']}, "
-                f"this sampler has seed {self.seed} / world size {self.world_size}"
-            )
-        self.num_samples = int(state["num_samples"])
-        self.num_yielded = 0
 
 
 class WeightedMultiDatasetSampler(_InfiniteChunkedSampler):
@@ -128,7 +136,7 @@ class WeightedMultiDatasetSampler(_InfiniteChunkedSampler):
         return self.offsets[datasets] + within
 
 
-class TrainingSampler(Sampler[tuple[int, int]]):
+class TrainingSampler(_ResumableStream):
     """detectron2's TrainingSampler: endless epochs, each a random permutation of ``range(size)``.
 
     The global stream comes from a ``torch.Generator`` seeded with ``seed`` (the same on every
@@ -140,14 +148,8 @@ class TrainingSampler(Sampler[tuple[int, int]]):
     def __init__(self, *, size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if size <= 0:
             raise ValueError(f"The training set needs images, got size {size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        super().__init__(seed=seed, rank=rank, world_size=world_size)
         self.size = int(size)
-        self.seed = int(seed)
-        self.rank = rank
-        self.world_size = world_size
-        self.num_samples = 0  # samples this rank's stream starts from (restored by load_state_dict)
-        self.num_yielded = 0  # samples handed out since construction/restore (counted here)
 
     def _epoch(self, generator: torch.Generator) -> torch.Tensor:
         """The dataset indices of the next epoch, in order, int64."""
@@ -172,25 +174,6 @@ class TrainingSampler(Sampler[tuple[int, int]]):
                     yield indices[i], int(seeds[i])
                     position += self.world_size
             start = end
-
-    def state_dict(self) -> dict:
-        """Seed, topology and the number of samples drawn by this rank so far."""
-        return {
-            "seed": self.seed,
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "num_samples": self.num_samples + self.num_yielded,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue the stream after ``state["num_samples"]`` samples (same seed and topology)."""
-        if state["seed"] != self.seed or state["world_size"] != self.world_size:
-            raise ValueError(
-                f"Sampler state is for seed {state['seed']} / world size {state['world_size']}, "
-                f"this sampler has seed {self.seed} / world size {self.world_size}"
-            )
-        self.num_samples = int(state["num_samples"])
-        self.num_yielded = 0
 
 
 class RepeatFactorTrainingSampler(TrainingSampler):
