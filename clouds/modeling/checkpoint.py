@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "read_checkpoint",
     "save_checkpoint",
     "trainable_state_dict",
+    "verify_state_dict",
 ]
 
 
@@ -99,17 +100,22 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value for key, value in model.state_dict().items() if key in keep}
 
 
-def load_trainable_state_dict(
-    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "state dict"
+def verify_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    required: Iterable[str] | None = None,
 ) -> None:
-    """Load ``state_dict`` into the trainable parts of ``model``.
+    """Check that ``state_dict`` fits ``expected`` (a model's entries): every key of
+    ``required`` (default: all of ``expected``) present, no key outside ``expected``, no shape
+    that differs.
 
     Raises:
-        CheckpointMismatchError: keys missing from / unexpected in ``state_dict`` compared with
-            ``trainable_state_dict(model)``, or tensors of the wrong shape; nothing is loaded.
+        CheckpointMismatchError: naming ``source`` and the offending keys.
     """
-    expected = trainable_state_dict(model)
-    missing = sorted(set(expected) - set(state_dict))
+    required_keys = set(expected) if required is None else set(required)
+    missing = sorted(required_keys - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     shapes = [
         (key, tuple(state_dict[key].shape), tuple(expected[key].shape))
@@ -120,6 +126,18 @@ def load_trainable_state_dict(
         raise CheckpointMismatchError(
             missing=missing, unexpected=unexpected, shape_mismatches=shapes, source=source
         )
+
+
+def load_trainable_state_dict(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "state dict"
+) -> None:
+    """Load ``state_dict`` into the trainable parts of ``model``.
+
+    Raises:
+        CheckpointMismatchError: keys missing from / unexpected in ``state_dict`` compared with
+            ``trainable_state_dict(model)``, or tensors of the wrong shape; nothing is loaded.
+    """
+    verify_state_dict(state_dict, trainable_state_dict(model), source=source)
     model.load_state_dict(state_dict, strict=False)
 
 
@@ -161,18 +179,7 @@ def load_complete_state_dict(
         CheckpointMismatchError: keys missing / unexpected / of the wrong shape compared with
             ``model.state_dict()``; nothing is loaded.
     """
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    shapes = [
-        (key, tuple(state_dict[key].shape), tuple(expected[key].shape))
-        for key in sorted(set(expected) & set(state_dict))
-        if state_dict[key].shape != expected[key].shape
-    ]
-    if missing or unexpected or shapes:
-        raise CheckpointMismatchError(
-            missing=missing, unexpected=unexpected, shape_mismatches=shapes, source=source
-        )
+    verify_state_dict(state_dict, model.state_dict(), source=source)
     model.load_state_dict(dict(state_dict), strict=True)
 
 

@@ -29,8 +29,8 @@ from torch import nn
 
 from clouds.modeling.checkpoint import (
     CheckpointFormat,
-    CheckpointMismatchError,
     trainable_state_dict,
+    verify_state_dict,
 )
 
 __all__ = [
@@ -208,17 +208,9 @@ def load_mmengine_checkpoint(
     payload = read_mmengine_checkpoint(path, trust_pickle=trust_pickle)
     own = model.state_dict()
     mapped, left_out = map_original_state_dict(payload["state_dict"], set(own))
-    missing = sorted(set(trainable_state_dict(model)) - set(mapped))
-    unexpected = sorted(set(mapped) - set(own))
-    shapes = [
-        (key, tuple(mapped[key].shape), tuple(own[key].shape))
-        for key in sorted(set(mapped) & set(own))
-        if mapped[key].shape != own[key].shape
-    ]
-    if missing or unexpected or shapes:
-        raise CheckpointMismatchError(
-            missing=missing, unexpected=unexpected, shape_mismatches=shapes, source=os.fspath(path)
-        )
+    verify_state_dict(
+        mapped, own, source=os.fspath(path), required=trainable_state_dict(model).keys()
+    )
     model.load_state_dict(mapped, strict=False)
     if left_out:
         logger.info(
