@@ -8,6 +8,7 @@ __all__ = [
     "PIXEL_DECODER_REGISTRY",
     "SEM_SEG_HEADS_REGISTRY",
     "TRANSFORMER_DECODER_REGISTRY",
+    "VFM_HEAD_REGISTRY",
 ]
 
 BACKBONE_REGISTRY = Registry("BACKBONE")
@@ -21,4 +22,8 @@ PIXEL_DECODER_REGISTRY.__doc__ = "Pixel decoders: ``cls.from_config(cfg, input_s
 TRANSFORMER_DECODER_REGISTRY = Registry("TRANSFORMER_DECODER")
 TRANSFORMER_DECODER_REGISTRY.__doc__ = (
     "Transformer decoders: ``cls.from_config(cfg, in_channels)``."
+)
+VFM_HEAD_REGISTRY = Registry("VFM_HEAD")
+VFM_HEAD_REGISTRY.__doc__ = (
+    "VFM segmentor heads (VFMNet, MGRNet): ``cls.from_config(cfg, input_shape)``."
 )

@@ -60,7 +60,7 @@ def test_trains_and_evaluates(trained) -> None:
     ckpt = torch.load(out / "model_final.ckpt", map_location="cpu", weights_only=True)
     keys = set(ckpt["state_dict"])
     assert ckpt["global_step"] == 4
-    assert any(".lora_A." in k for k in keys) and any(k.startswith("refine_head.") for k in keys)
+    assert any(".lora_A." in k for k in keys) and any(k.startswith("aux_decoder.") for k in keys)
     frozen = [k for k in keys if k.startswith("backbone.") and ".lora_" not in k]
     assert not frozen, f"frozen VFM weights were checkpointed: {frozen[:5]}"
 
@@ -77,3 +77,37 @@ def test_eval_only_reproduces_the_final_evaluation(trained, tmp_path: Path) -> N
     assert again["tiny_val"]["sem_seg"]["mIoU"] == pytest.approx(
         results["tiny_val"]["sem_seg"]["mIoU"]
     )
+
+
+def test_weight_decay_as_the_originals_optimizer_constructor() -> None:
+    """The original's PEFTOptimWrapperConstructor (custom key "norm" and norm_decay_mult 0,
+    no other key matching a LoRA / head tensor): norm layers (GN, BN, LN) get 0, every other
+    trainable tensor 0.05, the mask token included. configs/dg/Base-DG-VFM.yaml's solver keys."""
+    from clouds.config import load_config
+    from clouds.engine.solver import get_param_groups
+    from clouds.modeling import build_model
+    from tests.modeling.vfm_test_utils import tiny_vfm_cfg
+
+    solver = load_config(
+        str(Path(__file__).resolve().parents[2] / "configs/dg/Base-DG-VFM.yaml")
+    ).SOLVER
+    model = build_model(tiny_vfm_cfg("DINOv2"))
+    groups = get_param_groups(
+        model,
+        base_lr=solver.BASE_LR,
+        weight_decay=solver.WEIGHT_DECAY,
+        weight_decay_norm=solver.WEIGHT_DECAY_NORM,
+        weight_decay_embed=solver.WEIGHT_DECAY_EMBED,
+        backbone_multiplier=solver.BACKBONE_MULTIPLIER,
+        embed_by_name=solver.WEIGHT_DECAY_EMBED_BY_NAME,
+    )
+    decay = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
+    norms = {
+        f"{m}.{p}"
+        for m, module in model.named_modules()
+        if isinstance(module, (torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.LayerNorm))
+        for p, _ in module.named_parameters(recurse=False)
+    }
+    assert decay["aux_decoder.transformer_decoder.mask_token"] == 0.05
+    assert decay["decode_head.output_upscaling.1.weight"] == 0.0
+    assert all(decay[n] == (0.0 if n in norms else 0.05) for n in decay), decay

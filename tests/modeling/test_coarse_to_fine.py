@@ -1,137 +1,128 @@
-"""Coarse-to-fine inference refines exactly the unsure windows and keeps the rest."""
+"""Coarse-to-fine inference and the other two-stage / sliding modes as DGVFM's
+``MsVFMEncoderDecoder``.
+
+Parity: ``coarse_to_fine.pt`` holds the original's ``ms_inference`` (test_cfg threadshod 0.968,
+conf 0.8, crop 48, stride 32; stage 1 at its fixed 512x1024), ``hr_slide``, ``lr_slide`` and
+``msfull_slide`` (mask disabled) logits, every 4th pixel, on a 64x128 image (flat left half,
+noisy right half) for a model of: a stand-in backbone (16x16 average pool, per-map 1x1 conv
+3 -> 32 + tanh; a fixed function, since the merge logic is what is tested), the original
+LinearHead (channels 8) and VFMHead (channels 128, 2 heads x 16, depth 1, mask 0.2), all
+weights from ``fill_state(seed 3)`` with the LinearHead classifier x 120 so that the left
+windows are sure and the right ones refined (the windows it refined are stored too).
+"""
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from clouds.modeling import build_model
-from clouds.modeling.inference import coarse_to_fine_inference, is_unsure, window_boxes
-from tests.modeling.vfm_test_utils import tiny_vfm_cfg
+from clouds.modeling.heads.mgrnet import MGRNet
+from clouds.modeling.heads.vfmnet import VFMNet
+from clouds.modeling.inference import InferenceSettings, coarse_to_fine_inference, infer_logits
+from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
+from tests.modeling.dgvfm_heads_utils import fill_state, load_fixture
 
-H, W = 32, 64
-WINDOW, STRIDE = (16, 16), (16, 16)  # 2 x 4 windows, no overlap
-
-
-def _coarse_fn(unsure_columns: slice):
-    """Confident class-0 logits at any size, near-uniform ones in ``unsure_columns`` of the
-    full-resolution image (the coarse stage runs at half size, so columns are halved)."""
-
-    def fn(small: torch.Tensor) -> torch.Tensor:
-        h, w = small.shape[-2:]
-        logits = torch.zeros(1, 3, h, w)
-        logits[:, 0] = 10.0
-        cols = slice(unsure_columns.start * w // W, unsure_columns.stop * w // W)
-        logits[:, 0, :, cols] = 0.1
-        return logits
-
-    return fn
+NAMES = [f"vfm{i}" for i in range(4)]
+MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 
-def _coarse_full(unsure_columns: slice) -> torch.Tensor:
-    """The stage-1 logits upsampled to full resolution, as coarse_to_fine computes them."""
-    small = _coarse_fn(unsure_columns)(torch.zeros(1, 3, H // 2, W // 2))
-    return F.interpolate(small, size=(H, W), mode="bilinear", align_corners=False)
+class StandIn(nn.Module):
+    """The fixture's stand-in backbone: 16x16 average pool, per-map 1x1 conv + tanh."""
 
+    size_divisibility = 16
 
-class _CountingRefiner:
     def __init__(self) -> None:
-        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(3, 32, 1) for _ in range(4))
 
-    def __call__(self, window: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        self.calls.append((window, context))
-        out = torch.zeros_like(context)
-        out[:, 2] = 5.0 + len(self.calls)
-        return out
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = F.avg_pool2d(x, 16)
+        return {n: torch.tanh(c(pooled)) for n, c in zip(NAMES, self.convs)}
 
 
-def _run(refiner: _CountingRefiner, unsure: slice, image: torch.Tensor, stride=STRIDE):
-    return coarse_to_fine_inference(
-        _coarse_fn(unsure),
-        refiner,
-        image,
-        coarse_size=(H // 2, W // 2),
-        window=WINDOW,
-        stride=stride,
+def _model(fixture: dict, mode: str) -> VFMSegmentor:
+    model = VFMSegmentor(
+        backbone=StandIn(),
+        decode_head=VFMNet(in_features=NAMES, in_channels=32, num_classes=19),
+        aux_decoder=MGRNet(
+            in_features=NAMES,
+            in_channels=32,
+            num_classes=19,
+            channels=128,
+            num_layers=1,
+            num_heads=2,
+            head_dim=16,
+            mask_ratio=0.2,
+        ),
+        pixel_mean=MEAN,
+        pixel_std=STD,
+        inference=InferenceSettings(
+            mode=mode, window=(48, 48), stride=(32, 32), coarse_size=(512, 1024)
+        ),
+    )
+    assert {k: list(v.shape) for k, v in model.state_dict().items() if "pixel_" not in k} == {
+        k: v for k, v in fixture["state_keys"].items() if not k.startswith("data_")
+    }
+    fill_state(model, 3)
+    with torch.no_grad():
+        model.decode_head.conv_seg.weight.mul_(fixture["scale"])
+    return model.eval()
+
+
+def _logits(model: VFMSegmentor, image: torch.Tensor) -> torch.Tensor:
+    return infer_logits(
+        model.inference_settings,
+        model.normalize(image)[None],
+        logits_fn=model.light_logits,
+        refine_fn=model.refined_logits,
+    )
+
+
+def test_coarse_to_fine_equals_the_originals_ms_inference() -> None:
+    fixture = load_fixture("coarse_to_fine.pt")
+    model = _model(fixture, "coarse_to_fine")
+    refined: list[tuple[int, int, int, int]] = []
+    refine = model.refined_logits
+    model.refined_logits = lambda *a: refined.append(a[0].shape) or refine(*a)
+    logits = _logits(model, fixture["image"])
+    assert len(refined) == 4  # the original refined the 4 right windows, the left 4 are sure
+    torch.testing.assert_close(logits[..., ::4, ::4], fixture["logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_other_modes_equal_the_originals() -> None:
+    fixture = load_fixture("coarse_to_fine.pt")
+    for mode, key in [
+        ("slide", "hr_slide"),
+        ("hr_slide", "hr_slide"),
+        ("lr_slide", "lr_slide"),
+        ("msfull_slide", "msfull_slide"),
+    ]:
+        logits = _logits(_model(fixture, mode), fixture["image"])
+        torch.testing.assert_close(logits[..., ::4, ::4], fixture[key], rtol=1e-4, atol=1e-4)
+
+
+def test_sure_windows_add_their_coarse_logits_to_overlapping_refined_ones() -> None:
+    """Windows 0..16 (sure) and 8..24 (unsure) overlap on 8..16: that strip is their mean."""
+    coarse = torch.zeros(1, 2, 8, 24)
+    coarse[:, 0, :, :16] = 10.0  # window 0..16 all sure, window 8..24 half sure
+
+    def coarse_fn(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return coarse
+
+    def refine_fn(window: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(context, 3.0)
+
+    out = coarse_to_fine_inference(
+        coarse_fn,
+        refine_fn,
+        torch.zeros(1, 3, 8, 24),
+        coarse_size=(8, 24),
+        window=(8, 16),
+        stride=(8, 8),
         confidence=0.968,
         sure_ratio=0.8,
     )
-
-
-def test_only_unsure_windows_are_refined() -> None:
-    image = torch.randn(1, 3, H, W)
-    refiner = _CountingRefiner()
-    logits = _run(refiner, slice(16, 32), image)
-    # the windows of columns 16..32 (two rows) are unsure; the six others are kept
-    assert len(refiner.calls) == 2
-    for window, context in refiner.calls:
-        assert window.shape == (1, 3, 16, 16) and context.shape == (1, 3, 16, 16)
-    torch.testing.assert_close(refiner.calls[0][0], image[..., 0:16, 16:32])
-    assert (logits[0, 2, :, 16:32] > 5).all()
-    assert (logits[0, :, :, 16:32].argmax(0) == 2).all()
-    coarse = _coarse_full(slice(16, 32))
-    assert torch.equal(logits[..., :16], coarse[..., :16])
-    assert torch.equal(logits[..., 32:], coarse[..., 32:])
-
-
-def test_context_is_the_upsampled_coarse_prediction() -> None:
-    refiner = _CountingRefiner()
-    _run(refiner, slice(48, 64), torch.randn(1, 3, H, W))
-    assert len(refiner.calls) == 2
-    assert torch.equal(refiner.calls[0][1], _coarse_full(slice(48, 64))[..., 0:16, 48:64])
-    assert torch.equal(refiner.calls[1][1], _coarse_full(slice(48, 64))[..., 16:32, 48:64])
-
-
-def test_sure_image_is_not_refined() -> None:
-    refiner = _CountingRefiner()
-    logits = _run(refiner, slice(0, 0), torch.randn(1, 3, H, W))
-    assert not refiner.calls
-    assert torch.equal(logits, _coarse_full(slice(0, 0)))
-
-
-def test_overlapping_refined_windows_are_averaged() -> None:
-    refiner = _CountingRefiner()
-    logits = _run(refiner, slice(0, W), torch.randn(1, 3, H, W), stride=(16, 8))
-    boxes = window_boxes(H, W, WINDOW, (16, 8))
-    assert len(refiner.calls) == len(boxes) == 14
-    # column 8..16 of the first row is covered by windows 1 and 2 (values 6 and 7)
-    assert torch.allclose(logits[0, 2, 0, 8:16], torch.full((8,), 6.5))
-    assert torch.allclose(logits[0, 2, 0, 0:8], torch.full((8,), 6.0))
-
-
-@pytest.mark.parametrize("ratio, expected", [(0.5, False), (0.9, True)])
-def test_is_unsure_threshold(ratio: float, expected: bool) -> None:
-    logits = torch.zeros(1, 2, 4, 4)
-    logits[:, 0, :3] = 10.0  # 12 of 16 pixels confident
-    assert is_unsure(logits, confidence=0.968, sure_ratio=ratio) is expected
-
-
-def test_vfm_segmentor_runs_coarse_to_fine() -> None:
-    cfg = tiny_vfm_cfg(
-        "DINOv2",
-        [
-            "MODEL.VFM_HEAD.TYPE",
-            "ms_masked",
-            "TEST.MODE",
-            "coarse_to_fine",
-            "TEST.COARSE_TO_FINE.SURE_RATIO",
-            "1.1",
-        ],
-    )
-    model = build_model(cfg).eval()
-    calls = []
-    refine = model.refined_logits
-    model.refined_logits = lambda *args: calls.append(args) or refine(*args)
-    out = model(
-        [
-            {
-                "image": torch.randint(0, 256, (3, 32, 64), dtype=torch.uint8),
-                "height": 64,
-                "width": 128,
-            }
-        ]
-    )
-    assert out[0]["sem_seg"].shape == (5, 64, 128)
-    torch.testing.assert_close(out[0]["sem_seg"].sum(0), torch.ones(64, 128))
-    assert len(calls) == 2  # every window counts as unsure with SURE_RATIO > 1
+    torch.testing.assert_close(out[..., :8], coarse[..., :8])
+    torch.testing.assert_close(out[..., 16:], torch.full((1, 2, 8, 8), 3.0))
+    torch.testing.assert_close(out[..., 8:16], (coarse[..., 8:16] + 3.0) / 2)

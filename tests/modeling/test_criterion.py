@@ -3,6 +3,8 @@ import math
 import pytest
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
 
 from clouds.modeling.criterion import SetCriterion, dice_loss, sigmoid_ce_loss
 from clouds.modeling.matcher import HungarianMatcher
@@ -138,3 +140,40 @@ def test_mask_count_is_all_reduced_in_a_process_group(tmp_path):
         assert SetCriterion._num_masks(empty, torch.device("cpu")).item() == 1.0
     finally:
         dist.destroy_process_group()
+
+
+# Two processes holding 1 and 3 target masks, all empty. Rank 0 predicts logit 0 everywhere: each
+# mask's BCE is log 2 and its dice 1 - 1 / (N / 2 + 1) on N points, wherever they fall. Rank 1
+# predicts -60 (even the zero padding around the border keeps it below -15): both losses ~0.
+_RANK_MASKS = (1, 3)
+_RANK_LOGIT = (0.0, -60.0)
+_POINTS = 16
+
+
+def _rank_losses(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        n = _RANK_MASKS[rank]
+        target = {"labels": torch.zeros(n, dtype=torch.int64), "masks": torch.zeros(n, 8, 8).bool()}
+        outputs = {
+            "pred_logits": torch.zeros(1, 4, 3),
+            "pred_masks": torch.full((1, 4, 8, 8), _RANK_LOGIT[rank]),
+        }
+        losses = _criterion(num_points=_POINTS)(outputs, [target])
+        torch.save({k: v.detach() for k, v in losses.items()}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_average_to_the_loss_of_the_pooled_batch(tmp_path):
+    # DDP averages the ranks' gradients, so the mean of the ranks' losses must be the loss of the
+    # pooled batch: each rank divides its masks' sum by the mean mask count over the ranks (2).
+    mp.spawn(_rank_losses, args=(str(tmp_path / "pg"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    per_mask = {"loss_mask": (math.log(2.0), 0.0), "loss_dice": (1 - 1 / (_POINTS / 2 + 1), 0.0)}
+    for key, (loss0, loss1) in per_mask.items():
+        pooled = (_RANK_MASKS[0] * loss0 + _RANK_MASKS[1] * loss1) / sum(_RANK_MASKS)
+        mean_of_ranks = (ranks[0][key] + ranks[1][key]).item() / 2
+        assert mean_of_ranks == pytest.approx(pooled, abs=1e-5), key
+        # rank 0 alone: its one mask over the mean count (1 + 3) / 2 = 2
+        assert ranks[0][key].item() == pytest.approx(loss0 / 2, abs=1e-5), key

@@ -51,6 +51,21 @@ def test_full_weights_take_clip_probabilities_scaled_by_non_void() -> None:
     torch.testing.assert_close(probs[..., -1:], void)
 
 
+def test_alpha_zero_beta_one_takes_seen_columns_from_decoder_and_unseen_from_clip() -> None:
+    # alpha 0: a seen class keeps the decoder's probability; beta 1: an unseen one takes CLIP's.
+    # The mixed row is then renormalised and scaled by the decoder's non-void probability.
+    torch.manual_seed(0)
+    logits, clip_logits = torch.randn(2, 3, 5), torch.randn(2, 3, 4)
+    seen = torch.tensor([True, False, False, True])
+    probs = geometric_ensemble_probs(logits, clip_logits, seen, alpha=0.0, beta=1.0)
+    p_in = logits[..., :-1].softmax(dim=-1)
+    p_out = clip_logits.softmax(dim=-1)
+    mixed = torch.stack([p_in[..., 0], p_out[..., 1], p_out[..., 2], p_in[..., 3]], dim=-1)
+    void = logits.softmax(dim=-1)[..., -1:]
+    torch.testing.assert_close(probs[..., :-1], mixed / mixed.sum(-1, keepdim=True) * (1 - void))
+    torch.testing.assert_close(probs[..., -1:], void)
+
+
 def test_invalid_queries_keep_the_decoder_probabilities() -> None:
     logits, clip_logits = torch.randn(1, 2, 3), torch.randn(1, 2, 2)
     valid = torch.tensor([[True, False]])

@@ -1,87 +1,83 @@
-"""MGRNet refinement head: shapes, use of the coarse logits, token masking, detached context."""
+"""MGRNet refinement head = the original's VFMHead with its (Mask)TransformerDecoder.
+
+Parity: ``heads.pt`` holds the original VFMHead's output (in_channels 4 x 32, channels /
+query_dim 128, 2 heads x 16, depth 2, dropout 0.1, mask_ratio 0.2, 19 classes, eval mode,
+weights from ``fill_state(seed 2)``) for fixed features (2, 32, 4, 6) x 4 and a (2, 19, 10, 13)
+context: once with masking disabled (``mask_enable False``, as its ms_inference) and once with
+masking on after ``torch.manual_seed(123)``; see tests/modeling/dgvfm_heads_utils.py.
+"""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from clouds.modeling.heads.mgrnet import MGRNet
+from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
+from tests.modeling.dgvfm_heads_utils import fill_state, load_fixture
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
-SHAPE = {f"vfm{i}": ShapeSpec(channels=16, stride=16) for i in range(4)}
+NAMES = [f"vfm{i}" for i in range(4)]
 
 
-def _head(masked: bool = True) -> MGRNet:
-    cfg = tiny_vfm_cfg(overrides=["MODEL.VFM_HEAD.REFINE_LAYERS", "2"])
-    return MGRNet.from_config(cfg, SHAPE, masked=masked)
+def _head(mask_ratio: float | None = 0.2) -> MGRNet:
+    return MGRNet(
+        in_features=NAMES,
+        in_channels=32,
+        num_classes=19,
+        channels=128,
+        num_layers=2,
+        num_heads=2,
+        head_dim=16,
+        mask_ratio=mask_ratio,
+    )
 
 
-def _features(h: int = 4, w: int = 6) -> list[torch.Tensor]:
-    return [torch.randn(2, 16, h, w) for _ in range(4)]
-
-
-def test_logits_at_stride_4_for_any_context_size() -> None:
-    head = _head().eval()
-    for context_size in [(16, 24), (7, 9), (64, 96)]:
-        out = head(_features(), torch.randn(2, 5, *context_size))
-        assert out.shape == (2, 5, 16, 24)
-
-
-def test_config_values() -> None:
+def test_keys_and_outputs_equal_the_originals_vfm_head() -> None:
+    fixture = load_fixture("heads.pt")
     head = _head()
-    assert len(head.blocks) == 2
-    assert head.blocks[0].self_attn.num_heads == 4
-    assert head.mask_ratio == 0.2
-    assert _head(masked=False).mask_ratio == 0.0
-    convs = [m for m in head.logit_embed if isinstance(m, torch.nn.Conv2d)]
-    assert [c.stride for c in convs] == [(2, 2), (2, 2), (1, 1)]
-    assert convs[-1].kernel_size == (1, 1)
-
-
-def test_coarse_logits_change_the_output() -> None:
-    head = _head().eval()
-    features = _features()
+    assert {k: list(v.shape) for k, v in head.state_dict().items()} == fixture["vfmhead_keys"]
+    fill_state(head, 2)
+    head.eval()
+    features = dict(zip(NAMES, fixture["features"]))
     with torch.no_grad():
-        a = head(features, torch.randn(2, 5, 16, 24))
-        b = head(features, torch.randn(2, 5, 16, 24))
-    assert not torch.allclose(a, b, atol=1e-5)
+        out = head(features, fixture["context"])
+        torch.manual_seed(fixture["mask_seed"])
+        masked = head(features, fixture["context"], mask=True)
+    torch.testing.assert_close(out, fixture["vfmhead_out"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(masked, fixture["vfmhead_masked_out"], rtol=1e-5, atol=1e-5)
 
 
-def test_context_is_detached_and_parameters_get_gradients() -> None:
-    head = _head().train()
-    context = torch.randn(2, 5, 16, 24, requires_grad=True)
-    head(_features(), context).square().mean().backward()
-    assert context.grad is None
-    missing = [n for n, p in head.named_parameters() if p.grad is None]
-    assert not missing, missing
-
-
-def test_masks_a_fifth_of_the_tokens_in_training_only() -> None:
-    head = _head()
-    tokens = torch.randn(3, 40, 32)
-    masked = head._mask_tokens(tokens)
-    is_mask = (masked == head.mask_token).all(dim=-1)
-    assert is_mask.sum(dim=1).tolist() == [8, 8, 8]
-    torch.testing.assert_close(masked[~is_mask], tokens[~is_mask])
-
-    # in eval no token is masked: the masked head equals its unmasked twin; in training
-    # (dropout off) it differs
-    features, context = _features(), torch.randn(2, 5, 16, 24)
-    unmasked = _head(masked=False)
-    unmasked.load_state_dict(head.state_dict())
+def test_unmasked_variant_has_no_mask_token_and_ignores_mask() -> None:
+    head = _head(mask_ratio=None).eval()
+    assert not any("mask_token" in k for k in head.state_dict())
+    features = {n: torch.randn(1, 32, 2, 2) for n in NAMES}
+    context = torch.randn(1, 19, 8, 8)
     with torch.no_grad():
-        torch.testing.assert_close(
-            head.eval()(features, context), unmasked.eval()(features, context)
-        )
-        _without_dropout(head.train())
-        _without_dropout(unmasked.train())
-        assert not torch.allclose(head(features, context), unmasked(features, context), atol=1e-5)
-        torch.testing.assert_close(unmasked(features, context), unmasked.eval()(features, context))
+        torch.testing.assert_close(head(features, context, mask=True), head(features, context))
 
 
-def _without_dropout(module: torch.nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-        elif isinstance(m, torch.nn.MultiheadAttention):
-            m.dropout = 0.0
+def test_mask_keeps_tokens_with_probability_one_minus_ratio() -> None:
+    decoder = _head().transformer_decoder
+    x = torch.randn(4, 128, 32, 32)
+    masked = decoder.mask_tokens(x)
+    is_mask = (masked == decoder.mask_token).all(dim=1)
+    assert 0.17 < is_mask.float().mean().item() < 0.23
+    torch.testing.assert_close(
+        masked.permute(0, 2, 3, 1)[~is_mask], x.permute(0, 2, 3, 1)[~is_mask]
+    )
+
+
+def test_built_from_the_registry_with_config_values() -> None:
+    shape = {n: ShapeSpec(channels=32, stride=16) for n in NAMES}
+    head = VFM_HEAD_REGISTRY.get("MGRNet").from_config(tiny_vfm_cfg(), shape, masked=True)
+    assert head.transformer_decoder.mask_ratio == 0.2
+    assert len(head.transformer_decoder.transformer_blocks) == 1
+    features = {n: torch.randn(2, 32, 3, 5, requires_grad=True) for n in NAMES}
+    out = head(features, torch.randn(2, 5, 7, 9), mask=True)
+    assert out.shape == (2, 5, 3, 5)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in head.parameters())
+    with pytest.raises(ValueError, match="multiple of 128"):
+        MGRNet(in_features=NAMES, in_channels=32, num_classes=5, channels=96)

@@ -112,3 +112,25 @@ def test_module_rejects_bad_arguments():
     attn = MSDeformAttn(d_model=8, n_levels=1, n_heads=2, n_points=1)
     with pytest.raises(ValueError, match=r"\(x, y\)"):
         attn(torch.randn(1, 2, 8), torch.rand(1, 2, 1, 4), torch.randn(1, 6, 8), [(2, 3)])
+
+
+@pytest.mark.parametrize("offset", [(1.0, 0.0), (0.0, 1.0)])
+def test_module_pixel_offset_shifts_a_non_square_level_by_one_pixel(offset):
+    # Identity projections, one head and point, offset bias of one pixel in x (or y): every query
+    # sitting on a pixel centre of a 3x5 (H x W) level reads its right (or lower) neighbour, which
+    # holds only if offsets are divided by (W, H) and not (H, W).
+    h, w, d = 3, 5, 4
+    attn = MSDeformAttn(d_model=d, n_levels=1, n_heads=1, n_points=1)
+    with torch.no_grad():
+        for proj in (attn.value_proj, attn.output_proj):
+            proj.weight.copy_(torch.eye(d))
+        attn.sampling_offsets.bias.copy_(torch.tensor(offset))
+    value_map = torch.randn(1, d, h, w)
+    src = value_map.flatten(2).transpose(1, 2)  # (1, H*W, D), row-major
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    centres = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], dim=-1).view(1, h * w, 1, 2)
+    out = attn(torch.randn(1, h * w, d), centres, src, [(h, w)])
+    dx, dy = int(offset[0]), int(offset[1])
+    shifted = torch.zeros_like(value_map)
+    shifted[..., : h - dy, : w - dx] = value_map[..., dy:, dx:]  # zeros read beyond the border
+    torch.testing.assert_close(out, shifted.flatten(2).transpose(1, 2))

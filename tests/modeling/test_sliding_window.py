@@ -30,7 +30,7 @@ def test_overlaps_are_averaged() -> None:
     """Each window predicts the constant (number of calls so far); overlaps get the mean."""
     calls: list[tuple[int, int]] = []
 
-    def fn(window: torch.Tensor) -> torch.Tensor:
+    def fn(window: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         calls.append(tuple(window.shape[-2:]))
         return torch.full((1, 2, *window.shape[-2:]), float(len(calls)))
 
@@ -43,7 +43,7 @@ def test_overlaps_are_averaged() -> None:
 
 def test_pointwise_model_gives_the_same_result_everywhere() -> None:
     image = torch.randn(1, 3, 20, 36)
-    fn = lambda x: torch.cat([x.sum(1, keepdim=True), x.amax(1, keepdim=True)], 1)  # noqa: E731
+    fn = lambda x, size=None: torch.cat([x.sum(1, keepdim=True), x.amax(1, keepdim=True)], 1)  # noqa: E731
     torch.testing.assert_close(
         slide_inference(fn, image, window=(16, 16), stride=(6, 10)), fn(image)
     )

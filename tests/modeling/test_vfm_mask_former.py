@@ -27,11 +27,11 @@ def test_pyramid_levels_and_strides() -> None:
 def test_trains_lora_and_head_and_predicts() -> None:
     cfg = load_config(str(CONFIG), ["MODEL.SEM_SEG_HEAD.NUM_CLASSES", "5"])
     model = build_model(cfg)
-    assert isinstance(model.light_head, VFMMaskHead) and model.refine_head is None
+    assert isinstance(model.decode_head, VFMMaskHead) and model.aux_decoder is None
     assert model.size_divisibility == 32
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert all(n.startswith("light_head.") or ".lora_" in n for n in trainable)
-    assert "light_head.class_embed" in trainable
+    assert all(n.startswith("decode_head.") or ".lora_" in n for n in trainable)
+    assert "decode_head.class_embed" in trainable
 
     model.train()
     batch = [
@@ -44,7 +44,7 @@ def test_trains_lora_and_head_and_predicts() -> None:
     losses = model(batch)
     assert {"loss_ce", "loss_mask", "loss_dice"} <= set(losses)
     sum(losses.values()).backward()
-    assert model.light_head.class_embed.grad is not None
+    assert model.decode_head.class_embed.grad is not None
     assert all(p.grad is not None for n, p in model.named_parameters() if ".lora_A." in n)
 
     model.eval()

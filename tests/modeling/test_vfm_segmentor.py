@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from clouds.config import ConfigError
 from clouds.modeling import build_model
-from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor, region_logits
+from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
 
@@ -23,7 +22,7 @@ def _batch(n: int = 2, size: int = 64) -> list[dict]:
 
 
 def _is_lora_or_head(name: str) -> bool:
-    return name.startswith(("light_head.", "refine_head.")) or (
+    return name.startswith(("decode_head.", "aux_decoder.")) or (
         name.startswith("backbone.vit.") and (".lora_A." in name or ".lora_B." in name)
     )
 
@@ -35,7 +34,7 @@ def test_trainable_parameters_are_exactly_lora_and_heads(head_type: str) -> None
     names = dict(model.named_parameters())
     trainable = {n for n, p in names.items() if p.requires_grad}
     assert trainable == {n for n in names if _is_lora_or_head(n)}
-    assert any(n.startswith("refine_head.") for n in trainable) == (head_type != "light")
+    assert any(n.startswith("aux_decoder.") for n in trainable) == (head_type != "light")
     assert any(".lora_" in n for n in trainable)
 
 
@@ -53,8 +52,8 @@ def test_training_steps_change_only_lora_and_heads() -> None:
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(_is_lora_or_head(k) for k in changed), sorted(changed)[:5]
     assert any(".lora_B." in k for k in changed)
-    assert any(k.startswith("refine_head.") for k in changed)
-    assert any(k.startswith("light_head.") for k in changed)
+    assert any(k.startswith("aux_decoder.") for k in changed)
+    assert any(k.startswith("decode_head.") for k in changed)
 
 
 def test_multi_scale_loss_gradients_reach_both_heads_and_lora() -> None:
@@ -62,9 +61,9 @@ def test_multi_scale_loss_gradients_reach_both_heads_and_lora() -> None:
     losses = model(_batch())
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     losses["loss_refine"].backward()
-    light = [p.grad for p in model.light_head.parameters()]
+    light = [p.grad for p in model.decode_head.parameters()]
     assert all(g is None for g in light), "coarse logits must reach the refiner detached"
-    assert all(p.grad is not None for p in model.refine_head.parameters())
+    assert all(p.grad is not None for p in model.aux_decoder.parameters())
     lora = [p for n, p in model.named_parameters() if ".lora_A." in n]
     assert all(p.grad is not None for p in lora)
 
@@ -75,25 +74,27 @@ def test_light_head_training_loss() -> None:
     assert set(losses) == {"loss_sem_seg"} and torch.isfinite(losses["loss_sem_seg"])
 
 
-def test_sub_crops_lie_on_the_grid_inside_the_crop() -> None:
+def test_sub_crop_offsets_as_the_originals_get_crop_bbox() -> None:
+    """randint(0, (margin + 1) // grid) * grid: margin 64 - 32 = 32 -> (33 // 16) = 2 values."""
     model = build_model(tiny_vfm_cfg("DINOv2"))
-    boxes = model.sample_sub_crops(64, 96, 200)
-    x0, y0, x1, y1 = boxes.unbind(1)
-    assert ((x0 % 16) == 0).all() and ((y0 % 16) == 0).all()
-    assert (x1 - x0 == 32).all() and (y1 - y0 == 32).all()
-    assert (x1 <= 96).all() and (y1 <= 64).all()
-    assert set(x0.tolist()) == {0, 16, 32, 48, 64} and set(y0.tolist()) == {0, 16, 32}
+    offsets = {model.sample_sub_crop(64, 96) for _ in range(200)}
+    assert {y for y, _ in offsets} == {0, 16} and {x for _, x in offsets} == {0, 16, 32, 48}
+    assert model.sample_sub_crop(32, 32) == (0, 0)
     with pytest.raises(ConfigError, match="SUB_CROP"):
-        model.sample_sub_crops(16, 96, 1)
+        model.sample_sub_crop(16, 96)
 
 
-def test_region_logits_resample_like_interpolate() -> None:
-    logits = torch.randn(2, 3, 8, 12)  # stride 8 of a 64 x 96 image
-    boxes = torch.tensor([[16.0, 32.0, 48.0, 64.0], [0.0, 0.0, 32.0, 32.0]])
-    regions = region_logits(logits, (64, 96), boxes, (8, 8))  # stride 4 of the regions
-    upsampled = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(regions[0], upsampled[0, :, 8:16, 4:12])
-    torch.testing.assert_close(regions[1], upsampled[1, :, 0:8, 0:8])
+def test_cross_entropy_averages_over_all_pixels_like_mmseg() -> None:
+    """avg_non_ignore=False: sum over labelled pixels / all pixels (mmseg's reduce 'mean')."""
+    model = build_model(tiny_vfm_cfg("DINOv2", ["MODEL.VFM_HEAD.TYPE", "light"]))
+    logits = torch.randn(2, 5, 4, 4)
+    labels = torch.randint(0, 5, (2, 4, 4))
+    labels[0, :2] = 255
+    per_pixel = -logits.log_softmax(1).gather(1, labels.clamp(max=4)[:, None])[:, 0]
+    labelled = labels != 255
+    torch.testing.assert_close(model._ce(logits, labels), per_pixel[labelled].sum() / 32)
+    model.ce_avg_non_ignore = True
+    torch.testing.assert_close(model._ce(logits, labels), per_pixel[labelled].mean())
 
 
 def test_eval_outputs_class_probabilities_at_requested_size() -> None:
@@ -115,9 +116,25 @@ def test_eval_outputs_class_probabilities_at_requested_size() -> None:
 def test_config_errors() -> None:
     with pytest.raises(ConfigError, match="VFM_HEAD.TYPE"):
         build_model(tiny_vfm_cfg("DINOv2", ["MODEL.VFM_HEAD.TYPE", "heavy"]))
+    with pytest.raises(ConfigError, match="LIGHT_HEAD_NAME"):
+        build_model(tiny_vfm_cfg("DINOv2", ["MODEL.VFM_HEAD.LIGHT_HEAD_NAME", "Nope"]))
     with pytest.raises(ConfigError, match="coarse_to_fine"):
         build_model(
             tiny_vfm_cfg("DINOv2", ["MODEL.VFM_HEAD.TYPE", "light", "TEST.MODE", "coarse_to_fine"])
         )
     with pytest.raises(ConfigError, match="not a VFM backbone"):
         build_model(tiny_vfm_cfg("DINOv2", ["MODEL.BACKBONE.NAME", "CLIP"]))
+
+
+def test_training_batches_pad_to_the_crop_size_like_mmseg() -> None:
+    """INPUT.VFM_PIPELINE.PAD_TO_CROP: smaller crops padded to INPUT.CROP.SIZE, the image with 0
+    after normalisation and the label with the ignore value (mmseg's SegDataPreProcessor)."""
+    overrides = ["INPUT.VFM_PIPELINE.PAD_TO_CROP", "True", "INPUT.CROP.SIZE", "(48, 80)"]
+    model = build_model(tiny_vfm_cfg("DINOv2", overrides)).train()
+    images, labels = model._training_batch(_batch(size=32))
+    assert images.shape == (2, 3, 48, 80) and labels.shape == (2, 48, 80)
+    assert (images[..., 32:, :] == 0).all() and (images[..., :, 32:] == 0).all()
+    assert (labels[:, 32:, :] == 255).all() and (labels[:, :, 32:] == 255).all()
+    assert (labels[:, :32, :32] < 5).all()
+    unpadded = build_model(tiny_vfm_cfg("DINOv2")).train()
+    assert unpadded._training_batch(_batch(size=32))[0].shape == (2, 3, 32, 32)

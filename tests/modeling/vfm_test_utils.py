@@ -30,7 +30,8 @@ def tiny_vfm_cfg(backbone: str = "DINOv2", overrides: Sequence[str] = ()) -> Cfg
     cfg.MODEL.LORA.RANK = 4
     cfg.MODEL.LORA.ALPHA = 4
     cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 5
-    cfg.MODEL.VFM_HEAD.HIDDEN_DIM = 32
+    cfg.MODEL.VFM_HEAD.HIDDEN_DIM = 128  # GroupNorm(32) on HIDDEN_DIM / 4, as the original
+    cfg.MODEL.VFM_HEAD.REFINE_HEAD_DIM = 16
     cfg.MODEL.VFM_HEAD.REFINE_LAYERS = 1
     cfg.MODEL.VFM_HEAD.REFINE_HEADS = 4
     cfg.MODEL.VFM_HEAD.SUB_CROP = 32

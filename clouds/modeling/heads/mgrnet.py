@@ -1,168 +1,241 @@
-"""MGRNet: mask-guided refinement head of the VFM segmentor (DGVFM).
+"""MGRNet: mask-guided refinement head of the VFM segmentor, as DGVFM's ``VFMHead``.
 
-Image tokens (the four stride-16 maps projected to ``hidden_dim``) go through pre-norm blocks of
-self-attention, cross-attention to an embedding of the coarse class logits of the same region
-(two stride-2 convs + 1x1 conv, so it lies on the token grid) and a GEGLU feed-forward. In
-training a share of the image tokens is replaced by one learned mask token ("ms_masked"). The
-refined tokens are brought to stride 4 and classified like in :class:`VFMNet`. Both token sets
-get fixed 2-D sine position embeddings on queries and keys so that cross-attention can relate
-a token to the coarse prediction around it.
+Image tokens: the maps named ``in_features`` concatenated, 1x1 conv + GroupNorm(32) + GELU to
+D channels. Context: the coarse logits resized (bilinear) to the stride-4 grid, then conv k2s2
+(K -> D/4) + GN + GELU, conv k2s2 (D/4 -> D/2) + GN + GELU, 1x1 conv (-> D) + GN, which lands on
+the token grid. A transformer decoder (optionally masking image tokens with a learned token
+before its input GroupNorm(32, eps 1e-6)) runs pre-LN blocks of self-attention, cross-attention
+to the un-normalised context and a GEGLU feed-forward, without position embeddings or a final
+norm; Dropout2d + 1x1 conv classify at stride 16. Submodule names equal the original's, so its
+``aux_decoder.*`` checkpoint entries load as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode
-from clouds.modeling.heads.vfmnet import check_features, group_norm, upsample_x4
+from clouds.modeling.heads.vfmnet import check_features, init_classifier, select_features
+from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
-from clouds.modeling.transformer_decoder.position_encoding import PositionEmbeddingSine
 
-__all__ = ["GEGLUFeedForward", "MGRNet", "RefinementBlock"]
+__all__ = ["Attention", "DecoderBlock", "FeedForward", "MGRNet", "RefinementDecoder"]
 
 
-class GEGLUFeedForward(nn.Module):
-    """x -> W2 (a * GELU(g)), (a, g) = W1 x: (B, N, C) -> (B, N, C)."""
+class GEGLU(nn.Module):
+    """x -> a * GELU(g), (a, g) = proj(x): (B, N, C) -> (B, N, H)."""
 
-    def __init__(self, *, dim: int, hidden_dim: int, dropout: float) -> None:
+    def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.proj_in = nn.Linear(dim, 2 * hidden_dim)
-        self.dropout = nn.Dropout(dropout)
-        self.proj_out = nn.Linear(hidden_dim, dim)
+        self.proj = nn.Linear(dim, 2 * hidden_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, gate = self.proj_in(x).chunk(2, dim=-1)
-        return self.proj_out(self.dropout(a * F.gelu(gate)))
+        a, gate = self.proj(x).chunk(2, dim=-1)
+        return a * F.gelu(gate)
 
 
-class RefinementBlock(nn.Module):
-    """Pre-norm block: self-attention, cross-attention to the logit embedding, GEGLU FFN."""
+class FeedForward(nn.Module):
+    """GEGLU (dim -> 4 dim) + dropout + linear back to dim: (B, N, C) -> (B, N, C)."""
 
-    def __init__(self, *, dim: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, dropout: float) -> None:
         super().__init__()
-        self.norm_self = nn.LayerNorm(dim)
-        self.self_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
-        self.norm_cross = nn.LayerNorm(dim)
-        self.norm_context = nn.LayerNorm(dim)
-        self.cross_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
-        self.norm_ffn = nn.LayerNorm(dim)
-        self.ffn = GEGLUFeedForward(dim=dim, hidden_dim=4 * dim, dropout=dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.net = nn.Sequential(GEGLU(dim, 4 * dim), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
 
-    def forward(
-        self, x: torch.Tensor, context: torch.Tensor, x_pos: torch.Tensor, context_pos: torch.Tensor
-    ) -> torch.Tensor:
-        """Tokens x (B, N, C), context (B, M, C), their position embeddings -> (B, N, C)."""
-        h = self.norm_self(x)
-        x = x + self.dropout(self.self_attn(h + x_pos, h + x_pos, h, need_weights=False)[0])
-        h = self.norm_cross(x)
-        c = self.norm_context(context)
-        x = x + self.dropout(self.cross_attn(h + x_pos, c + context_pos, c, need_weights=False)[0])
-        return x + self.dropout(self.ffn(self.norm_ffn(x)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
-class MGRNet(nn.Module):
-    """Refinement head: maps (B, C, h, w) x N + coarse logits -> logits (B, K, 4h, 4w)."""
+class Attention(nn.Module):
+    """Multi-head attention, q/k/v without bias, output linear + dropout."""
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int, dropout: float) -> None:
+        super().__init__()
+        inner = num_heads * head_dim
+        self.num_heads = num_heads
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(dim, inner, bias=False)
+        self.to_v = nn.Linear(dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries x (B, N, C) attend to context (B, M, C) (x itself when None) -> (B, N, C)."""
+        context = x if context is None else context
+        q, k, v = (
+            t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+            for t in (self.to_q(x), self.to_k(context), self.to_v(context))
+        )
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        return self.to_out(out)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LN block: self-attention, cross-attention to the context, GEGLU feed-forward."""
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.attn1 = Attention(dim, num_heads, head_dim, dropout)
+        self.ff = FeedForward(dim, dropout)
+        self.attn2 = Attention(dim, num_heads, head_dim, dropout)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, N, C), context (B, M, C) -> (B, N, C)."""
+        x = self.attn1(self.norm1(x)) + x
+        x = self.attn2(self.norm2(x), context) + x
+        return self.ff(self.norm3(x)) + x
+
+
+class RefinementDecoder(nn.Module):
+    """Image tokens (B, C, h, w) attend to context tokens (B, C, h, w) -> (B, C, h, w)."""
 
     def __init__(
         self,
         *,
+        dim: int,
+        num_heads: int,
+        head_dim: int,
+        depth: int,
+        dropout: float,
+        mask_ratio: float | None,
+    ) -> None:
+        """``mask_ratio``: share of image tokens replaced by a learned mask token when masking
+        is asked for (None: no mask token, the original's unmasked ``TransformerDecoder``)."""
+        super().__init__()
+        if mask_ratio is not None and not 0.0 <= mask_ratio < 1.0:
+            raise ValueError(f"MODEL.VFM_HEAD.MASK_RATIO must be in [0, 1), got {mask_ratio}")
+        self.norm = nn.GroupNorm(32, dim, eps=1e-6)
+        self.transformer_blocks = nn.ModuleList(
+            DecoderBlock(dim, num_heads, head_dim, dropout) for _ in range(depth)
+        )
+        self.mask_ratio = mask_ratio
+        if mask_ratio is not None:
+            self.mask_token = nn.Parameter(torch.randn(1, dim, 1, 1))
+
+    def mask_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Each token of (B, C, h, w) kept with probability 1 - mask_ratio, else the mask token."""
+        b, c, h, w = x.shape
+        keep = torch.rand(b, 1, h, w, device=x.device) > self.mask_ratio
+        return torch.where(keep, x, self.mask_token.to(x.dtype).expand(b, c, h, w))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, *, mask: bool) -> torch.Tensor:
+        if mask and self.mask_ratio is not None:
+            x = self.mask_tokens(x)
+        b, c, h, w = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        context = context.flatten(2).transpose(1, 2)
+        for block in self.transformer_blocks:
+            tokens = block(tokens, context)
+        return tokens.transpose(1, 2).reshape(b, c, h, w)
+
+
+@VFM_HEAD_REGISTRY.register()
+class MGRNet(nn.Module):
+    """Refinement head: named maps (B, C, h, w) + coarse logits -> logits (B, K, h, w)."""
+
+    def __init__(
+        self,
+        *,
+        in_features: Sequence[str],
         in_channels: int,
-        num_features: int,
         num_classes: int,
-        hidden_dim: int = 256,
+        channels: int = 256,
         num_layers: int = 3,
         num_heads: int = 8,
+        head_dim: int = 64,
         dropout: float = 0.1,
-        mask_ratio: float = 0.2,
+        mask_ratio: float | None = 0.2,
     ) -> None:
+        """
+        Args:
+            in_features: names of the backbone maps used, in concatenation order.
+            in_channels: channels C of each map.
+            channels: token width D (a multiple of 128: GroupNorm(32) on D/4).
+            num_layers, num_heads, head_dim, dropout: the transformer decoder.
+            mask_ratio: see :class:`RefinementDecoder` (None: no mask token).
+        """
         super().__init__()
-        if not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f"MODEL.VFM_HEAD.MASK_RATIO must be in [0, 1), got {mask_ratio}")
-        self.mask_ratio = mask_ratio
-        self.token_proj = nn.Conv2d(in_channels * num_features, hidden_dim, kernel_size=1)
-        self.logit_embed = nn.Sequential(
-            nn.Conv2d(num_classes, hidden_dim, kernel_size=3, stride=2, padding=1),
-            group_norm(hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden_dim, hidden_dim, kernel_size=3, stride=2, padding=1),
-            group_norm(hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden_dim, hidden_dim, kernel_size=1),
+        if channels % 128:
+            raise ValueError(f"MODEL.VFM_HEAD.HIDDEN_DIM must be a multiple of 128, got {channels}")
+        self.in_features = list(in_features)
+        self.activation = nn.GELU()
+        self.fuse_conv = nn.Sequential(
+            nn.Conv2d(in_channels * len(self.in_features), channels, kernel_size=1),
+            nn.GroupNorm(32, channels),
+            self.activation,
         )
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
-        nn.init.normal_(self.mask_token, std=0.02)
-        self.pos_embed = PositionEmbeddingSine(num_pos_feats=hidden_dim // 2)
-        self.blocks = nn.ModuleList(
-            RefinementBlock(dim=hidden_dim, num_heads=num_heads, dropout=dropout)
-            for _ in range(num_layers)
+        self.seg_logits_embed = nn.Sequential(
+            nn.Conv2d(num_classes, channels // 4, kernel_size=2, stride=2),
+            nn.GroupNorm(32, channels // 4),
+            self.activation,
+            nn.Conv2d(channels // 4, channels // 2, kernel_size=2, stride=2),
+            nn.GroupNorm(32, channels // 2),
+            self.activation,
+            nn.Conv2d(channels // 2, channels, kernel_size=1),
+            nn.GroupNorm(32, channels),
         )
-        self.norm = nn.LayerNorm(hidden_dim)
-        self.upsample = upsample_x4(hidden_dim)
-        self.classifier = nn.Conv2d(hidden_dim, num_classes, kernel_size=1)
+        self.transformer_decoder = RefinementDecoder(
+            dim=channels,
+            num_heads=num_heads,
+            head_dim=head_dim,
+            depth=num_layers,
+            dropout=dropout,
+            mask_ratio=mask_ratio,
+        )
+        self.dropout = nn.Dropout2d(dropout)
+        self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
+        init_classifier(self.conv_seg)
 
     @classmethod
     def from_config(
-        cls, cfg: CfgNode, input_shape: dict[str, ShapeSpec], *, masked: bool
+        cls, cfg: CfgNode, input_shape: Mapping[str, ShapeSpec], *, masked: bool
     ) -> MGRNet:
-        """``masked``: replace MODEL.VFM_HEAD.MASK_RATIO of the tokens in training (ms_masked)."""
-        in_channels, num_features = check_features(input_shape)
+        """``masked``: the decoder has a mask token (ms_masked)."""
+        in_channels, names = check_features(input_shape)
         head = cfg.MODEL.VFM_HEAD
         return cls(
+            in_features=names,
             in_channels=in_channels,
-            num_features=num_features,
             num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            hidden_dim=head.HIDDEN_DIM,
+            channels=head.HIDDEN_DIM,
             num_layers=head.REFINE_LAYERS,
             num_heads=head.REFINE_HEADS,
+            head_dim=head.REFINE_HEAD_DIM,
             dropout=head.REFINE_DROPOUT,
-            mask_ratio=head.MASK_RATIO if masked else 0.0,
+            mask_ratio=head.MASK_RATIO if masked else None,
         )
 
-    def _mask_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Replace ``mask_ratio`` of each sample's tokens (B, N, C) by the mask token."""
-        b, n, _ = tokens.shape
-        num_masked = int(round(self.mask_ratio * n))
-        if num_masked == 0:
-            return tokens
-        order = torch.rand(b, n, device=tokens.device).argsort(dim=1)
-        masked = torch.zeros(b, n, dtype=torch.bool, device=tokens.device)
-        masked.scatter_(1, order[:, :num_masked], True)
-        return torch.where(masked[..., None], self.mask_token.to(tokens.dtype), tokens)
-
     def forward(
-        self, features: Sequence[torch.Tensor], coarse_logits: torch.Tensor
+        self,
+        features: Mapping[str, torch.Tensor],
+        coarse_logits: torch.Tensor,
+        *,
+        mask: bool = False,
     ) -> torch.Tensor:
         """Refine a region.
 
         Args:
-            features: N maps (B, C, h, w) of the region at stride 16.
-            coarse_logits: (B, K, H', W') coarse class logits of the same region, any size
-                (resized to the stride-4 grid (4h, 4w)); treated as constants (detached).
+            features: named maps (B, C, h, w) of the region at stride 16.
+            coarse_logits: (B, K, H', W') coarse logits of the same region, any size (resized
+                bilinearly to (4h, 4w)); the caller detaches them.
+            mask: mask image tokens (training; the original's masked decoder).
 
         Returns:
-            (B, K, 4h, 4w) refined logits.
+            (B, K, h, w) refined logits at stride 16.
         """
-        x = self.token_proj(torch.cat(list(features), dim=1))
-        b, c, h, w = x.shape
-        coarse = F.interpolate(
-            coarse_logits.detach().to(x.dtype),
+        maps = select_features(features, self.in_features)
+        h, w = maps[0].shape[-2:]
+        context = F.interpolate(
+            coarse_logits.to(maps[0].dtype),
             size=(4 * h, 4 * w),
             mode="bilinear",
             align_corners=False,
         )
-        context = self.logit_embed(coarse)
-        pos = self.pos_embed(x).flatten(2).transpose(1, 2)
-        context_pos = self.pos_embed(context).flatten(2).transpose(1, 2)
-        tokens = x.flatten(2).transpose(1, 2)
-        if self.training and self.mask_ratio > 0:
-            tokens = self._mask_tokens(tokens)
-        context = context.flatten(2).transpose(1, 2)
-        for block in self.blocks:
-            tokens = block(tokens, context, pos, context_pos)
-        x = self.norm(tokens).transpose(1, 2).reshape(b, c, h, w)
-        return self.classifier(self.upsample(x))
+        tokens = self.fuse_conv(torch.cat(maps, dim=1))
+        out = self.transformer_decoder(tokens, self.seg_logits_embed(context), mask=mask)
+        return self.conv_seg(self.dropout(out))

@@ -1,75 +1,113 @@
-"""VFMNet: the light per-pixel head of the VFM segmentor (DGVFM).
+"""VFMNet: the light per-pixel head of the VFM segmentor, as DGVFM's ``LinearHead``.
 
-The four stride-16 maps are concatenated, fused by a 1x1 conv + GroupNorm + ReLU, brought to
-stride 4 by two stride-2 transposed convs and classified by a 1x1 conv.
+The maps named ``in_features`` (C channels, stride 16) are concatenated, fused by a 1x1 conv
+(no bias) + GroupNorm(32) + ReLU to C channels, brought to stride 4 by ConvT(C, C/2) + BatchNorm
++ GELU + ConvT(C/2, C/4) + GELU, and classified by Dropout2d + 1x1 conv. Submodule names equal
+the original's, so its ``decode_head.*`` checkpoint entries load as they are.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from clouds.config import CfgNode
+from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
 
-__all__ = ["VFMNet", "group_norm", "upsample_x4"]
+__all__ = ["FusionConv", "VFMNet", "check_features", "select_features"]
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 32 groups of at least 2 channels (32 groups for 256 channels)."""
-    return nn.GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
-
-
-def upsample_x4(channels: int) -> nn.Sequential:
-    """Two stride-2 transposed convs (each + GroupNorm + ReLU): (B, C, h, w) -> (B, C, 4h, 4w)."""
-    layers: list[nn.Module] = []
-    for _ in range(2):
-        layers += [
-            nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2),
-            group_norm(channels),
-            nn.ReLU(inplace=True),
-        ]
-    return nn.Sequential(*layers)
-
-
-def check_features(input_shape: dict[str, ShapeSpec]) -> tuple[int, int]:
-    """(channels per map, number of maps) of equal-width stride-16 backbone outputs."""
+def check_features(input_shape: Mapping[str, ShapeSpec]) -> tuple[int, list[str]]:
+    """(channels per map, map names) of equal-width stride-16 backbone outputs."""
     channels = {s.channels for s in input_shape.values()}
     strides = {s.stride for s in input_shape.values()}
     if len(channels) != 1 or strides != {16}:
         raise ValueError(f"VFM heads need equal-width stride-16 maps, got {input_shape}")
-    return channels.pop(), len(input_shape)
+    return channels.pop(), list(input_shape)
 
 
+def select_features(
+    features: Mapping[str, torch.Tensor], names: Sequence[str]
+) -> list[torch.Tensor]:
+    """The maps ``names`` of a backbone output, in that order (KeyError naming a missing one)."""
+    missing = [n for n in names if n not in features]
+    if missing:
+        raise KeyError(f"backbone features {missing} missing (got {sorted(features)})")
+    return [features[n] for n in names]
+
+
+class FusionConv(nn.Module):
+    """1x1 conv without bias + GroupNorm(32) + ReLU (mmcv ``ConvModule`` with a GN norm)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+        self.gn = nn.GroupNorm(32, out_channels)
+        self.activate = nn.ReLU(inplace=True)
+        # as ConvModule.init_weights: kaiming normal (fan_out, relu), norm weight 1 / bias 0
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.gn(self.conv(x)))
+
+
+def init_classifier(conv: nn.Conv2d) -> None:
+    """mmseg's decode-head classifier init: normal(std 0.01) weight, zero bias."""
+    nn.init.normal_(conv.weight, std=0.01)
+    nn.init.zeros_(conv.bias)
+
+
+@VFM_HEAD_REGISTRY.register()
 class VFMNet(nn.Module):
     """Light head: maps (B, C, h, w) x N -> class logits (B, K, 4h, 4w) at stride 4."""
 
     def __init__(
-        self, *, in_channels: int, num_features: int, hidden_dim: int, num_classes: int
+        self,
+        *,
+        in_features: Sequence[str],
+        in_channels: int,
+        num_classes: int,
+        dropout: float = 0.1,
     ) -> None:
+        """
+        Args:
+            in_features: names of the backbone maps used, in concatenation order.
+            in_channels: channels C of each map (a multiple of 32 and of 4).
+            dropout: Dropout2d rate before the classifier.
+        """
         super().__init__()
-        self.fuse = nn.Sequential(
-            nn.Conv2d(in_channels * num_features, hidden_dim, kernel_size=1, bias=False),
-            group_norm(hidden_dim),
-            nn.ReLU(inplace=True),
+        if in_channels % 32:
+            raise ValueError(
+                f"VFMNet needs channels divisible by 32 (GroupNorm), got {in_channels}"
+            )
+        self.in_features = list(in_features)
+        c = in_channels
+        self.fusion_conv = FusionConv(c * len(self.in_features), c)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(c, c // 2, kernel_size=2, stride=2),
+            nn.BatchNorm2d(c // 2),
+            nn.GELU(),
+            nn.ConvTranspose2d(c // 2, c // 4, kernel_size=2, stride=2),
+            nn.GELU(),
         )
-        self.upsample = upsample_x4(hidden_dim)
-        self.classifier = nn.Conv2d(hidden_dim, num_classes, kernel_size=1)
+        self.dropout = nn.Dropout2d(dropout)
+        self.conv_seg = nn.Conv2d(c // 4, num_classes, kernel_size=1)
+        init_classifier(self.conv_seg)
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, input_shape: dict[str, ShapeSpec]) -> VFMNet:
-        in_channels, num_features = check_features(input_shape)
+    def from_config(cls, cfg: CfgNode, input_shape: Mapping[str, ShapeSpec]) -> VFMNet:
+        in_channels, names = check_features(input_shape)
         return cls(
+            in_features=names,
             in_channels=in_channels,
-            num_features=num_features,
-            hidden_dim=cfg.MODEL.VFM_HEAD.HIDDEN_DIM,
             num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            dropout=cfg.MODEL.VFM_HEAD.DROPOUT,
         )
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        """N maps (B, C, h, w) -> logits (B, K, 4h, 4w)."""
-        x = self.fuse(torch.cat(list(features), dim=1))
-        return self.classifier(self.upsample(x))
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Named maps (B, C, h, w) -> logits (B, K, 4h, 4w)."""
+        x = self.fusion_conv(torch.cat(select_features(features, self.in_features), dim=1))
+        return self.conv_seg(self.dropout(self.output_upscaling(x)))

@@ -1,10 +1,15 @@
-"""Two-stage coarse-to-fine inference on high-resolution images (DGVFM).
+"""Two-stage inference on high-resolution images, as DGVFM's ``MsVFMEncoderDecoder``.
 
-Stage 1 predicts the whole image at a reduced size and upsamples the logits to full resolution.
-Stage 2 slides windows over the image and refines, with the coarse logits of the window as
-context, only the windows where the coarse prediction is unsure (fewer than ``sure_ratio`` of
-its pixels have a max class probability above ``confidence``). Refined logits replace the
-coarse ones; where refined windows overlap they are averaged; elsewhere the coarse logits stay.
+``coarse_to_fine`` (its ``ms_slide_inference``): stage 1 predicts the whole image resized to a
+fixed ``coarse_size`` and resizes the stride-4 logits to full resolution in one step. Stage 2
+slides windows over the full image; a window whose coarse prediction is unsure (fewer than
+``sure_ratio`` of its pixels have max probability > ``confidence``) is refined with its crop of
+the coarse logits as context, a sure window keeps that crop. EVERY window adds its logits
+(refined or coarse) and the sum is divided by the per-pixel window count, so where sure and
+refined windows overlap, coarse and refined logits are averaged.
+
+``msfull_slide`` (its ``msfull_slide_inference``): stage 1 slides the light head over the image
+resized to ``coarse_size``; stage 2 refines every window.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from clouds.modeling.inference.windows import LogitsFn, window_boxes
+from clouds.modeling.inference.windows import slide_inference, window_boxes
 
-__all__ = ["RefineFn", "coarse_to_fine_inference", "is_unsure"]
+__all__ = ["CoarseFn", "RefineFn", "coarse_to_fine_inference", "is_unsure", "msfull_inference"]
 
-# (window images (1, 3, h, w), coarse logits of the window (1, K, h, w)) -> (1, K, h, w) logits
+# (normalised images (1, 3, h, w), output size (H, W)) -> (1, K, H, W) light-head logits
+CoarseFn = Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
+# (window (1, 3, h, w), coarse logits of the window (1, K, h, w)) -> (1, K, h, w) logits
 RefineFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -28,9 +35,30 @@ def is_unsure(logits: torch.Tensor, *, confidence: float, sure_ratio: float) -> 
     return confident.float().mean().item() < sure_ratio
 
 
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _merge_windows(
+    image: torch.Tensor,
+    coarse: torch.Tensor,
+    window_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    window: tuple[int, int],
+    stride: tuple[int, int],
+) -> torch.Tensor:
+    """Sum of ``window_fn(window image, coarse crop)`` over the windows / per-pixel count."""
+    height, width = image.shape[-2:]
+    total = torch.zeros_like(coarse)
+    count = coarse.new_zeros((1, 1, height, width))
+    for y0, x0, y1, x1 in window_boxes(height, width, window, stride):
+        total[..., y0:y1, x0:x1] += window_fn(image[..., y0:y1, x0:x1], coarse[..., y0:y1, x0:x1])
+        count[..., y0:y1, x0:x1] += 1
+    return total / count
+
+
 @torch.no_grad()
 def coarse_to_fine_inference(
-    coarse_fn: LogitsFn,
+    coarse_fn: CoarseFn,
     refine_fn: RefineFn,
     image: torch.Tensor,
     *,
@@ -40,25 +68,41 @@ def coarse_to_fine_inference(
     confidence: float,
     sure_ratio: float,
 ) -> torch.Tensor:
-    """(1, 3, H, W) normalised image -> (1, K, H, W) logits.
+    """(1, 3, H, W) normalised image -> (1, K, H, W) logits (the original's ms_slide).
 
     Args:
-        coarse_fn: whole-image predictor (stage 1), run at ``coarse_size`` (h, w).
+        coarse_fn: light-head predictor (stage 1), run on the image resized to ``coarse_size``.
         refine_fn: window refiner (stage 2) taking the window and its coarse logits.
         window, stride: stage-2 window layout (h, w); the last windows touch the border.
-        confidence, sure_ratio: a window is kept when at least ``sure_ratio`` of its pixels
-            have max probability > ``confidence``.
+        confidence, sure_ratio: a window is sure when at least ``sure_ratio`` of its pixels
+            have max probability > ``confidence``; it then contributes its coarse logits.
     """
     height, width = image.shape[-2:]
-    small = F.interpolate(image, size=tuple(coarse_size), mode="bilinear", align_corners=False)
-    coarse = F.interpolate(
-        coarse_fn(small), size=(height, width), mode="bilinear", align_corners=False
-    )
-    refined = torch.zeros_like(coarse)
-    count = coarse.new_zeros((1, 1, height, width))
-    for y0, x0, y1, x1 in window_boxes(height, width, window, stride):
-        context = coarse[..., y0:y1, x0:x1]
+    coarse = coarse_fn(_resize(image, tuple(coarse_size)), (height, width))
+
+    def window_logits(crop: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         if is_unsure(context, confidence=confidence, sure_ratio=sure_ratio):
-            refined[..., y0:y1, x0:x1] += refine_fn(image[..., y0:y1, x0:x1], context)
-            count[..., y0:y1, x0:x1] += 1
-    return torch.where(count > 0, refined / count.clamp(min=1), coarse)
+            return refine_fn(crop, context)
+        return context
+
+    return _merge_windows(image, coarse, window_logits, window, stride)
+
+
+@torch.no_grad()
+def msfull_inference(
+    coarse_fn: CoarseFn,
+    refine_fn: RefineFn,
+    image: torch.Tensor,
+    *,
+    coarse_size: tuple[int, int],
+    window: tuple[int, int],
+    stride: tuple[int, int],
+) -> torch.Tensor:
+    """(1, 3, H, W) -> (1, K, H, W): sliding light head on the image at ``coarse_size``,
+    resized to full size, then every window refined with its crop of it, overlaps averaged."""
+    height, width = image.shape[-2:]
+    small = _resize(image, tuple(coarse_size))
+    coarse = _resize(
+        slide_inference(coarse_fn, small, window=window, stride=stride), (height, width)
+    )
+    return _merge_windows(image, coarse, refine_fn, window, stride)

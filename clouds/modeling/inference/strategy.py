@@ -1,18 +1,30 @@
-"""The test-time strategy of TEST.MODE: whole image, sliding windows or coarse-to-fine."""
+"""The test-time strategy of TEST.MODE, as the modes of DGVFM's segmentors.
+
+``whole``: the image at once. ``slide`` / ``hr_slide``: mmseg's sliding windows with the light
+head at full resolution. ``lr_slide``: sliding windows on the image at half size, logits x2.
+``msfull_slide`` and ``coarse_to_fine`` (the original's ``ms_slide_inference``): two stages with
+the refinement head (:mod:`clouds.modeling.inference.coarse_to_fine`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from clouds.config import CfgNode, ConfigError
-from clouds.modeling.inference.coarse_to_fine import RefineFn, coarse_to_fine_inference
+from clouds.modeling.inference.coarse_to_fine import (
+    RefineFn,
+    coarse_to_fine_inference,
+    msfull_inference,
+)
 from clouds.modeling.inference.windows import LogitsFn, slide_inference
 
-__all__ = ["InferenceSettings", "infer_logits"]
+__all__ = ["MODES", "REFINING_MODES", "InferenceSettings", "infer_logits"]
 
-_MODES = ("whole", "slide", "coarse_to_fine")
+MODES = ("whole", "slide", "hr_slide", "lr_slide", "msfull_slide", "coarse_to_fine")
+REFINING_MODES = ("msfull_slide", "coarse_to_fine")
 
 
 @dataclass(frozen=True)
@@ -27,8 +39,8 @@ class InferenceSettings:
     sure_ratio: float = 0.8
 
     def __post_init__(self) -> None:
-        if self.mode not in _MODES:
-            raise ConfigError(f"TEST.MODE={self.mode!r} is not one of {', '.join(_MODES)}")
+        if self.mode not in MODES:
+            raise ConfigError(f"TEST.MODE={self.mode!r} is not one of {', '.join(MODES)}")
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> InferenceSettings:
@@ -51,24 +63,39 @@ def infer_logits(
     logits_fn: LogitsFn,
     refine_fn: RefineFn | None = None,
 ) -> torch.Tensor:
-    """(1, 3, H, W) normalised image -> (1, K, H, W) logits with the configured strategy.
+    """(1, 3, H, W) normalised image -> (1, K, H', W') logits with the configured strategy
+    (H' x W' = H x W except for ``lr_slide`` on odd sizes, as the original's x0.5 / x2).
 
-    ``logits_fn`` predicts whole images or windows; ``refine_fn`` (coarse-to-fine only)
-    refines a window given its coarse logits.
+    ``logits_fn`` predicts images or windows with the light head at a given output size;
+    ``refine_fn`` (refining modes only) refines a window given its coarse logits.
     """
-    if settings.mode == "whole":
-        return logits_fn(image)
-    if settings.mode == "slide":
-        return slide_inference(logits_fn, image, window=settings.window, stride=settings.stride)
+    s = settings
+    if s.mode == "whole":
+        return logits_fn(image, tuple(image.shape[-2:]))
+    if s.mode in ("slide", "hr_slide"):
+        return slide_inference(logits_fn, image, window=s.window, stride=s.stride)
+    if s.mode == "lr_slide":
+        half = F.interpolate(image, scale_factor=0.5, mode="bilinear", align_corners=False)
+        logits = slide_inference(logits_fn, half, window=s.window, stride=s.stride)
+        return F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
     if refine_fn is None:
-        raise ConfigError("TEST.MODE='coarse_to_fine' needs a model with a refinement head")
+        raise ConfigError(f"TEST.MODE={s.mode!r} needs a model with a refinement head")
+    if s.mode == "msfull_slide":
+        return msfull_inference(
+            logits_fn,
+            refine_fn,
+            image,
+            coarse_size=s.coarse_size,
+            window=s.window,
+            stride=s.stride,
+        )
     return coarse_to_fine_inference(
         logits_fn,
         refine_fn,
         image,
-        coarse_size=settings.coarse_size,
-        window=settings.window,
-        stride=settings.stride,
-        confidence=settings.confidence,
-        sure_ratio=settings.sure_ratio,
+        coarse_size=s.coarse_size,
+        window=s.window,
+        stride=s.stride,
+        confidence=s.confidence,
+        sure_ratio=s.sure_ratio,
     )

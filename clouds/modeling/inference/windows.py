@@ -1,4 +1,4 @@
-"""Window layouts and plain sliding-window inference for any image -> logits function."""
+"""Window layouts and mmseg's sliding-window inference for any image -> logits function."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 
 __all__ = ["LogitsFn", "slide_inference", "window_boxes"]
 
-# maps normalised images (B, 3, h, w) to class logits (B, K, h, w) of the same size
-LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+# (normalised images (B, 3, h, w), output size (H, W)) -> class logits (B, K, H, W)
+LogitsFn = Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
 
 
 def window_boxes(
@@ -42,7 +42,8 @@ def slide_inference(
     window: tuple[int, int],
     stride: tuple[int, int],
 ) -> torch.Tensor:
-    """Logits of ``image`` (1, 3, H, W) from overlapping windows, overlaps averaged.
+    """Logits of ``image`` (1, 3, H, W) from overlapping windows (each predicted at its own
+    size), overlaps averaged.
 
     Returns:
         (1, K, H, W) logits.
@@ -51,7 +52,7 @@ def slide_inference(
     total: torch.Tensor | None = None
     count = image.new_zeros((1, 1, height, width))
     for y0, x0, y1, x1 in window_boxes(height, width, window, stride):
-        logits = logits_fn(image[..., y0:y1, x0:x1])
+        logits = logits_fn(image[..., y0:y1, x0:x1], (y1 - y0, x1 - x0))
         if total is None:
             total = logits.new_zeros((1, logits.shape[1], height, width))
         total[..., y0:y1, x0:x1] += logits

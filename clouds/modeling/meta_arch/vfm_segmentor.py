@@ -5,11 +5,18 @@ Head types (MODEL.VFM_HEAD.TYPE):
 - ``light``: the whole crop through backbone + :class:`VFMNet`, one cross-entropy.
 - ``mask_former``: the whole crop through backbone + the CLOUDS mask-classification head
   (:class:`VFMMaskHead`), set-criterion losses.
-- ``ms`` / ``ms_masked`` (multi-scale): (a) the crop at half size through backbone + VFMNet,
-  supervised by the half-size label; (b) a random full-resolution sub-crop (offsets on
-  MODEL.VFM_HEAD.SUB_CROP_GRID) through backbone + :class:`MGRNet` with the detached coarse
-  logits of the same region as context, supervised by the sub-crop label. The loss is the sum of
-  both cross-entropies. ``ms_masked`` masks MODEL.VFM_HEAD.MASK_RATIO of the refinement tokens.
+- ``ms`` / ``ms_masked`` (multi-scale, as DGVFM's ``MsVFMEncoderDecoder``): (a) the crop at half
+  size through backbone + the light head, its logits upsampled to the half-size label; (b) ONE
+  full-resolution sub-crop box per batch (offsets ``randint(0, (margin + 1) // grid) * grid``,
+  MODEL.VFM_HEAD.SUB_CROP_GRID) through backbone + the refinement head, with the detached
+  half-size logits cropped at the box / 2 as context, supervised by the sub-crop label. The loss
+  is the sum of both cross-entropies. ``ms_masked`` masks each refinement token with
+  probability MODEL.VFM_HEAD.MASK_RATIO in training.
+
+Cross-entropy as mmseg's ``avg_non_ignore=False``: summed over labelled pixels, divided by ALL
+pixels (MODEL.VFM_HEAD.CE_AVG_NON_IGNORE True: by the labelled ones). The heads are chosen by
+name in VFM_HEAD_REGISTRY and sit at ``decode_head`` / ``aux_decoder``, the original's names, so
+its checkpoints' head entries load as they are.
 
 Inference follows TEST.MODE (``clouds.modeling.inference``). Same model interface as CLOUDS: a
 list of input dicts in, weighted losses (training) or ``{"sem_seg": (K, height, width)}`` out.
@@ -22,14 +29,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.heads.mgrnet import MGRNet
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.heads.vfmnet import VFMNet
-from clouds.modeling.inference import InferenceSettings, infer_logits
+from clouds.modeling.inference import REFINING_MODES, InferenceSettings, infer_logits
 from clouds.modeling.meta_arch.base import (
     SegmentorBase,
     build_backbone,
@@ -37,42 +43,11 @@ from clouds.modeling.meta_arch.base import (
     training_label,
 )
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY
+from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY, VFM_HEAD_REGISTRY
 
-__all__ = ["HEAD_TYPES", "VFMSegmentor", "region_logits"]
+__all__ = ["HEAD_TYPES", "VFMSegmentor"]
 
 HEAD_TYPES = ("light", "ms", "ms_masked", "mask_former")
-
-
-def region_logits(
-    logits: torch.Tensor,
-    image_size: tuple[int, int],
-    boxes: torch.Tensor,
-    output_size: tuple[int, int],
-) -> torch.Tensor:
-    """Bilinearly resample the logits of image regions (one sample per output pixel, at its
-    centre: the same values as ``F.interpolate(..., align_corners=False)`` of the region).
-
-    Args:
-        logits: (B, K, h, w) logits of whole images of ``image_size`` (H, W).
-        boxes: (B, 4) one region (x0, y0, x1, y1) per image, in image pixels.
-        output_size: (h', w') of the result.
-
-    Returns:
-        (B, K, h', w') logits of each region.
-    """
-    scale = logits.shape[-2] / image_size[0]
-    if abs(scale - logits.shape[-1] / image_size[1]) > 1e-6:
-        raise ValueError(f"logits {tuple(logits.shape)} do not scale evenly to {image_size}")
-    rois = torch.cat([torch.arange(len(boxes), device=boxes.device)[:, None], boxes], dim=1)
-    return roi_align(
-        logits,
-        rois.to(logits.dtype),
-        output_size,
-        spatial_scale=scale,
-        sampling_ratio=1,
-        aligned=True,
-    )
 
 
 def _train_pad_size(cfg: CfgNode) -> tuple[int, int] | None:
@@ -90,12 +65,15 @@ def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 class VFMSegmentor(SegmentorBase):
     """A VFM backbone (frozen, LoRA) with the light head and optionally the refinement head."""
 
+    # joint training: what the EMA teacher averages under TEACHER_SCOPE "head" (LoRA: "trainable")
+    teacher_prefixes: tuple[str, ...] = ("decode_head.", "aux_decoder.")
+
     def __init__(
         self,
         *,
         backbone: VFMBackbone,
-        light_head: VFMNet | VFMMaskHead,
-        refine_head: MGRNet | None,
+        decode_head: VFMNet | VFMMaskHead,
+        aux_decoder: MGRNet | None,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         ignore_label: int = 255,
@@ -103,44 +81,48 @@ class VFMSegmentor(SegmentorBase):
         sub_crop_grid: int = 32,
         inference: InferenceSettings | None = None,
         train_pad_size: tuple[int, int] | None = None,
+        ce_avg_non_ignore: bool = False,
     ) -> None:
         """
         Args:
-            backbone: maps (B, 3, H, W) to four (B, C, H/16, W/16) maps.
-            light_head: features -> stride-4 logits (coarse / single-scale predictions):
+            backbone: maps (B, 3, H, W) to named (B, C, H/16, W/16) maps.
+            decode_head: named maps -> stride-4 logits (coarse / single-scale predictions):
                 :class:`VFMNet` or the mask-classification :class:`VFMMaskHead`.
-            refine_head: features + coarse logits -> stride-4 logits; None for "light".
+            aux_decoder: named maps + coarse logits -> stride-16 logits; None for "light".
             sub_crop: side of the full-resolution sub-crop of multi-scale training.
             sub_crop_grid: sub-crop offsets are multiples of it.
-            inference: test-time strategy (whole / slide / coarse_to_fine); None: whole.
+            inference: test-time strategy (``clouds.modeling.inference``); None: whole.
             train_pad_size: training batches are padded to at least this (h, w), images with 0
                 after normalisation and labels with ``ignore_label``, as the original's data
                 preprocessor pads to its crop size.
+            ce_avg_non_ignore: cross-entropy averaged over labelled pixels only (ours) instead
+                of all pixels (mmseg's default, the original's).
         """
         super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
         inference = inference or InferenceSettings()
-        if inference.mode == "coarse_to_fine" and refine_head is None:
+        if inference.mode in REFINING_MODES and aux_decoder is None:
             raise ConfigError(
-                "TEST.MODE='coarse_to_fine' needs MODEL.VFM_HEAD.TYPE 'ms' or 'ms_masked'"
+                f"TEST.MODE={inference.mode!r} needs MODEL.VFM_HEAD.TYPE 'ms' or 'ms_masked'"
             )
         self.backbone = backbone
-        self.light_head = light_head
-        self.refine_head = refine_head
+        self.decode_head = decode_head
+        self.aux_decoder = aux_decoder
         self.ignore_label = ignore_label
         # the mask head's feature pyramid has a stride-32 level
-        scale = 2 if isinstance(light_head, VFMMaskHead) else 1
+        scale = 2 if isinstance(decode_head, VFMMaskHead) else 1
         self.size_divisibility = backbone.size_divisibility * scale
         self.sub_crop = sub_crop
         self.sub_crop_grid = sub_crop_grid
         self.inference_settings = inference
         self.train_pad_size = train_pad_size
+        self.ce_avg_non_ignore = ce_avg_non_ignore
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> VFMSegmentor:
-        head_type = cfg.MODEL.VFM_HEAD.TYPE
-        if head_type not in HEAD_TYPES:
+        head = cfg.MODEL.VFM_HEAD
+        if head.TYPE not in HEAD_TYPES:
             raise ConfigError(
-                f"MODEL.VFM_HEAD.TYPE={head_type!r} is not one of {', '.join(HEAD_TYPES)}"
+                f"MODEL.VFM_HEAD.TYPE={head.TYPE!r} is not one of {', '.join(HEAD_TYPES)}"
             )
         backbone_cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
         if not issubclass(backbone_cls, VFMBackbone):
@@ -150,24 +132,29 @@ class VFMSegmentor(SegmentorBase):
             )
         backbone = build_backbone(cfg)
         shape = backbone.output_shape()
-        refine_head = None
-        if head_type in ("ms", "ms_masked"):
-            refine_head = MGRNet.from_config(cfg, shape, masked=head_type == "ms_masked")
-        if head_type == "mask_former":
-            light_head = VFMMaskHead.from_config(cfg, shape)
+        aux_decoder = None
+        if head.TYPE in ("ms", "ms_masked"):
+            aux_decoder = _registered(head.REFINE_HEAD_NAME, "REFINE_HEAD_NAME").from_config(
+                cfg, shape, masked=head.TYPE == "ms_masked"
+            )
+        if head.TYPE == "mask_former":
+            decode_head = VFMMaskHead.from_config(cfg, shape)
         else:
-            light_head = VFMNet.from_config(cfg, shape)
+            decode_head = _registered(head.LIGHT_HEAD_NAME, "LIGHT_HEAD_NAME").from_config(
+                cfg, shape
+            )
         return cls(
             backbone=backbone,
-            light_head=light_head,
-            refine_head=refine_head,
+            decode_head=decode_head,
+            aux_decoder=aux_decoder,
             pixel_mean=cfg.MODEL.PIXEL_MEAN,
             pixel_std=cfg.MODEL.PIXEL_STD,
             ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
-            sub_crop=cfg.MODEL.VFM_HEAD.SUB_CROP,
-            sub_crop_grid=cfg.MODEL.VFM_HEAD.SUB_CROP_GRID,
+            sub_crop=head.SUB_CROP,
+            sub_crop_grid=head.SUB_CROP_GRID,
             inference=InferenceSettings.from_config(cfg),
             train_pad_size=_train_pad_size(cfg),
+            ce_avg_non_ignore=head.CE_AVG_NON_IGNORE,
         )
 
     def forward(
@@ -181,39 +168,43 @@ class VFMSegmentor(SegmentorBase):
         """
         if self.training:
             images, labels = self._training_batch(batched_inputs)
-            if isinstance(self.light_head, VFMMaskHead):
-                return self.light_head.losses(list(self.backbone(images).values()), labels)
-            if self.refine_head is None:
-                return {"loss_sem_seg": self._ce(self.predict_coarse(images), labels)}
+            if isinstance(self.decode_head, VFMMaskHead):
+                return self.decode_head.losses(self.backbone(images), labels)
+            if self.aux_decoder is None:
+                logits = _upsample(self.decode_head(self.backbone(images)), labels.shape[-2:])
+                return {"loss_sem_seg": self._ce(logits, labels)}
             return self._multi_scale_losses(images, labels)
         return [self._inference_one(x) for x in batched_inputs]
 
     # ------------------------------------------------------------------ prediction
-    def predict_coarse(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone + light head: (B, 3, H, W) (multiples of 16) -> (B, K, H/4, W/4) logits."""
-        return self.light_head(list(self.backbone(images).values()))
-
-    def predict_refined(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Backbone + refinement head: images (B, 3, H, W), coarse logits of the same regions
-        (B, K, h', w') -> (B, K, H/4, W/4) logits."""
-        return self.refine_head(list(self.backbone(images).values()), context)
-
     def _padded(self, images: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """Zero-pad (B, C, H, W) to multiples of the model's size divisibility."""
         div = self.size_divisibility
         h, w = images.shape[-2:]
         return F.pad(images, (0, -w % div, 0, -h % div)), h, w
 
+    def light_logits(self, images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """Images (B, 3, H, W) -> light-head logits (B, K, *size): the stride-4 logits resized
+        to ``size`` in one bilinear step (as mmseg's ``predict_by_feat``); inputs that are not
+        multiples of the size divisibility are zero-padded and the padding cropped first."""
+        padded, h, w = self._padded(images)
+        logits = self.decode_head(self.backbone(padded))
+        if padded.shape[-2:] != (h, w):
+            logits = _upsample(logits, padded.shape[-2:])[..., :h, :w]
+        return _upsample(logits, size)
+
     def whole_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Any-size (B, 3, H, W) -> light-head logits (B, K, H, W)."""
-        padded, h, w = self._padded(images)
-        return _upsample(self.predict_coarse(padded), padded.shape[-2:])[..., :h, :w]
+        return self.light_logits(images, images.shape[-2:])
 
     def refined_logits(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Any-size windows (B, 3, H, W) + coarse logits (B, K, H, W) -> (B, K, H, W) logits."""
+        """Windows (B, 3, H, W) + coarse logits of the same regions (B, K, h', w') -> refined
+        logits (B, K, H, W) (stride-16 outputs resized bilinearly)."""
         padded, h, w = self._padded(images)
-        context, _, _ = self._padded(context)
-        return _upsample(self.predict_refined(padded, context), padded.shape[-2:])[..., :h, :w]
+        logits = self.aux_decoder(self.backbone(padded), context)
+        if padded.shape[-2:] != (h, w):
+            logits = _upsample(logits, padded.shape[-2:])[..., :h, :w]
+        return _upsample(logits, (h, w))
 
     @torch.no_grad()
     def _inference_one(self, x: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -222,11 +213,11 @@ class VFMSegmentor(SegmentorBase):
         logits = infer_logits(
             self.inference_settings,
             image,
-            logits_fn=self.whole_logits,
-            refine_fn=self.refined_logits if self.refine_head is not None else None,
+            logits_fn=self.light_logits,
+            refine_fn=self.refined_logits if self.aux_decoder is not None else None,
         )
         out_size = output_size(x, h, w)
-        if out_size != (h, w):
+        if out_size != tuple(logits.shape[-2:]):
             logits = _upsample(logits, out_size)
         return {"sem_seg": logits[0].float().softmax(dim=0)}
 
@@ -238,7 +229,7 @@ class VFMSegmentor(SegmentorBase):
         crop is still a multiple of the backbone's size divisibility."""
         for x in batched_inputs:
             training_label(x)
-        div = self.size_divisibility * (1 if self.refine_head is None else 2)
+        div = self.size_divisibility * (1 if self.aux_decoder is None else 2)
         images, _ = pad_to_divisible([self.normalize(x["image"]) for x in batched_inputs], div)
         labels, _ = pad_to_divisible(
             [x["sem_seg"].to(self.device) for x in batched_inputs], div, self.ignore_label
@@ -255,45 +246,62 @@ class VFMSegmentor(SegmentorBase):
         return images, labels.long()
 
     def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of stride-4 logits (B, K, h, w) upsampled to labels (B, H, W)."""
-        return F.cross_entropy(
-            _upsample(logits, labels.shape[-2:]).float(), labels, ignore_index=self.ignore_label
+        """Cross-entropy of logits (B, K, H, W) against labels (B, H, W): summed over labelled
+        pixels / all pixels (mmseg ``avg_non_ignore=False``), or / labelled ones."""
+        if self.ce_avg_non_ignore:
+            return F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_label)
+        per_pixel = F.cross_entropy(
+            logits.float(), labels, ignore_index=self.ignore_label, reduction="none"
         )
+        return per_pixel.mean()
 
-    def sample_sub_crops(self, height: int, width: int, batch: int) -> torch.Tensor:
-        """(B, 4) random (x0, y0, x1, y1) squares of side ``sub_crop``, offsets on the grid."""
+    def sample_sub_crop(self, height: int, width: int) -> tuple[int, int]:
+        """(y0, x0) of the batch's sub-crop of side ``sub_crop``: offsets
+        ``randint(0, (margin + 1) // grid) * grid`` as the original's ``get_crop_bbox``."""
         size, grid = self.sub_crop, self.sub_crop_grid
         if size > height or size > width:
             raise ConfigError(
                 f"MODEL.VFM_HEAD.SUB_CROP={size} exceeds the training crop {height}x{width} "
                 f"(INPUT.CROP.SIZE)"
             )
-        y0 = torch.randint((height - size) // grid + 1, (batch,)) * grid
-        x0 = torch.randint((width - size) // grid + 1, (batch,)) * grid
-        return torch.stack([x0, y0, x0 + size, y0 + size], dim=1).to(self.device)
+        if (height, width) == (size, size):
+            return 0, 0
+        y0 = int(torch.randint(max((height - size + 1) // grid, 1), ())) * grid
+        x0 = int(torch.randint(max((width - size + 1) // grid, 1), ())) * grid
+        return y0, x0
 
     def _multi_scale_losses(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Half-size whole crop -> light head; full-resolution sub-crop -> refinement head with
-        the detached coarse logits of its region. Images (B, 3, H, W), labels (B, H, W)."""
+        """Half-size whole crop -> light head; one full-resolution sub-crop per batch ->
+        refinement head with the detached half-size logits of its region. Images
+        (B, 3, H, W), labels (B, H, W)."""
         height, width = images.shape[-2:]
-        half = (height // 2, width // 2)
-        half_images = F.interpolate(images, size=half, mode="bilinear", align_corners=False)
-        half_labels = F.interpolate(labels[:, None].float(), size=half, mode="nearest")[:, 0]
-        coarse = self.predict_coarse(half_images)
-        loss_coarse = self._ce(coarse, half_labels.long())
-
-        boxes = self.sample_sub_crops(height, width, len(images))
+        half_images = F.interpolate(images, scale_factor=0.5, mode="bilinear", align_corners=False)
+        half_labels = F.interpolate(labels[:, None].float(), scale_factor=0.5, mode="nearest")
+        half_labels = half_labels[:, 0].long()
+        y0, x0 = self.sample_sub_crop(height, width)
         size = self.sub_crop
-        sub_images = torch.stack(
-            [img[:, y0 : y0 + size, x0 : x0 + size] for img, (x0, y0, _, _) in zip(images, boxes)]
-        )
-        sub_labels = torch.stack(
-            [lab[y0 : y0 + size, x0 : x0 + size] for lab, (x0, y0, _, _) in zip(labels, boxes)]
-        )
-        context = region_logits(
-            coarse.detach().float(), (height, width), boxes.float(), (size // 4, size // 4)
-        )
-        refined = self.predict_refined(sub_images, context)
-        return {"loss_coarse": loss_coarse, "loss_refine": self._ce(refined, sub_labels)}
+        sub_images = images[..., y0 : y0 + size, x0 : x0 + size]
+        sub_labels = labels[..., y0 : y0 + size, x0 : x0 + size]
+        half_features = self.backbone(half_images)
+        sub_features = self.backbone(sub_images)
+        coarse = _upsample(self.decode_head(half_features), half_labels.shape[-2:])
+        context = coarse.detach()[..., y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2]
+        mask = getattr(self.aux_decoder.transformer_decoder, "mask_ratio", None) is not None
+        refined = self.aux_decoder(sub_features, context, mask=mask)
+        return {
+            "loss_coarse": self._ce(coarse, half_labels),
+            "loss_refine": self._ce(_upsample(refined, (size, size)), sub_labels),
+        }
+
+
+def _registered(name: str, key: str) -> type:
+    """The VFM_HEAD_REGISTRY class ``name`` (ConfigError naming MODEL.VFM_HEAD.<key>)."""
+    try:
+        return VFM_HEAD_REGISTRY.get(name)
+    except KeyError as e:
+        known = ", ".join(sorted(n for n, _ in VFM_HEAD_REGISTRY))
+        raise ConfigError(
+            f"MODEL.VFM_HEAD.{key}={name!r} is not registered (known: {known})"
+        ) from e

@@ -56,7 +56,7 @@ def max_output_difference(
     ]
     coarse = a.whole_logits(images)
     diffs.append((coarse - b.whole_logits(images)).abs().max().item())
-    if a.refine_head is not None:
+    if a.aux_decoder is not None:
         refined_a = a.refined_logits(images, coarse)
         diffs.append((refined_a - b.refined_logits(images, coarse)).abs().max().item())
     return max(diffs)

@@ -8,13 +8,19 @@ a 2x2 max-pool (stride 32), then a 1x1 conv + GroupNorm to ``out_channels``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from clouds.modeling.heads.vfmnet import group_norm
 from clouds.modeling.shape_spec import ShapeSpec
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups of at least 2 channels (32 groups for 256 channels)."""
+    return nn.GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
+
 
 __all__ = ["SimpleFeaturePyramid"]
 
