@@ -22,9 +22,12 @@ from clouds.config import CfgNode, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = json.loads((ROOT / "tests/fixtures/dgvfm_train/original_configs.json").read_text())
-# the original's test modes and ours (its 'hr_slide_inference' is mmseg's slide inference with
-# the light head at full resolution, our "slide")
-MODES = {"ms_slide_inference": "coarse_to_fine", "slide": "slide", "hr_slide_inference": "slide"}
+# the original's test modes and ours, by the original's names
+MODES = {
+    "ms_slide_inference": "coarse_to_fine",
+    "slide": "slide",
+    "hr_slide_inference": "hr_slide",
+}
 HEADS = {"MaskTransformerDecoder": "ms_masked", "TransformerDecoder": "ms", None: "light"}
 
 
