@@ -112,3 +112,16 @@ def test_key_mapping_follows_which_layers_are_wrapped() -> None:
         prefix + "q_proj.lora_A.default.weight",
         "backbone.model.base_model.model.rope.freqs_cos",
     }
+
+
+def test_light_head_checkpoints_keep_the_backbone_under_their_own_prefix() -> None:
+    """The original's light-head segmentor (LoraBackboneEncoderDecoder) wraps the backbone in
+    peft itself: its keys start with ``backbone.base_model.model.``, and map the same way."""
+    ours = {"backbone.vit.blocks.0.attn.qkv.base_layer.weight", "decode_head.conv_seg.weight"}
+    for prefix in ("backbone.model.base_model.model.", "backbone.base_model.model."):
+        original = {
+            prefix + "blocks.0.attn.qkv.base_layer.weight": torch.ones(1),
+            "decode_head.conv_seg.weight": torch.zeros(1),
+        }
+        mapped, left_out = map_original_state_dict(original, ours)
+        assert set(mapped) == ours and not left_out

@@ -2,8 +2,10 @@
 
 An mmengine checkpoint is ``{"meta", "state_dict", "message_hub", "optimizer",
 "param_schedulers"}``. Its ``state_dict`` holds the peft-wrapped backbone under
-``backbone.model.base_model.model.<path>`` (LoRA-wrapped layers as ``<path>.base_layer.*`` and
-``<path>.lora_{A,B}.default.weight``) and the heads under ``decode_head.*`` / ``aux_decoder.*``.
+``backbone.model.base_model.model.<path>`` (``MsVFMEncoderDecoder``; ``backbone.base_model.model.``
+for the light-head ``LoraBackboneEncoderDecoder``, which wraps the backbone itself; LoRA-wrapped
+layers as ``<path>.base_layer.*`` and ``<path>.lora_{A,B}.default.weight``) and the heads under
+``decode_head.*`` / ``aux_decoder.*``.
 Our backbones keep the original's module paths under ``backbone.vit.``, so the keys map by
 prefix; ``base_layer`` is inserted or removed where our model wraps a different set of layers.
 
@@ -45,7 +47,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ORIGINAL_BACKBONE_PREFIX = "backbone.model.base_model.model."
+# Where the original's segmentors keep the peft-wrapped backbone: MsVFMEncoderDecoder (ms / ms_masked
+# configs), LoraBackboneEncoderDecoder (light-head configs).
+ORIGINAL_BACKBONE_PREFIXES = ("backbone.model.base_model.model.", "backbone.base_model.model.")
 OUR_BACKBONE_PREFIX = "backbone.vit."
 
 # entries of the original's backbones that ours do not have and that do not change the output:
@@ -166,7 +170,7 @@ def map_original_state_dict(
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The original's ``state_dict`` with our key names, and the keys left out.
 
-    Backbone keys move from ``backbone.model.base_model.model.`` to ``backbone.vit.``;
+    Backbone keys move from :data:`ORIGINAL_BACKBONE_PREFIXES` to ``backbone.vit.``;
     ``.base_layer`` is dropped where our model does not wrap the layer and added where it does.
     LoRA weights of layers our model does not wrap (MODEL.LORA.MODE "effective": those the
     original's forward never reaches) and the original-only entries without effect (DINOv2's
@@ -176,10 +180,11 @@ def map_original_state_dict(
     mapped: dict[str, torch.Tensor] = {}
     left_out: list[str] = []
     for key, value in state.items():
-        if not key.startswith(ORIGINAL_BACKBONE_PREFIX):
+        prefix = next((p for p in ORIGINAL_BACKBONE_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
             mapped[key] = value
             continue
-        ours = OUR_BACKBONE_PREFIX + key[len(ORIGINAL_BACKBONE_PREFIX) :]
+        ours = OUR_BACKBONE_PREFIX + key[len(prefix) :]
         if ours not in model_keys:
             candidates = [ours.replace(".base_layer.", "."), _with_base_layer(ours)]
             ours = next((c for c in candidates if c in model_keys), ours)
