@@ -18,7 +18,11 @@ from clouds.data.conversion import (
     DatasetLayoutError,
 )
 from clouds.data.conversion.cli import conversion_main
-from clouds.data.conversion.mapillary import MAPILLARY_CLASSES
+from clouds.data.conversion.mapillary import (
+    MAPILLARY_CLASSES,
+    MAPILLARY_COLORS,
+    mapillary_to_train_id_lut,
+)
 
 # Cityscapes label ID -> train ID, written out by hand from the Cityscapes label table.
 CITYSCAPES_EXPECTED = [
@@ -109,6 +113,39 @@ def test_mapillary_every_class(tmp_path: Path) -> None:
     for split in ("training", "validation"):
         out = _read(tmp_path / split / "labels" / "key_labelTrainIds.png")
         np.testing.assert_array_equal(out.ravel(), expected)
+
+
+# Label value -> (name, palette colour) as listed in Mapillary Vistas v1.2's own config.json,
+# written out by hand, and the Cityscapes train ID a CLOUDS conversion gives it (255: ignored).
+MAPILLARY_V12_PINNED = {
+    2: ("construction--barrier--curb", (196, 196, 196), 1),
+    7: ("construction--flat--bike-lane", (128, 64, 255), 255),
+    13: ("construction--flat--road", (128, 64, 128), 0),
+    14: ("construction--flat--service-lane", (110, 110, 110), 255),
+    19: ("human--person", (220, 20, 60), 11),
+    21: ("human--rider--motorcyclist", (255, 0, 100), 12),
+    23: ("marking--crosswalk-zebra", (200, 128, 128), 255),
+    24: ("marking--general", (255, 255, 255), 0),
+    27: ("nature--sky", (70, 130, 180), 10),
+    41: ("object--manhole", (100, 128, 160), 0),
+    47: ("object--support--utility-pole", (0, 0, 80), 5),
+    49: ("object--traffic-sign--back", (192, 192, 192), 255),
+    50: ("object--traffic-sign--front", (220, 220, 0), 7),
+    55: ("object--vehicle--car", (0, 0, 142), 13),
+    58: ("object--vehicle--on-rails", (0, 80, 100), 16),
+    62: ("object--vehicle--wheeled-slow", (0, 0, 192), 255),
+    64: ("void--ego-vehicle", (120, 10, 10), 255),
+    65: ("void--unlabeled", (0, 0, 0), 255),
+}
+
+
+def test_mapillary_v12_indices_pinned_from_the_dataset_config() -> None:
+    lut = mapillary_to_train_id_lut()
+    for index, (name, colour, train_id) in MAPILLARY_V12_PINNED.items():
+        assert MAPILLARY_CLASSES[index] == name, index
+        assert MAPILLARY_COLORS[index] == colour, name
+        assert lut[index] == train_id, name
+    assert (lut[66:] == 255).all()
 
 
 def _gta_tree(root: Path, n: int) -> list[Path]:

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
 from clouds.modeling.criterion import SetCriterion, dice_loss, sigmoid_ce_loss
 from clouds.modeling.matcher import HungarianMatcher

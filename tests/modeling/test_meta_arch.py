@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
@@ -234,3 +235,21 @@ def test_linear_head_refuses_a_dataset_with_another_class_count() -> None:
     assert not model.void_embedding.weight.requires_grad  # unused by the linear head
     with pytest.raises(ValueError, match="NUM_CLASSES"):
         model([{"image": torch.zeros(3, 32, 32, dtype=torch.uint8)}])
+
+
+def test_inference_crops_the_padding_before_resizing(model: CLOUDS) -> None:
+    # A 40x50 image is padded to 64x64 with zeros after normalisation; the scores must be the
+    # head's output upsampled to 64x64, cropped to 40x50 and only then resized to 80x100.
+    model.eval()
+    image = _image(40, 50)
+    mean, std = model.pixel_mean.view(3, 1, 1), model.pixel_std.view(3, 1, 1)
+    padded = torch.zeros(1, 3, 64, 64)
+    padded[0, :, :40, :50] = (image.float() - mean) / std
+    with torch.no_grad():
+        scores = model([{"image": image, "height": 80, "width": 100}])[0]["sem_seg"]
+        outputs = model.predict(padded, list(TEST_CLASSES))
+    probs = outputs["pred_logits"][0].softmax(dim=-1)[:, :-1]
+    masks = F.interpolate(outputs["pred_masks"], size=(64, 64), mode="bilinear")[0, :, :40, :50]
+    expected = torch.einsum("qc,qhw->chw", probs, masks.sigmoid())
+    expected = F.interpolate(expected[None], size=(80, 100), mode="bilinear")[0]
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-4)
