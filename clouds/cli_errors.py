@@ -45,7 +45,6 @@ _KNOWN: dict[tuple[str, str], int] = {
 # file the user named (unreadable, unknown format, not found).
 _FILE_READERS = (
     "clouds.modeling.checkpoint",
-    "clouds.engine.checkpointing",
     "clouds.modeling.backbone.vfm.weights",
     "clouds.modeling.backbone.vfm.loading",
 )

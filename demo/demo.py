@@ -95,16 +95,16 @@ def run(args: argparse.Namespace) -> list[Path]:
 
     from clouds.data.catalog import MetadataCatalog
     from clouds.data.datasets import register_all_datasets
-    from clouds.utils.demo_outputs import (
+    from clouds.predictor import Predictor, default_dataset
+    from clouds.utils.io import read_image
+    from clouds.visualization.demo_outputs import (
         ClassStyle,
         collect_inputs,
         image_output_paths,
         save_image_outputs,
         write_video_overlay,
     )
-    from clouds.utils.io import read_image
-    from clouds.utils.predictor import Predictor, default_dataset
-    from clouds.utils.visualizer import class_colors, colors_for_names
+    from clouds.visualization.visualizer import class_colors, colors_for_names
 
     register_all_datasets()
     images = collect_inputs(args.input, exclude=args.output) if args.input else []

@@ -21,22 +21,16 @@ import sys
 import torch
 
 from clouds.config import CfgNode, load_config
-from clouds.engine.checkpointing import read_model_state_dict
 from clouds.modeling.backbone.vfm.export import export_merged_model
-from clouds.modeling.backbone.vfm.original_checkpoint import (
-    is_mmengine_checkpoint,
-    load_mmengine_checkpoint,
-)
 from clouds.modeling.build import build_model
-from clouds.modeling.checkpoint import trainable_state_dict
+from clouds.modeling.checkpoint import load_model_weights, trainable_state_dict
 
 
 def _trained_weights(cfg: CfgNode, path: str, trust_pickle: bool) -> dict[str, torch.Tensor]:
-    """The trainable state dict (LoRA and heads) in ``path``, ours or the original's."""
-    if not is_mmengine_checkpoint(path):
-        return read_model_state_dict(path)
+    """The trainable state dict (LoRA and heads) in ``path``, whatever its format (ours or the
+    original's), read into the model of ``cfg`` so that a mismatch is named before exporting."""
     model = build_model(cfg)
-    load_mmengine_checkpoint(model, path, trust_pickle=trust_pickle)
+    load_model_weights(model, path, trust_pickle=trust_pickle)
     return trainable_state_dict(model)
 
 

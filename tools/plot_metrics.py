@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clouds.utils.metrics_plot import load_run, plot_runs
+from clouds.evaluation.metrics_plot import load_run, plot_runs
 
 
 def _run_names(sources: Sequence[Path]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -80,9 +81,17 @@ class FinalCheckpoint(pl.Callback):
             trainer.save_checkpoint(os.path.join(self.output_dir, name), weights_only=False)
 
 
+REPORT_CONTEXT = "report_context.json"
+"""Optional file in OUTPUT_DIR: ``{"title": str, "intro": [str], "gallery": {heading: [[path,
+caption], ...]}}``, passed to :func:`clouds.evaluation.report.write_report` (the quickstart
+writes it to say what ran)."""
+
+
 class ReportWriter(pl.Callback):
-    """After each evaluation write ``OUTPUT_DIR/report.md`` (per-dataset mIoU table, per-class
-    IoU, a few prediction overlays) with :func:`clouds.evaluation.report.write_report`."""
+    """After each evaluation write ``OUTPUT_DIR/report.md`` (per-dataset mIoU table whose
+    average leaves the ``DATASETS.TRAIN`` sources out, per-class IoU, a few prediction overlays)
+    with :func:`clouds.evaluation.report.write_report`, headed by ``OUTPUT_DIR/``
+    :data:`REPORT_CONTEXT` when that file exists."""
 
     def __init__(
         self, output_dir: str, baselines: Sequence[str] = (), run_name: str = "this run"
@@ -111,10 +120,33 @@ class ReportWriter(pl.Callback):
                     gt = _resized(read_label(label_file), size, Image.NEAREST)
                     examples[name].append((image, gt, pred.numpy()))
         baselines = {Path(d).name: load_saved_results(d) for d in self.baselines}
+        cfg = getattr(pl_module, "cfg", None)
         path = write_report(
-            self.output_dir, results, examples, baselines=baselines, run_name=self.run_name
+            self.output_dir,
+            results,
+            examples,
+            baselines=baselines,
+            run_name=self.run_name,
+            source_datasets=tuple(cfg.DATASETS.TRAIN) if cfg is not None else (),
+            **_report_context(Path(self.output_dir) / REPORT_CONTEXT),
         )
         logger.info("Wrote %s", path)
+
+
+def _report_context(path: Path) -> dict[str, Any]:
+    """Title, intro and gallery keyword arguments of ``write_report`` read from ``path``."""
+    if not path.is_file():
+        return {}
+    context = json.loads(path.read_text())
+    unknown = set(context) - {"title", "intro", "gallery"}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected title, intro, gallery")
+    if "gallery" in context:
+        context["gallery"] = {
+            heading: [tuple(item) for item in items]
+            for heading, items in context["gallery"].items()
+        }
+    return context
 
 
 def _resized(array: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:

@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torch.func import functional_call
 
 from clouds.config import CfgNode
+from clouds.utils import comm
 
 __all__ = ["TEACHER_SCOPES", "EMATeacher", "TeacherStateError"]
 
@@ -140,15 +140,15 @@ class EMATeacher(Callback):
 
     def _check_ranks_agree(self) -> None:
         """Raise when DDP ranks hold different teachers (they must: same synchronised student)."""
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if comm.get_world_size() == 1:
             return
         teacher = self._require_teacher()
         checksum = torch.stack(
             [t.detach().double().sum() for t in teacher.values() if t.is_floating_point()]
         ).sum()
         low, high = checksum.clone().reshape(1), checksum.clone().reshape(1)
-        dist.all_reduce(low, op=dist.ReduceOp.MIN)
-        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        comm.all_reduce(low, op="min")
+        comm.all_reduce(high, op="max")
         if not torch.equal(low, high):
             raise RuntimeError(
                 f"EMA teachers differ across DDP ranks (checksums {low.item()} .. {high.item()}): "

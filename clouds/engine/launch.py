@@ -31,7 +31,7 @@ from clouds.engine.callbacks import (
     ReportWriter,
     build_checkpoint_callback,
 )
-from clouds.engine.checkpointing import AtomicCheckpointIO, load_model_weights
+from clouds.engine.checkpointing import AtomicCheckpointIO
 from clouds.engine.data_module import CloudsDataModule
 from clouds.engine.distributed_errors import peer_lost_errors
 from clouds.engine.eval_iteration import checkpoint_iteration, set_trainer_iteration
@@ -42,7 +42,7 @@ from clouds.engine.resume import find_resume_checkpoint, remove_temp_files
 from clouds.engine.rng_state import IterationSeeder
 from clouds.engine.run_lock import claim_run_folder, release_run_folder, saved_seed
 from clouds.engine.writers import JsonLinesLogger, setup_logging
-from clouds.modeling.checkpoint import foundation_weights_context
+from clouds.modeling.checkpoint import foundation_weights_context, load_model_weights
 from clouds.utils.io import atomic_path
 
 __all__ = [

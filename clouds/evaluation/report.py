@@ -4,7 +4,9 @@
 ``report.html`` (inline CSS, images as relative PNG links) into ``output_dir`` plus the
 pictures under ``output_dir/report_files/``. ``results`` is what the engine collects after
 evaluation: ``{dataset_name: {"sem_seg": {"mIoU", "fwIoU", "mACC", "pACC", "IoU-<class>",
-...}}}``.
+...}}}``. The mIoU average leaves the source (training) datasets out, as the papers average
+over the target domains. A title, lines of context under it and a gallery of existing pictures
+(e.g. generated images, pseudo-labels) are optional.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import html
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,15 @@ from matplotlib.figure import Figure
 from clouds.data.catalog import MetadataCatalog
 from clouds.evaluation.metrics import SUMMARY_KEYS
 from clouds.utils.io import atomic_path, write_png_atomic
-from clouds.utils.visualizer import class_colors, legend, overlay, present_classes
+from clouds.visualization.visualizer import class_colors, legend, overlay, present_classes
 
-__all__ = ["Example", "write_report", "per_class_iou_chart", "example_panel"]
+__all__ = ["Example", "Gallery", "write_report", "per_class_iou_chart", "example_panel"]
 
 Example = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(image (H, W, 3) uint8 RGB, ground truth (H, W), prediction (H, W)) class-id maps."""
+
+Gallery = Mapping[str, Sequence[tuple[str, str]]]
+"""{section heading: [(picture path relative to the report's folder, caption), ...]}."""
 
 FILES_DIR = "report_files"
 _CHART_DPI = 100
@@ -44,6 +49,10 @@ def write_report(
     chart_size: tuple[int, int] = (1200, 500),
     alpha: float = 0.5,
     run_name: str = "this run",
+    source_datasets: Collection[str] = (),
+    title: str = "Evaluation report",
+    intro: Sequence[str] = (),
+    gallery: Gallery | None = None,
 ) -> Path:
     """Write ``report.md`` and ``report.html`` into ``output_dir``.
 
@@ -59,6 +68,11 @@ def write_report(
         chart_size: (width, height) of the per-class IoU bar chart in pixels.
         alpha: overlay opacity of the label colours.
         run_name: this run's column beside the baselines (e.g. "joint").
+        source_datasets: training (source) datasets, left out of the mIoU average.
+        title: the report's first heading.
+        intro: paragraphs under the title (what ran, how to read the tables).
+        gallery: existing pictures shown at the end, one section per heading; every path
+            must be a file under ``output_dir``.
 
     Returns:
         Path of ``report.md``.
@@ -81,9 +95,12 @@ def write_report(
         [name, *(_fmt(metrics[name].get(key, math.nan)) for key in SUMMARY_KEYS)]
         for name in datasets
     ]
-    if len(datasets) > 1:
-        mean_miou = _nanmean([metrics[name].get("mIoU", math.nan) for name in datasets])
-        summary_rows.append(["average", _fmt(mean_miou), "", "", ""])
+    sources = [name for name in datasets if name in set(source_datasets)]
+    targets = [name for name in datasets if name not in sources]
+    if len(targets) > 1 or (sources and targets):
+        mean_miou = _nanmean([metrics[name].get("mIoU", math.nan) for name in targets])
+        label = "average (targets)" if sources else "average"
+        summary_rows.append([label, _fmt(mean_miou), "", "", ""])
     class_rows = [
         [cls, *(_fmt(metrics[name].get(f"IoU-{cls}", math.nan)) for name in datasets)]
         for cls in class_names
@@ -94,13 +111,40 @@ def write_report(
     }
     if baselines:
         sections["baselines"] = _baseline_table(metrics, baselines, run_name)
-    chart_rel = chart.relative_to(output_dir).as_posix()
+    _check_gallery(output_dir, gallery or {})
+    page = _Page(
+        title=title,
+        intro=list(intro),
+        summary_heading=_summary_heading(sources),
+        sections=sections,
+        chart=chart.relative_to(output_dir).as_posix(),
+        examples=example_files,
+        gallery=gallery or {},
+    )
     md_path = output_dir / "report.md"
     with atomic_path(md_path) as tmp:
-        Path(tmp).write_text(_markdown(sections, chart_rel, example_files))
+        Path(tmp).write_text(_markdown(page))
     with atomic_path(output_dir / "report.html") as tmp:
-        Path(tmp).write_text(_html(sections, chart_rel, example_files))
+        Path(tmp).write_text(_html(page))
     return md_path
+
+
+def _summary_heading(sources: Sequence[str]) -> str:
+    if not sources:
+        return "mIoU per dataset (%)"
+    return (
+        f"mIoU per dataset (%); the average is over the target domains, leaving out the "
+        f"source {', '.join(sources)} (as the papers report it)"
+    )
+
+
+def _check_gallery(output_dir: Path, gallery: Gallery) -> None:
+    for heading, pictures in gallery.items():
+        for path, _ in pictures:
+            if Path(path).is_absolute() or not (output_dir / path).is_file():
+                raise ValueError(
+                    f"Report gallery {heading!r}: {path!r} is not a file relative to {output_dir}"
+                )
 
 
 def per_class_iou_chart(
@@ -253,32 +297,45 @@ class _Format:
     """How one output format writes the parts of the report."""
 
     heading: Callable[[int, str], str]  # (level, text)
+    paragraph: Callable[[str], str]
     table: Callable[[Table], str]
     image: Callable[[str, str], str]  # (src, alt)
     example: Callable[[str, str, str], str]  # (dataset, panel, legend)
 
 
-def _body(
-    sections: Mapping[str, Table], chart: str, examples: ExampleFiles, fmt: _Format
-) -> list[str]:
+@dataclass(frozen=True)
+class _Page:
+    """Everything the report shows, independent of the output format."""
+
+    title: str
+    intro: list[str]
+    summary_heading: str
+    sections: Mapping[str, Table]
+    chart: str
+    examples: ExampleFiles
+    gallery: Gallery
+
+
+def _body(page: _Page, fmt: _Format) -> list[str]:
     """The report's parts, in order, in ``fmt``."""
-    parts = [
-        fmt.heading(1, "Evaluation report"),
-        fmt.heading(2, "mIoU per dataset (%)"),
-        fmt.table(sections["summary"]),
-    ]
+    sections = page.sections
+    parts = [fmt.heading(1, page.title), *(fmt.paragraph(line) for line in page.intro)]
+    parts += [fmt.heading(2, page.summary_heading), fmt.table(sections["summary"])]
     if "baselines" in sections:
         parts += [fmt.heading(2, "mIoU against other runs (%)"), fmt.table(sections["baselines"])]
     parts += [
         fmt.heading(2, "Per-class IoU (%)"),
         fmt.table(sections["classes"]),
-        fmt.image(chart, "Per-class IoU"),
+        fmt.image(page.chart, "Per-class IoU"),
     ]
-    if examples:
+    if page.examples:
         parts.append(fmt.heading(2, "Examples (image | ground truth | prediction)"))
-        for name, files in examples.items():
+        for name, files in page.examples.items():
             parts.append(fmt.heading(3, name))
             parts += [fmt.example(name, panel, legend_file) for panel, legend_file in files]
+    for heading, pictures in page.gallery.items():
+        parts.append(fmt.heading(2, heading))
+        parts.append(" ".join(fmt.image(path, caption) for path, caption in pictures))
     return parts
 
 
@@ -291,14 +348,15 @@ def _md_table(table: Table) -> str:
 
 _MARKDOWN = _Format(
     heading=lambda level, text: f"{'#' * level} {text}",
+    paragraph=lambda text: text,
     table=_md_table,
     image=lambda src, alt: f"![{alt}]({src})",
     example=lambda name, panel, legend_file: f"![{name} example]({panel}) ![legend]({legend_file})",
 )
 
 
-def _markdown(sections: Mapping[str, Table], chart: str, examples: ExampleFiles) -> str:
-    return "\n\n".join(_body(sections, chart, examples, _MARKDOWN)) + "\n"
+def _markdown(page: _Page) -> str:
+    return "\n\n".join(_body(page, _MARKDOWN)) + "\n"
 
 
 _CSS = (
@@ -326,6 +384,7 @@ def _html_image(src: str, alt: str) -> str:
 
 _HTML = _Format(
     heading=lambda level, text: f"<h{level}>{html.escape(text)}</h{level}>",
+    paragraph=lambda text: f"<p>{html.escape(text)}</p>",
     table=_html_table,
     image=_html_image,
     example=lambda name, panel, legend_file: (
@@ -334,12 +393,12 @@ _HTML = _Format(
 )
 
 
-def _html(sections: Mapping[str, Table], chart: str, examples: ExampleFiles) -> str:
+def _html(page: _Page) -> str:
     parts = [
         "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8"><title>Evaluation report</title>',
+        f'<html><head><meta charset="utf-8"><title>{html.escape(page.title)}</title>',
         f"<style>{_CSS}</style></head><body>",
-        *_body(sections, chart, examples, _HTML),
+        *_body(page, _HTML),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

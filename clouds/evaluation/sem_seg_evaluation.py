@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tabulate import tabulate
 
 from clouds.config import CfgNode
@@ -24,6 +23,7 @@ from clouds.evaluation.metrics import (
     confusion_matrix,
     metrics_from_confusion,
 )
+from clouds.utils import comm
 from clouds.utils.io import atomic_path, read_label, write_png_atomic
 
 __all__ = ["SemSegEvaluator", "results_to_json"]
@@ -172,15 +172,8 @@ class SemSegEvaluator:
     def confusion_matrix(self) -> torch.Tensor:
         """(K, K) int64 confusion matrix (rows ground truth), summed over processes."""
         conf = self._conf.clone()
-        if self.distributed and dist.is_available() and dist.is_initialized():
-            device = (
-                torch.device("cuda", torch.cuda.current_device())
-                if dist.get_backend() == "nccl"
-                else torch.device("cpu")
-            )
-            conf = conf.to(device)
-            dist.all_reduce(conf, op=dist.ReduceOp.SUM)
-            conf = conf.cpu()
+        if self.distributed:
+            comm.all_reduce(conf, op="sum")
         return conf
 
     def evaluate(self) -> dict[str, dict[str, float]]:
@@ -195,7 +188,7 @@ class SemSegEvaluator:
         if conf.sum() == 0:
             logger.warning("No labelled pixel was evaluated on %s", self.dataset_name)
         results = {"sem_seg": metrics_from_confusion(conf, self.class_names, self.mean_over)}
-        if _is_main_process():
+        if comm.is_main_process():
             logger.info(
                 "Evaluation of %s (%d images on this process):\n%s",
                 self.dataset_name,
@@ -232,10 +225,6 @@ def results_to_json(results: Any) -> Any:
     if isinstance(results, float) and math.isnan(results):
         return None
     return results
-
-
-def _is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def load_saved_results(output_dir: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:

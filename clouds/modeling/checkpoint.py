@@ -19,6 +19,7 @@ trainable parts only. Add a format by inserting one entry into the list.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,7 +48,10 @@ __all__ = [
     "save_checkpoint",
     "trainable_state_dict",
     "verify_state_dict",
+    "write_checkpoint",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -149,6 +153,13 @@ def save_checkpoint(
 ) -> None:
     """Write {"model": trainable state dict, "config": YAML string, **extra} to ``path`` atomically."""
     payload = {**(extra or {}), "model": trainable_state_dict(model), "config": cfg.dump()}
+    write_checkpoint(payload, path)
+
+
+def write_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place, so an
+    interrupted save never leaves a truncated file (nor replaces a good one). Every checkpoint
+    we write (ours, Lightning's ``.ckpt``) goes through here."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -303,8 +314,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[CheckpointFormat, dict[str
 def load_model_weights(
     model: nn.Module, path: str | os.PathLike, *, trust_pickle: bool = False
 ) -> CheckpointFormat:
-    """Initialise ``model`` from the weight file at ``path``, whatever its known format: the
-    whole model from a complete file, the trainable parts otherwise. Returns the format.
+    """Initialise ``model`` from the weight file at ``path`` (e.g. MODEL.WEIGHTS), whatever its
+    known format: the whole model from a complete file (the original CLOUDS' detectron2 files,
+    frozen CLIP included), the trainable parts otherwise. Logs and returns the format.
 
     ``trust_pickle`` (MODEL.WEIGHTS_TRUST_PICKLE) allows reading a file holding pickled Python
     objects: an original DGVFM (mmengine) checkpoint, read by ``original_checkpoint``.
@@ -316,13 +328,15 @@ def load_model_weights(
     from clouds.modeling.backbone.vfm import original_checkpoint  # it imports this module
 
     if original_checkpoint.is_mmengine_checkpoint(path):
-        return original_checkpoint.load_mmengine_weights(model, path, trust_pickle=trust_pickle)
-    fmt, state = read_checkpoint(path)
-    source = f"{path} ({fmt.name})"
-    if fmt.complete:
-        load_complete_state_dict(model, state, source=source)
+        fmt = original_checkpoint.load_mmengine_weights(model, path, trust_pickle=trust_pickle)
     else:
-        load_trainable_state_dict(model, state, source=source)
+        fmt, state = read_checkpoint(path)
+        source = f"{path} ({fmt.name})"
+        if fmt.complete:
+            load_complete_state_dict(model, state, source=source)
+        else:
+            load_trainable_state_dict(model, state, source=source)
+    logger.info("Loaded model weights from %s (%s)", path, fmt.name)
     return fmt
 
 

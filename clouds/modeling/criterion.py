@@ -8,13 +8,13 @@ unmatched queries get the void class (down-weighted by ``eos_coef``).
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from clouds.config import CfgNode
 from clouds.modeling.matcher import HungarianMatcher
 from clouds.modeling.point_sampling import get_uncertain_point_coords_with_randomness, point_sample
+from clouds.utils import comm
 
 __all__ = ["SetCriterion", "dice_loss", "sigmoid_ce_loss"]
 
@@ -182,9 +182,7 @@ class SetCriterion(nn.Module):
         num = torch.tensor(
             float(sum(len(t["labels"]) for t in targets)), dtype=torch.float32, device=device
         )
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(num)
-            num = num / dist.get_world_size()
+        num = comm.all_reduce(num) / comm.get_world_size()
         return num.clamp(min=1.0)
 
 

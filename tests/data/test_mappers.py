@@ -189,3 +189,24 @@ def test_from_config() -> None:
     assert mapper.color_aug == "detectron2" and mapper.single_category_max_area == 1.0
     assert not mapper.force_size and not mapper.independent_offsets
     assert SemSegTestMapper.from_config(cfg).min_size == 1024
+
+
+def test_student_image_is_the_jitter_of_the_teachers_clean_copy(tmp_path, monkeypatch) -> None:
+    # a known "colour jitter" (inversion): the student's image must be exactly that function of
+    # the clean copy, flipped or not, so both views share one geometry
+    monkeypatch.setattr("clouds.data.mappers.color_aug_ssd", lambda image, params, rgb: 255 - image)
+    rng = np.random.default_rng(0)
+    image_file = tmp_path / "gen.png"
+    pixels = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    write_png_atomic(pixels, image_file)
+    record = {"file_name": str(image_file), "sem_seg_file_name": None, "height": 12, "width": 20}
+    original = torch.from_numpy(pixels).permute(2, 0, 1)
+    mapper = _mapper(color_aug="detectron2")
+    flips = []
+    for seed in range(10):
+        torch.manual_seed(seed)
+        out = mapper(record)
+        assert torch.equal(out["image"], 255 - out["image_clean"])
+        flips.append(torch.equal(out["image_clean"], original.flip(-1)))
+        assert flips[-1] or torch.equal(out["image_clean"], original)
+    assert any(flips) and not all(flips)

@@ -17,9 +17,9 @@ from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
 from clouds.modeling.checkpoint import save_checkpoint
 from clouds.modeling.registry import META_ARCH_REGISTRY
-from clouds.utils.demo_outputs import read_video_frames
 from clouds.utils.io import write_png_atomic
-from clouds.utils.visualizer import class_colors, colorize, overlay
+from clouds.visualization.demo_outputs import read_video_frames
+from clouds.visualization.visualizer import class_colors, colorize, overlay
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = "_demo_test_set"
@@ -256,7 +256,7 @@ def test_errors(setup, tmp_path: Path) -> None:
 
 def test_predictor_resizes_and_returns_original_size(setup) -> None:
     from clouds.config import load_config
-    from clouds.utils.predictor import Predictor
+    from clouds.predictor import Predictor
 
     cfg_file, weights = setup
     cfg = load_config(str(cfg_file), ["MODEL.WEIGHTS", str(weights), "INPUT.MIN_SIZE_TEST", "12"])

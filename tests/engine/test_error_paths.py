@@ -12,9 +12,8 @@ import torch
 
 from clouds.config import load_config
 from clouds.engine.arguments import default_argument_parser
-from clouds.engine.checkpointing import load_model_weights
 from clouds.engine.launch import launch_from_args, run
-from clouds.modeling.checkpoint import CheckpointMismatchError
+from clouds.modeling.checkpoint import CheckpointMismatchError, load_model_weights
 from tests.engine._tiny import (
     TinyTestSegmentor,
     register_tiny_datasets,

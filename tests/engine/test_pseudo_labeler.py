@@ -106,3 +106,20 @@ def test_colorize_labels_maps_ignore_to_black() -> None:
 def test_negative_dump_period_is_named() -> None:
     with pytest.raises(ValueError, match="PSEUDO_LABEL_DUMP_PERIOD"):
         _labeler(dump_period=-1)
+
+
+def test_sam_is_prompted_on_the_clean_view() -> None:
+    seen: list[torch.Tensor] = []
+
+    class RecordingOracle(OracleSam):
+        def set_images(self, images: list[torch.Tensor]) -> None:
+            seen.extend(images)
+            super().set_images(images)
+
+    truth = np.zeros((16, 24), dtype=np.int64)
+    truth[:, 12:] = 2
+    refiner = SamRefiner(predictor=RecordingOracle([truth]), num_points=3, size_threshold=100)
+    labeler, model = _labeler(refiner=refiner)
+    batch = _batch()
+    labeler.label(model, batch, step=0)
+    assert len(seen) == 1 and torch.equal(seen[0], batch[1]["image_clean"])

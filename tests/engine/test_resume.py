@@ -23,10 +23,10 @@ import torch
 
 from clouds.data.datasets import register_all_datasets
 from clouds.data.toy import make_converted_toy_datasets
-from clouds.engine import checkpointing
 from clouds.engine.arguments import default_argument_parser
 from clouds.engine.launch import launch_from_args
 from clouds.engine.resume import find_resume_checkpoint
+from clouds.modeling import checkpoint as checkpointing
 from clouds.sam import build_tiny_sam
 from clouds.utils.io import is_temp_file
 

@@ -10,11 +10,16 @@ import pytest
 import torch
 
 from clouds.config import load_config
-from clouds.engine.checkpointing import load_model_weights
 from clouds.engine.launch import run
 from clouds.engine.lightning_module import NonFiniteLossError
-from clouds.modeling.checkpoint import CheckpointMismatchError, trainable_state_dict
+from clouds.modeling.checkpoint import (
+    CheckpointMismatchError,
+    load_model_weights,
+    trainable_state_dict,
+)
+from tests.engine._predictions import RecordedPredictions, assert_results_match
 from tests.engine._tiny import (
+    NUM_CLASSES,
     TinyTestSegmentor,
     register_tiny_datasets,
     register_tiny_model,
@@ -163,6 +168,10 @@ def test_eval_at_start_evaluates_before_the_first_iteration(data_root, tmp_path)
 def test_scoring_at_the_test_size_runs_end_to_end(data_root, tmp_path) -> None:
     """Test images and labels resized to short side 48 (labels nearest), scored and reported."""
     extra = {"INPUT.MIN_SIZE_TEST": 48, "TEST.SCORE_AT_TEST_SIZE": True, "SOLVER.MAX_ITER": 3}
-    results = run(_cfg(tmp_path, **extra))
-    assert 0.0 <= results["tiny_val"]["sem_seg"]["mIoU"] <= 100.0
+    with RecordedPredictions(TinyTestSegmentor, resize_labels=True) as recorded:
+        results = run(_cfg(tmp_path, **extra))
+    # the reported metrics are those of the model's predictions, scored against the label PNGs
+    # resized nearest to the prediction size (48 x 96) by hand
+    assert {pred.shape for _, pred in recorded.by_file.values()} == {(48, 96)}
+    assert_results_match(results["tiny_val"]["sem_seg"], recorded, 4, NUM_CLASSES)
     assert (tmp_path / "report.md").is_file()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from clouds.data.catalog import Metadata
 from clouds.evaluation.report import example_panel, write_report
-from clouds.utils.visualizer import overlay
+from clouds.visualization.visualizer import overlay
 
 CLASSES = ["road", "sky", "car"]
 COLORS = [[128, 64, 128], [70, 130, 180], [0, 0, 142]]
@@ -106,3 +106,34 @@ def test_saved_results_load_back_for_baselines(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "sem_seg_results.json").write_text('{"sem_seg": {"mIoU": 12.5, "IoU-car": null}}')
     assert load_saved_results(tmp_path) == {"bdd_val": {"sem_seg": {"mIoU": 12.5, "IoU-car": None}}}
+
+
+def test_report_average_leaves_the_source_out(tmp_path: Path) -> None:
+    meta = Metadata(stuff_classes=CLASSES, stuff_colors=COLORS)
+    results = {"gta5": _metrics(70.0, [1.0, 2.0, 3.0]), **RESULTS}
+    md = write_report(tmp_path, results, None, meta, source_datasets=("gta5", "sd_x")).read_text()
+    # targets only: (50 + 30) / 2 = 40; with the source it would be (70 + 50 + 30) / 3 = 50
+    assert "| average (targets) | 40.00 |" in md
+    assert "## mIoU per dataset (%); the average is over the target domains" in md
+    assert "leaving out the source gta5 (as the papers report it)" in md
+    assert "| gta5 | 70.00 |" in md  # the source is still shown, only not averaged
+
+
+def test_report_title_intro_and_gallery(tmp_path: Path) -> None:
+    pictures = tmp_path / "datasets" / "gen"
+    pictures.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(pictures / name)
+    gallery = {"Generated images": [("datasets/gen/a.png", "a"), ("datasets/gen/b.png", "b")]}
+    intro = ["What ran: toy data.", "Which table is which: the joint model <b>."]
+    write_report(tmp_path, RESULTS, title="Quickstart report", intro=intro, gallery=gallery)
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# Quickstart report\n\nWhat ran: toy data.\n\nWhich table is which")
+    assert "## Generated images\n\n![a](datasets/gen/a.png) ![b](datasets/gen/b.png)" in md
+    html = (tmp_path / "report.html").read_text()
+    assert "<title>Quickstart report</title>" in html
+    assert "<p>Which table is which: the joint model &lt;b&gt;.</p>" in html
+    assert '<img src="datasets/gen/b.png" alt="b">' in html
+    with pytest.raises(ValueError, match="'Generated images': 'datasets/gen/c.png' is not a file"):
+        write_report(tmp_path, RESULTS, gallery={"Generated images": [("datasets/gen/c.png", "")]})

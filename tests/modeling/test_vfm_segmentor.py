@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from clouds.config import ConfigError
 from clouds.modeling import build_model
@@ -138,3 +139,77 @@ def test_training_batches_pad_to_the_crop_size_like_mmseg() -> None:
     assert (labels[:, :32, :32] < 5).all()
     unpadded = build_model(tiny_vfm_cfg("DINOv2")).train()
     assert unpadded._training_batch(_batch(size=32))[0].shape == (2, 3, 32, 32)
+
+
+def _normalised(model: VFMSegmentor, image: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) uint8 -> (1, 3, H, W) normalised by the model's pixel mean / std, by hand."""
+    mean, std = model.pixel_mean.view(3, 1, 1), model.pixel_std.view(3, 1, 1)
+    return ((image.float() - mean) / std)[None]
+
+
+def _by_hand(model: VFMSegmentor, head, image: torch.Tensor, *extra) -> torch.Tensor:  # noqa: ANN001
+    """Zero-pad to 48 x 64 (multiples of 16), predict, upsample to 48 x 64, crop the padding."""
+    padded = F.pad(_normalised(model, image), (0, 64 - image.shape[-1], 0, 48 - image.shape[-2]))
+    logits = head(model.backbone(padded), *extra)
+    up = F.interpolate(logits, size=(48, 64), mode="bilinear", align_corners=False)
+    return up[..., : image.shape[-2], : image.shape[-1]]
+
+
+def test_inference_crops_the_padding_before_resizing() -> None:
+    """A 40 x 50 input (size divisibility 16): scores = softmax of the padded prediction cropped
+    to 40 x 50 and only then resized to the requested 80 x 100."""
+    torch.manual_seed(0)
+    model = build_model(tiny_vfm_cfg("DINOv2", ["MODEL.VFM_HEAD.TYPE", "light"])).eval()
+    assert model.size_divisibility == 16
+    image = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8)
+    with torch.no_grad():
+        scores = model([{"image": image, "height": 80, "width": 100}])[0]["sem_seg"]
+        cropped = _by_hand(model, model.decode_head, image)
+    expected = F.interpolate(cropped, size=(80, 100), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(scores, expected[0].softmax(0), atol=1e-5, rtol=1e-4)
+
+
+def test_refined_logits_crop_the_padding() -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_vfm_cfg("DINOv2")).eval()
+    image = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8)
+    context = torch.randn(1, 5, 20, 25)
+    with torch.no_grad():
+        refined = model.refined_logits(_normalised(model, image), context)
+        expected = _by_hand(model, model.aux_decoder, image, context)
+    torch.testing.assert_close(refined, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_multi_scale_sub_crop_label_is_the_image_crops_box() -> None:
+    """Labels are a function of the image (red value mod 5), so the refinement head's label crop
+    must equal that function of its image crop, whatever box is drawn (64 x 96, sub-crop 32)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_vfm_cfg("DINOv2")).train()
+    inputs, seen = [], {}
+    for _ in range(2):
+        image = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)
+        inputs.append({"image": image, "sem_seg": image[0].long() % 5})
+    backbone_inputs: list[torch.Tensor] = []
+    model.backbone.register_forward_pre_hook(lambda _, args: backbone_inputs.append(args[0]))
+    model._ce = lambda logits, labels: seen.setdefault("labels", []).append(labels) or logits.sum()
+    boxes = set()
+    for _ in range(12):
+        backbone_inputs.clear()
+        seen.clear()
+        with torch.no_grad():
+            model(inputs)
+        sub_images, sub_labels = backbone_inputs[1], seen["labels"][1]
+        assert sub_images.shape == (2, 3, 32, 32) and sub_labels.shape == (2, 32, 32)
+        std, mean = model.pixel_std.view(3, 1, 1), model.pixel_mean.view(3, 1, 1)
+        red = (sub_images * std + mean).round().long()[:, 0]
+        assert torch.equal(sub_labels, red % 5)
+        full = torch.stack([_normalised(model, x["image"])[0] for x in inputs])
+        matches = [
+            (y, x)
+            for y in range(0, 33, 16)
+            for x in range(0, 65, 16)
+            if torch.equal(full[..., y : y + 32, x : x + 32], sub_images)
+        ]
+        assert len(matches) == 1
+        boxes.add(matches[0])
+    assert len({y for y, _ in boxes}) == 2 and len({x for _, x in boxes}) > 2  # boxes vary

@@ -161,3 +161,48 @@ def test_oracle_refinement_raises_pseudo_label_miou() -> None:
     before = _miou(teacher, gts)
     after = _miou([r.numpy() for r in refined], gts)
     assert after > before + 0.05, (before, after)
+
+
+class _RankedCandidates:
+    """Stand-in SAM whose candidate c of prompt r on call k has logits 100 k + 10 r + c and
+    scores that put the best candidate at ``best[r]``; records every ``mask_input``."""
+
+    def __init__(self, best: list[int], size: tuple[int, int]) -> None:
+        self.best, self.size = best, size
+        self.mask_inputs: list[torch.Tensor | None] = []
+        self.upscaled: list[torch.Tensor] = []
+
+    def set_images(self, images: list[torch.Tensor]) -> None:
+        pass
+
+    def predict(self, image_index, point_coords, point_labels, mask_input=None):  # noqa: ANN001
+        call = len(self.mask_inputs)
+        self.mask_inputs.append(mask_input)
+        prompts = len(point_coords)
+        values = 100.0 * call + 10.0 * torch.arange(prompts)[:, None] + torch.arange(3)[None]
+        iou = torch.full((prompts, 3), 0.1)
+        iou[torch.arange(prompts), torch.tensor(self.best[:prompts])] = 0.9
+        return iou, values[:, :, None, None].expand(prompts, 3, 4, 4).clone()
+
+    def upscale(self, image_index: int, low_res_logits: torch.Tensor) -> torch.Tensor:
+        self.upscaled.append(low_res_logits)
+        return torch.zeros(len(low_res_logits), *self.size, dtype=torch.bool)
+
+    def to(self, device: torch.device | str) -> "_RankedCandidates":
+        return self
+
+
+def test_second_pass_feeds_each_prompts_best_scored_mask() -> None:
+    label = torch.zeros(16, 24, dtype=torch.long)
+    label[:, 12:] = 1  # two regions, each prompted once
+    spy = _RankedCandidates(best=[2, 1], size=(16, 24))
+    SamRefiner(predictor=spy, refinement=True, num_points=3, size_threshold=50).refine(
+        [torch.zeros(3, 16, 24, dtype=torch.uint8)], [label], generator=np.random.default_rng(0)
+    )
+    first, second = spy.mask_inputs
+    assert first is None and second.shape == (2, 1, 4, 4)
+    # prompt r's best first-pass candidate is best[r]: logits 10 r + best[r]
+    torch.testing.assert_close(second[:, 0, 0, 0], torch.tensor([2.0, 11.0]))
+    assert (second == second[:, :, :1, :1]).all()
+    # the kept masks are the second pass's best: 100 + 10 r + best[r]
+    torch.testing.assert_close(spy.upscaled[0][:, 0, 0], torch.tensor([102.0, 111.0]))

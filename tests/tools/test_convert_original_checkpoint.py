@@ -10,7 +10,7 @@ import torch
 
 from clouds.modeling import build_model
 from clouds.modeling.checkpoint import load_checkpoint, read_checkpoint
-from clouds.utils.predictor import Predictor
+from clouds.predictor import Predictor
 from tests.modeling.original_parity import (
     REPO,
     TINY_OVERRIDES,

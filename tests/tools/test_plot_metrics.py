@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clouds.utils.metrics_plot import load_run, read_metrics
+from clouds.evaluation.metrics_plot import load_run, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -31,7 +31,6 @@ from typing import TypeVar
 
 import open_clip
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
@@ -39,9 +38,11 @@ from timm.models.convnext import ConvNeXt
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
+from clouds.modeling.backbone.base import Backbone
 from clouds.modeling.registry import BACKBONE_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
 from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import mask_pool
+from clouds.utils import comm
 
 __all__ = [
     "CLIP",
@@ -99,14 +100,14 @@ def _local_rank_zero_first(load: Callable[[], _T]) -> _T:
     Local rank 0 fills the download cache; the other processes then read it instead of
     downloading the same weights concurrently.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if comm.get_world_size() == 1:
         return load()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if local_rank == 0:
         result = load()
-        dist.barrier()
+        comm.barrier()
         return result
-    dist.barrier()
+    comm.barrier()
     return load()
 
 
@@ -153,7 +154,7 @@ def create_clip_model(model_name: str, pretrained: str = "") -> nn.Module:
 
 
 @BACKBONE_REGISTRY.register()
-class CLIP(nn.Module):
+class CLIP(Backbone):
     """open_clip CLIP model as a (frozen) segmentation backbone and text encoder.
 
     forward(x) with x (B, 3, H, W) normalised returns
@@ -163,6 +164,7 @@ class CLIP(nn.Module):
     """
 
     size_divisibility: int = 32
+    has_text_encoder = True
 
     def __init__(
         self,
@@ -196,7 +198,7 @@ class CLIP(nn.Module):
             )
         self.clip_model = clip_model
         self.tokenizer = tokenizer
-        self.freeze = freeze
+        self.frozen = freeze
         self._out_shapes = {
             name: ShapeSpec(channels=c, stride=2 ** (i + 2))
             for i, (name, c) in enumerate(zip(_FEATURE_NAMES, channels))
@@ -243,7 +245,7 @@ class CLIP(nn.Module):
         """Set training mode; a frozen CLIP model (and the text tower always) stays in eval."""
         super().train(mode)
         self.clip_model.eval()
-        if not self.freeze:
+        if not self.frozen:
             self.clip_model.visual.train(mode)
         return self
 
@@ -254,7 +256,7 @@ class CLIP(nn.Module):
                 f"CLIP backbone input size {tuple(x.shape[-2:])} is not a multiple of "
                 f"{self.size_divisibility}; pad the batch first"
             )
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             if self.tower == "convnext":
                 return self._convnext_features(x)
             return self._resnet_features(x)
@@ -296,7 +298,7 @@ class CLIP(nn.Module):
         masks = F.interpolate(
             mask_logits, size=dense.shape[-2:], mode="bilinear", align_corners=False
         )
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             if self.tower == "convnext":
                 return self._convnext_pooled_embeddings(mask_pool(dense, masks))
             return self._resnet_masked_attention_pool(dense, masks)

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from clouds.config import CfgNode
+from clouds.config import CfgNode, ConfigError
+from clouds.modeling.backbone.base import Backbone
 from clouds.modeling.registry import BACKBONE_REGISTRY
 
 __all__ = [
@@ -74,15 +75,23 @@ def weighted_losses(
     return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
 
 
-def build_backbone(cfg: CfgNode) -> nn.Module:
+def build_backbone(cfg: CfgNode) -> Backbone:
     """The backbone MODEL.BACKBONE.NAME, built with torch's CPU generator seeded to
     MODEL.BACKBONE.INIT_SEED (the caller's random state is left as it was).
 
     Checkpoints leave frozen foundation models out and rebuild them from the config, so a
     foundation model without weights (tests, toy runs) must come out the same in every build:
     training, ``--eval-only``, the demo's predictor.
+
+    Raises:
+        ConfigError: the registered class does not implement :class:`Backbone`.
     """
     backbone_cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
+    if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, Backbone)):
+        raise ConfigError(
+            f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is registered as {backbone_cls!r}, "
+            "which does not implement the backbone contract (clouds.modeling.backbone.base.Backbone)"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.MODEL.BACKBONE.INIT_SEED)
         return backbone_cls.from_config(cfg)

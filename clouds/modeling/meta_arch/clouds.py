@@ -132,7 +132,7 @@ class CLOUDS(SegmentorBase):
     @classmethod
     def from_config(cls, cfg: CfgNode) -> CLOUDS:
         backbone = build_backbone(cfg)
-        if not hasattr(backbone, "encode_text"):
+        if not backbone.has_text_encoder:
             raise ConfigError(
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} has no text encoder; the "
                 "CLOUDS meta-architecture needs a CLIP backbone for its text classifier"
@@ -140,7 +140,7 @@ class CLOUDS(SegmentorBase):
         head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME).from_config(
             cfg, backbone.output_shape()
         )
-        backbone_div = getattr(backbone, "size_divisibility", 0)
+        backbone_div = backbone.size_divisibility
         size_div = cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY or backbone_div
         if backbone_div and size_div % backbone_div:
             raise ConfigError(

@@ -9,7 +9,7 @@ dropout follows ``train()``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
+from clouds.modeling.backbone.base import Backbone
 from clouds.modeling.backbone.vfm.lora import inject_lora
 from clouds.modeling.shape_spec import ShapeSpec
 
@@ -84,7 +85,7 @@ class TinySettings:
         return cls(width=vfm.TINY_WIDTH, depth=vfm.TINY_DEPTH, heads=vfm.TINY_HEADS)
 
 
-class VFMBackbone(nn.Module, ABC):
+class VFMBackbone(Backbone):
     """A frozen ViT with optional LoRA returning four stride-16 feature maps.
 
     Subclasses set ``block_pattern`` (regex of one block's module path inside ``vit``) and
@@ -123,6 +124,7 @@ class VFMBackbone(nn.Module, ABC):
         self.embed_dim = embed_dim
         self.patch_size = patch_size
         self._out_features = [f"vfm{i}" for i in range(len(out_indices))]
+        self.frozen = freeze
         if freeze:
             vit.requires_grad_(False)
         if lora is not None:

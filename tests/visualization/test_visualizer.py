@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clouds.data.catalog import Metadata
-from clouds.utils.visualizer import (
+from clouds.visualization.visualizer import (
     class_colors,
     colorize,
     colors_for_names,

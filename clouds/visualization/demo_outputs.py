@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from clouds.utils.io import atomic_path, write_png_atomic
-from clouds.utils.visualizer import colorize, legend, overlay, present_classes
+from clouds.visualization.visualizer import colorize, legend, overlay, present_classes
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clouds.utils.demo_outputs import collect_inputs, read_video_frames
+from clouds.visualization.demo_outputs import collect_inputs, read_video_frames
 
 
 def test_video_argument_is_a_file_path_not_a_protocol(tmp_path: Path, monkeypatch) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clouds.utils.predictor import Predictor
+from clouds.predictor import Predictor
 from tests.modeling.original_parity import (
     VARIANTS,
     load_fixture,

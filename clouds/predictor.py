@@ -14,10 +14,9 @@ from torchvision.transforms.v2 import functional as F
 from clouds.config import CfgNode
 from clouds.data.catalog import Metadata, MetadataCatalog
 from clouds.data.mappers import SemSegTestMapper
-from clouds.engine.checkpointing import load_model_weights
 from clouds.modeling import build_model
 from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
-from clouds.modeling.checkpoint import foundation_weights_context
+from clouds.modeling.checkpoint import foundation_weights_context, load_model_weights
 
 __all__ = ["Predictor", "default_dataset", "resolve_device"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from clouds.utils.metrics_plot import load_run, plot_runs
+from clouds.evaluation.metrics_plot import load_run, plot_runs
 
 
 def _write(path: Path, records: list[dict]) -> None:

@@ -8,7 +8,7 @@ import torch
 from clouds.config import load_config
 from clouds.data.datasets import register_all_datasets
 from clouds.engine.lightning_module import CloudsLightningModule
-from clouds.utils.predictor import Predictor
+from clouds.predictor import Predictor
 
 TOY = "configs/toy/Base-Toy-CLOUDS.yaml"
 
