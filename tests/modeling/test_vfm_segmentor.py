@@ -147,7 +147,9 @@ def _normalised(model: VFMSegmentor, image: torch.Tensor) -> torch.Tensor:
     return ((image.float() - mean) / std)[None]
 
 
-def _by_hand(model: VFMSegmentor, head, image: torch.Tensor, *extra) -> torch.Tensor:  # noqa: ANN001
+def _by_hand(
+    model: VFMSegmentor, head: torch.nn.Module, image: torch.Tensor, *extra: torch.Tensor
+) -> torch.Tensor:
     """Zero-pad to 48 x 64 (multiples of 16), predict, upsample to 48 x 64, crop the padding."""
     padded = F.pad(_normalised(model, image), (0, 64 - image.shape[-1], 0, 48 - image.shape[-2]))
     logits = head(model.backbone(padded), *extra)
@@ -185,20 +187,25 @@ def test_multi_scale_sub_crop_label_is_the_image_crops_box() -> None:
     must equal that function of its image crop, whatever box is drawn (64 x 96, sub-crop 32)."""
     torch.manual_seed(0)
     model = build_model(tiny_vfm_cfg("DINOv2")).train()
-    inputs, seen = [], {}
+    inputs, ce_labels = [], []
     for _ in range(2):
         image = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)
         inputs.append({"image": image, "sem_seg": image[0].long() % 5})
     backbone_inputs: list[torch.Tensor] = []
     model.backbone.register_forward_pre_hook(lambda _, args: backbone_inputs.append(args[0]))
-    model._ce = lambda logits, labels: seen.setdefault("labels", []).append(labels) or logits.sum()
+
+    def record_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ce_labels.append(labels)  # calls: coarse (half-size labels), then the sub-crop's
+        return logits.sum()
+
+    model._ce = record_ce
     boxes = set()
     for _ in range(12):
         backbone_inputs.clear()
-        seen.clear()
+        ce_labels.clear()
         with torch.no_grad():
             model(inputs)
-        sub_images, sub_labels = backbone_inputs[1], seen["labels"][1]
+        sub_images, sub_labels = backbone_inputs[1], ce_labels[1]
         assert sub_images.shape == (2, 3, 32, 32) and sub_labels.shape == (2, 32, 32)
         std, mean = model.pixel_std.view(3, 1, 1), model.pixel_mean.view(3, 1, 1)
         red = (sub_images * std + mean).round().long()[:, 0]
