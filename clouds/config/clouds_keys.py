@@ -24,7 +24,7 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.CLOUDS.ITERATION_UPDATE = 100  # EMA teacher update period (iterations)
     _C.MODEL.CLOUDS.TEACHER_SCOPE = "head"  # EMA copy of "head" or of every "trainable" part
     _C.MODEL.CLOUDS.GEOMETRIC_ENSEMBLE_EMA = False  # teacher uses the geometric ensemble
-    _C.MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD = 0  # dump pseudo-labels every N iters (0: never)
+    _C.MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD = 0  # dump pseudo-labels once per N iters (0: never)
 
     _C.MODEL.CLOUDS.SAM = CfgNode()
     _C.MODEL.CLOUDS.SAM.ENABLED = False  # joint training, pseudo-labels refined by SAM

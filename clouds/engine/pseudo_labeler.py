@@ -64,7 +64,8 @@ class PseudoLabeler(Callback):
             train_dataset: dataset whose class list the teacher predicts (the source).
             geometric_ensemble: the teacher's geometric ensemble (None: decoder only).
             seed: base seed of the point selection (combined with iteration and rank).
-            dump_period: write pseudo-labels every this many iterations (0: never).
+            dump_period: write the pseudo-labels of the first labelled batch of every window of
+                this many iterations (0: never).
             dump_dir: folder of the dumps.
             palette: RGB colour of each class for the dumps.
         """
@@ -81,6 +82,7 @@ class PseudoLabeler(Callback):
         self.seed = seed
         self.dump_period = dump_period
         self.dump_dir = dump_dir
+        self._dumped_window = -1  # the last window of dump_period iterations that was dumped
         self.palette = [tuple(c) for c in palette]
         self._module: LightningModule | None = None
 
@@ -146,7 +148,10 @@ class PseudoLabeler(Callback):
         if self.refiner is not None:
             generator = np.random.default_rng([self.seed, step, rank])
             after = self.refiner.refine(clean, before, generator=generator)
-        if self.dump_period and rank == 0 and step % self.dump_period == 0:
+        if self.dump_period and rank == 0 and step // self.dump_period > self._dumped_window:
+            # the first labelled batch of each window of dump_period iterations (a window's first
+            # iteration may hold no unlabelled image)
+            self._dumped_window = step // self.dump_period
             self.dump(step, clean, before, after)
         labelled = list(batch)
         for index, label in zip(unlabelled, after):

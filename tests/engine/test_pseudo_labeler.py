@@ -83,14 +83,19 @@ def test_refiner_output_becomes_the_label() -> None:
     torch.testing.assert_close(out[1]["sem_seg"], torch.from_numpy(truth))
 
 
-def test_dump_writes_colour_pngs_at_the_period(tmp_path: Path) -> None:
+def test_dump_writes_colour_pngs_once_per_period(tmp_path: Path) -> None:
+    """The first labelled batch of each window of 10 iterations is dumped, on the first process
+    only (a window whose first iteration holds no generated image is still dumped)."""
     palette = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
     labeler, model = _labeler(dump_period=10, dump_dir=str(tmp_path / "pl"), palette=palette)
     labeler.label(model, _batch(), step=10)
-    labeler.label(model, _batch(), step=11)  # not a dump step
-    labeler.label(model, _batch(), step=20, rank=1)  # only the first process dumps
+    labeler.label(model, _batch(), step=11)  # same window: not dumped again
+    labeler.label(model, _batch(), step=23, rank=1)  # only the first process dumps
+    labeler.label(model, _batch(), step=34)  # window 30-39, first labelled batch at 34
     files = sorted(p.name for p in (tmp_path / "pl").iterdir())
-    assert files == ["0000010_0_after.png", "0000010_0_before.png", "0000010_0_image.png"]
+    assert files == [
+        f"{step:07d}_0_{kind}.png" for step in (10, 34) for kind in ("after", "before", "image")
+    ]
     from PIL import Image
 
     before = np.asarray(Image.open(tmp_path / "pl" / "0000010_0_before.png"))

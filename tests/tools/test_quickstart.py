@@ -43,7 +43,21 @@ def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch
         assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+", report), name
     assert list(out.rglob("*.png"))
     # the joint model's mIoU stands, named, beside the warm-up model's on every dataset
-    baseline_table = report.split("mIoU against other runs")[1].split("##")[0]
+    # first lines: what ran, which table is the joint model's, why toy numbers show no gain
+    head = report.split("\n## ")[0]
+    assert head.startswith("# Quickstart report: toy data, tiny random-initialised models\n")
+    assert "'mIoU per dataset' and 'Per-class IoU' are the joint-trained model" in head
+    assert "joint_gta.yaml" in head and "warmup_gta.yaml" in head
+    assert "cannot show the method's gain" in head
+    assert "average is over the target domains, leaving out the source gta5" in report
+    # generated images shown, every picture link an existing file
+    assert "## Generated images (sd_quickstart" in report
+    assert re.search(
+        r"## Pseudo-labels at iteration \d+ \(image \| EMA teacher \| refined by SAM\)", report
+    )
+    for link in re.findall(r"\]\(([^)]+)\)", report):
+        assert (out / link).is_file(), link
+    baseline_table = report.split("## mIoU against other runs")[1].split("##")[0]
     assert "| dataset | warmup | joint |" in baseline_table
     for name in ["gta5", *TARGETS]:
         assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+\s*\|\s*[\d.]+", baseline_table), name
