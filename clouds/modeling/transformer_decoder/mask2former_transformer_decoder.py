@@ -17,6 +17,7 @@ Module names follow the original's checkpoints (``transformer_cross_attention_la
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 
@@ -212,7 +213,7 @@ class MLP(nn.Module):
         return x
 
 
-class MaskedTransformerDecoderBase(nn.Module):
+class MaskedTransformerDecoderBase(nn.Module, abc.ABC):
     """Mask2Former's masked-attention decoder; subclasses add the class head.
 
     ``dec_layers`` is the number of attention layers (one prediction after each, plus one from
@@ -351,6 +352,7 @@ class MaskedTransformerDecoderBase(nn.Module):
         attn_mask = masked_attention_mask(masks, attn_size, self.num_heads)
         return {"pred_logits": logits, "pred_masks": masks}, attn_mask
 
+    @abc.abstractmethod
     def classify(
         self,
         decoded: Tensor,
@@ -360,7 +362,6 @@ class MaskedTransformerDecoderBase(nn.Module):
         num_templates: Sequence[int] | None,
     ) -> Tensor:
         """Class logits (B, Q, K + 1) of the normalised queries ``decoded`` (B, Q, C)."""
-        raise NotImplementedError
 
 
 @TRANSFORMER_DECODER_REGISTRY.register()
