@@ -35,7 +35,7 @@ from clouds.data.augmentation import (
 )
 from clouds.utils.io import ImageReadError, read_image, read_label
 
-__all__ = ["SemSegTestMapper", "SemSegTrainMapper", "load_image_tensor"]
+__all__ = ["SemSegTestMapper", "SemSegTrainMapper", "image_to_tensor", "load_image_tensor"]
 
 
 def load_image_tensor(dataset_dict: dict, image_format: str = "RGB") -> torch.Tensor:
@@ -48,7 +48,12 @@ def load_image_tensor(dataset_dict: dict, image_format: str = "RGB") -> torch.Te
             f"Image {dataset_dict['file_name']} has size {image.shape[0]}x{image.shape[1]} (HxW) "
             f"but its dataset entry says {expected[0]}x{expected[1]}"
         )
-    return torch.from_numpy(image.copy()).permute(2, 0, 1).contiguous()
+    return image_to_tensor(image)
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """An (H, W, 3) image array as a contiguous (3, H, W) tensor of the same dtype (a copy)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 class SemSegTrainMapper:
@@ -195,14 +200,10 @@ class SemSegTrainMapper:
             if self.flip and uniform() < 0.5:
                 image = hflip(image)
             if self.keep_clean_unlabelled:
-                out["image_clean"] = _chw(image)
+                out["image_clean"] = image_to_tensor(image)
             image = self._color(image)
-        out["image"] = _chw(image)
+        out["image"] = image_to_tensor(image)
         return out
-
-
-def _chw(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
 
 class SemSegTestMapper:

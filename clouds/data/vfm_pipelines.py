@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from clouds.config import CfgNode, ConfigError
+from clouds.data.mappers import image_to_tensor
 from clouds.data.transforms.geometric import (
     keep_ratio_size,
     random_crop_box,
@@ -43,10 +44,6 @@ __all__ = ["MAPPER_NAME", "VFMTestMapper", "VFMTrainMapper"]
 
 MAPPER_NAME = "vfm_mmseg"
 _RECROPS = 10  # the original's DGDataset redraws a rare-class sample at most 10 times
-
-
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 class VFMTrainMapper:
@@ -155,10 +152,10 @@ class VFMTrainMapper:
     def _unlabelled(self, image: np.ndarray, out: dict) -> dict:
         if self.flip and torch.rand(()) < 0.5:
             image = np.ascontiguousarray(image[:, ::-1])
-        out["image_clean"] = _to_tensor(image)
+        out["image_clean"] = image_to_tensor(image)
         if self.photometric is not None:
             image = self.photometric(image)
-        out["image"] = _to_tensor(image)
+        out["image"] = image_to_tensor(image)
         return out
 
     def __call__(self, dataset_dict: dict) -> dict:
@@ -179,7 +176,7 @@ class VFMTrainMapper:
             image, label = image[:, ::-1], label[:, ::-1]
         if self.photometric is not None:
             image = self.photometric(np.ascontiguousarray(image))
-        out["image"] = _to_tensor(image)
+        out["image"] = image_to_tensor(image)
         out["sem_seg"] = torch.from_numpy(label.astype(np.int64))
         return out
 
@@ -223,6 +220,6 @@ class VFMTestMapper:
         out = copy.copy(dataset_dict)
         image = read_image(dataset_dict["file_name"], format=self.image_format)
         height, width = image.shape[:2]
-        out["image"] = _to_tensor(resize_image(image, self.output_size(height, width)))
+        out["image"] = image_to_tensor(resize_image(image, self.output_size(height, width)))
         out["height"], out["width"] = height, width
         return out
