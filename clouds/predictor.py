@@ -12,7 +12,7 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from clouds.config import CfgNode
-from clouds.data.catalog import Metadata, MetadataCatalog
+from clouds.data.catalog import Metadata, MetadataCatalog, dataset_class_names
 from clouds.data.mappers import SemSegTestMapper
 from clouds.modeling import build_model
 from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
@@ -58,12 +58,7 @@ class Predictor:
         self.cfg = cfg.clone()
         self.dataset_name = dataset_name or default_dataset(cfg)
         self.metadata: Metadata = MetadataCatalog.get(self.dataset_name)
-        if not self.metadata.get("stuff_classes"):
-            raise ValueError(
-                f"Dataset {self.dataset_name!r} has no stuff_classes in its metadata; register it "
-                f"(clouds.data.datasets.register_all_datasets) or pick another dataset"
-            )
-        self.class_names: list[str] = list(self.metadata.stuff_classes)
+        self.class_names: list[str] = dataset_class_names(self.dataset_name)
         self.device = resolve_device(cfg.MODEL.DEVICE)
         with foundation_weights_context(cfg.MODEL.WEIGHTS):
             self.model = build_model(cfg)
@@ -107,6 +102,7 @@ class Predictor:
             "height": height,
             "width": width,
             "dataset_name": self.dataset_name,
+            "class_names": self.class_names,
         }
         with autocast(self.device, self.acceleration.amp_dtype):
             scores = self.model([inputs])[0]["sem_seg"]

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["DatasetCatalog", "Metadata", "MetadataCatalog", "UnknownDatasetError"]
+__all__ = [
+    "DatasetCatalog",
+    "Metadata",
+    "MetadataCatalog",
+    "UnknownDatasetError",
+    "dataset_class_names",
+]
 
 
 class UnknownDatasetError(KeyError):
@@ -90,3 +96,19 @@ class _MetadataCatalog:
 
 DatasetCatalog = _DatasetCatalog()
 MetadataCatalog = _MetadataCatalog()
+
+
+def dataset_class_names(dataset_name: str) -> list[str]:
+    """The ``stuff_classes`` of a registered dataset.
+
+    Raises:
+        UnknownDatasetError: naming the dataset when its metadata has no class list.
+    """
+    names = MetadataCatalog.get(dataset_name).get("stuff_classes")
+    if not names:
+        raise UnknownDatasetError(
+            f"Dataset {dataset_name!r} has no 'stuff_classes' in its metadata: register it first "
+            "(clouds.data.datasets.register_all_datasets) or set MetadataCatalog.get(name)"
+            ".stuff_classes"
+        )
+    return list(names)

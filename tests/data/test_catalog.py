@@ -2,7 +2,12 @@
 
 import pytest
 
-from clouds.data.catalog import DatasetCatalog, MetadataCatalog, UnknownDatasetError
+from clouds.data.catalog import (
+    DatasetCatalog,
+    MetadataCatalog,
+    UnknownDatasetError,
+    dataset_class_names,
+)
 
 
 def test_register_get_and_double_registration() -> None:
@@ -46,3 +51,17 @@ def test_resolver_registers_on_demand_and_metadata_defaults() -> None:
         DatasetCatalog.remove("_resolved_test")
         MetadataCatalog.remove("_resolved_test")
         DatasetCatalog._resolvers.remove(resolver)
+
+
+def test_dataset_class_names_copies_the_list_and_names_a_dataset_without_one() -> None:
+    MetadataCatalog.get("catalog_test_classes").set(stuff_classes=("road", "sky"))
+    try:
+        names = dataset_class_names("catalog_test_classes")
+        assert names == ["road", "sky"]
+        names.append("car")
+        assert MetadataCatalog.get("catalog_test_classes").stuff_classes == ("road", "sky")
+        with pytest.raises(UnknownDatasetError, match="'catalog_test_none' has no 'stuff_classes'"):
+            dataset_class_names("catalog_test_none")
+    finally:
+        MetadataCatalog.remove("catalog_test_classes")
+        MetadataCatalog.remove("catalog_test_none")

@@ -19,7 +19,7 @@ from tests.modeling.model_utils import (
     TEST_CLASSES,
     TEST_DATASET,
     TRAIN_CLASSES,
-    register_test_metadata,
+    TRAIN_DATASET,
     toy_config,
 )
 
@@ -128,23 +128,38 @@ def test_inference_outputs_test_classes_at_requested_sizes(model: CLOUDS) -> Non
 
 
 def test_class_list_can_be_swapped_at_test_time(model: CLOUDS) -> None:
-    register_test_metadata()
     names = ["pothole", "tram", "graffiti", "road", "sky", "horse", "crane"]
-    MetadataCatalog.get("clouds_test_open_vocab").set(stuff_classes=names)
     model.eval()
     image = _image(64, 64)
-    (swapped,) = model([{"image": image, "dataset_name": "clouds_test_open_vocab"}])
+    open_vocab = {"image": image, "dataset_name": "clouds_test_open_vocab", "class_names": names}
+    (swapped,) = model([open_vocab])
     (default,) = model([{"image": image, "dataset_name": TEST_DATASET}])
     assert swapped["sem_seg"].shape == (7, 64, 64)
     assert default["sem_seg"].shape == (4, 64, 64)
     with pytest.raises(KeyError, match="clouds_test_not_registered"):
         model([{"image": image, "dataset_name": "clouds_test_not_registered"}])
-    mixed = [
-        {"image": image, "dataset_name": TEST_DATASET},
-        {"image": image, "dataset_name": "clouds_test_open_vocab"},
-    ]
+    mixed = [{"image": image, "dataset_name": TEST_DATASET}, open_vocab]
     with pytest.raises(ValueError, match="several datasets"):
         model(mixed)
+
+
+def test_forward_reads_class_lists_given_at_build_not_the_catalog(
+    model: CLOUDS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert model.class_names == {
+        TRAIN_DATASET: list(TRAIN_CLASSES),
+        TEST_DATASET: list(TEST_CLASSES),
+    }
+
+    def no_catalog(name: str) -> None:
+        raise AssertionError(f"forward read the dataset catalog ({name})")
+
+    monkeypatch.setattr(MetadataCatalog, "get", no_catalog)
+    model.eval()
+    (scores,) = model([{"image": _image(64, 64), "dataset_name": TEST_DATASET}])
+    assert scores["sem_seg"].shape == (len(TEST_CLASSES), 64, 64)
+    model.train()
+    assert torch.isfinite(sum(model(_training_batch()).values()))
 
 
 def test_geometric_ensemble_is_applied_at_inference(model: CLOUDS) -> None:

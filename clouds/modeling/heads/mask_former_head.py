@@ -10,23 +10,34 @@ from torch import Tensor, nn
 import clouds.modeling.pixel_decoder  # noqa: F401
 import clouds.modeling.transformer_decoder  # noqa: F401
 from clouds.config import CfgNode
+from clouds.modeling.heads.base import MaskClassificationHead, check_head
 from clouds.modeling.registry import (
     PIXEL_DECODER_REGISTRY,
     SEM_SEG_HEADS_REGISTRY,
     TRANSFORMER_DECODER_REGISTRY,
 )
 from clouds.modeling.shape_spec import ShapeSpec
+from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import (
+    MaskedTransformerDecoderBase,
+)
 
 __all__ = ["MaskFormerHead"]
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
-class MaskFormerHead(nn.Module):
+class MaskFormerHead(MaskClassificationHead):
     """Turns backbone features (and, for the text decoder, a text classifier) into per-query
     class logits and masks. Children ``pixel_decoder`` and ``predictor`` as in the original."""
 
-    def __init__(self, *, pixel_decoder: nn.Module, transformer_predictor: nn.Module) -> None:
+    def __init__(
+        self, *, pixel_decoder: nn.Module, transformer_predictor: MaskedTransformerDecoderBase
+    ) -> None:
         super().__init__()
+        check_head(
+            transformer_predictor,
+            MaskedTransformerDecoderBase,
+            "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME",
+        )
         self.pixel_decoder = pixel_decoder
         self.predictor = transformer_predictor
 
@@ -55,7 +66,11 @@ class MaskFormerHead(nn.Module):
     @property
     def uses_text_classifier(self) -> bool:
         """Whether the decoder classifies against text embeddings (else a linear classifier)."""
-        return bool(getattr(self.predictor, "uses_text_classifier", False))
+        return self.predictor.uses_text_classifier
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.predictor.num_classes
 
     def forward(
         self,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode
+from clouds.modeling.heads.base import RefinementHead
 from clouds.modeling.heads.vfmnet import check_features, init_classifier, select_features
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
@@ -135,7 +136,7 @@ class RefinementDecoder(nn.Module):
 
 
 @VFM_HEAD_REGISTRY.register()
-class MGRNet(nn.Module):
+class MGRNet(RefinementHead):
     """Refinement head: named maps (B, C, h, w) + coarse logits -> logits (B, K, h, w)."""
 
     def __init__(
@@ -209,6 +210,10 @@ class MGRNet(nn.Module):
             dropout=head.REFINE_DROPOUT,
             mask_ratio=head.MASK_RATIO if masked else None,
         )
+
+    @property
+    def masks_tokens(self) -> bool:
+        return self.transformer_decoder.mask_ratio is not None
 
     def forward(
         self,

@@ -20,6 +20,7 @@ from torch import nn
 from clouds.config import CfgNode
 from clouds.modeling.backbone.vfm.pyramid import SimpleFeaturePyramid
 from clouds.modeling.criterion import SetCriterion
+from clouds.modeling.heads.base import DecodeHead
 from clouds.modeling.heads.mask_former_head import MaskFormerHead
 from clouds.modeling.heads.vfmnet import check_features, select_features
 from clouds.modeling.meta_arch.base import weighted_losses
@@ -29,8 +30,11 @@ from clouds.modeling.shape_spec import ShapeSpec
 __all__ = ["VFMMaskHead"]
 
 
-class VFMMaskHead(nn.Module):
+class VFMMaskHead(DecodeHead):
     """Mask classification on VFM features: maps -> class log-scores (B, K, 4h, 4w)."""
+
+    size_divisibility_factor = 2  # the feature pyramid has a stride-32 level
+    has_own_losses = True
 
     def __init__(
         self,

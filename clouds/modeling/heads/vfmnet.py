@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from clouds.config import CfgNode
+from clouds.modeling.heads.base import DecodeHead
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
 
@@ -61,7 +62,7 @@ def init_classifier(conv: nn.Conv2d) -> None:
 
 
 @VFM_HEAD_REGISTRY.register()
-class VFMNet(nn.Module):
+class VFMNet(DecodeHead):
     """Light head: maps (B, C, h, w) x N -> class logits (B, K, 4h, 4w) at stride 4."""
 
     def __init__(

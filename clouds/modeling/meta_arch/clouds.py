@@ -4,7 +4,10 @@ Training: normalise (CLIP mean / std on the 0-255 scale) and zero-pad the batch 
 of 32, build one binary mask per class present in each label map, run backbone and head and
 return the weighted losses. The head's decoder classifies linearly (K training classes) or
 against CLIP text embeddings of the class synonyms plus the learned ``void_embedding``; with the
-text decoder the class list at test time is the test dataset's (open vocabulary). Inference as
+text decoder the class list at test time is the test dataset's, or any list an input passes in
+(open vocabulary). Class lists are given to the model when it is built (``from_config`` reads
+those of DATASETS.TRAIN[0] and DATASETS.TEST from the dataset catalog); ``forward`` reads no
+global state. Inference as
 the original: mask logits upsampled to the padded size, per-query class probabilities (void
 dropped; optionally the geometric ensemble) times sigmoid masks summed over the queries, the
 result cropped to the image and resized to the requested height x width.
@@ -15,7 +18,7 @@ Children (and so checkpoint keys) as in the original: ``backbone`` (``backbone.c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,9 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
-from clouds.data.catalog import MetadataCatalog
+from clouds.data.catalog import UnknownDatasetError, dataset_class_names
 from clouds.modeling.criterion import SetCriterion
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
+from clouds.modeling.heads.base import MaskClassificationHead, check_head
 from clouds.modeling.meta_arch.base import (
     SegmentorBase,
     build_backbone,
@@ -41,19 +45,7 @@ from clouds.modeling.registry import (
 )
 from clouds.modeling.text_classifier import TextClassifier, class_synonyms
 
-__all__ = ["CLOUDS", "dataset_class_names", "seen_classes", "semantic_inference"]
-
-
-def dataset_class_names(dataset_name: str) -> list[str]:
-    """The ``stuff_classes`` of a registered dataset; a clear error when it has none."""
-    names = MetadataCatalog.get(dataset_name).get("stuff_classes")
-    if not names:
-        raise KeyError(
-            f"Dataset {dataset_name!r} has no 'stuff_classes' in its metadata: register it first "
-            "(clouds.data.datasets.register_all_datasets) or set MetadataCatalog.get(name)"
-            ".stuff_classes"
-        )
-    return list(names)
+__all__ = ["CLOUDS", "seen_classes", "semantic_inference"]
 
 
 def seen_classes(class_names: Sequence[str], train_names: Sequence[str]) -> torch.Tensor:
@@ -92,6 +84,7 @@ class CLOUDS(SegmentorBase):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         size_divisibility: int,
+        class_names: Mapping[str, Sequence[str]],
         train_dataset: str,
         test_dataset: str,
         ignore_label: int = 255,
@@ -107,14 +100,20 @@ class CLOUDS(SegmentorBase):
             text_classifier: class names -> (K, E) embeddings.
             pixel_mean, pixel_std: see :class:`SegmentorBase`.
             size_divisibility: pad the batch to multiples of this.
-            train_dataset: dataset whose ``stuff_classes`` are the training classes.
-            test_dataset: dataset whose classes are used when an input names none.
+            class_names: the class list of each dataset the model predicts by name (an
+                input's "dataset_name").
+            train_dataset: the key of ``class_names`` holding the training classes.
+            test_dataset: the key of ``class_names`` used when an input names no dataset.
             ignore_label: label value of unlabelled pixels.
             geometric_ensemble: blend CLIP's mask-pooled class probabilities in at inference.
             sem_seg_postprocess_before_inference: resize masks before combining them with the
                 class probabilities (more memory) instead of resizing the combined scores.
         """
         super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
+        check_head(sem_seg_head, MaskClassificationHead, "sem_seg_head (MODEL.SEM_SEG_HEAD.NAME)")
+        missing = [name for name in (train_dataset, test_dataset) if name not in class_names]
+        if missing:
+            raise ValueError(f"No class list given for dataset(s) {missing}")
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
         self.criterion = criterion
@@ -123,6 +122,7 @@ class CLOUDS(SegmentorBase):
         self.void_embedding = nn.Embedding(1, backbone.embed_dim)
         self.void_embedding.requires_grad_(self.uses_text)
         self.size_divisibility = size_divisibility
+        self.class_names = {name: list(names) for name, names in class_names.items()}
         self.train_dataset = train_dataset
         self.test_dataset = test_dataset
         self.ignore_label = ignore_label
@@ -137,9 +137,14 @@ class CLOUDS(SegmentorBase):
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} has no text encoder; the "
                 "CLOUDS meta-architecture needs a CLIP backbone for its text classifier"
             )
-        head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME).from_config(
-            cfg, backbone.output_shape()
-        )
+        head_cls = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME)
+        if not (isinstance(head_cls, type) and issubclass(head_cls, MaskClassificationHead)):
+            raise ConfigError(
+                f"MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r} is registered as "
+                f"{head_cls!r}, which does not implement the mask-classification head contract "
+                "(clouds.modeling.heads.base.MaskClassificationHead)"
+            )
+        head = head_cls.from_config(cfg, backbone.output_shape())
         backbone_div = backbone.size_divisibility
         size_div = cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY or backbone_div
         if backbone_div and size_div % backbone_div:
@@ -157,6 +162,10 @@ class CLOUDS(SegmentorBase):
             sem_seg_head=head,
             criterion=SetCriterion.from_config(cfg),
             text_classifier=TextClassifier.from_config(cfg, backbone),
+            class_names={
+                name: dataset_class_names(name)
+                for name in (cfg.DATASETS.TRAIN[0], *cfg.DATASETS.TEST)
+            },
             pixel_mean=cfg.MODEL.PIXEL_MEAN,
             pixel_std=cfg.MODEL.PIXEL_STD,
             size_divisibility=size_div,
@@ -176,12 +185,13 @@ class CLOUDS(SegmentorBase):
 
         Args:
             batched_inputs: dicts with "image" uint8 (3, H, W) RGB; in training "sem_seg"
-                int64 (H, W); optional "height", "width" (output size) and "dataset_name"
-                (whose classes to predict at inference).
+                int64 (H, W); optional "height", "width" (output size) and, at inference, the
+                classes to predict: "class_names" (a list of names) or "dataset_name" (a key
+                of ``self.class_names``; default ``test_dataset``).
         """
         images, image_sizes = self.preprocess(batched_inputs)
         if self.training:
-            class_names = dataset_class_names(self.train_dataset)
+            class_names = self.class_names[self.train_dataset]
             outputs = self.predict(images, class_names)
             targets = self.prepare_targets(batched_inputs, images.shape[-2:], len(class_names))
             return weighted_losses(self.criterion, outputs, targets)
@@ -197,7 +207,7 @@ class CLOUDS(SegmentorBase):
     @property
     def uses_text(self) -> bool:
         """Whether the head's decoder classifies against the text classifier."""
-        return bool(getattr(self.sem_seg_head, "uses_text_classifier", False))
+        return self.sem_seg_head.uses_text_classifier
 
     def classifier(self, class_names: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
         """Text classifier (S + 1, E): the synonyms' embeddings then the normalised void
@@ -211,7 +221,7 @@ class CLOUDS(SegmentorBase):
         and, when computed, "text_classifier" (S + 1, E) and "num_templates" (K,)."""
         features = self.backbone(images)
         if not self.uses_text:
-            num_classes = self.sem_seg_head.predictor.class_embed.out_features - 1
+            num_classes = self.sem_seg_head.num_classes
             if len(class_names) != num_classes:
                 raise ValueError(
                     f"The linear class head predicts {num_classes} classes "
@@ -246,12 +256,33 @@ class CLOUDS(SegmentorBase):
             )
         return targets
 
-    def inference_dataset(self, batched_inputs: list[dict[str, Any]]) -> str:
-        """The dataset whose classes to predict: the inputs' "dataset_name" or the default."""
-        names = {x.get("dataset_name", self.test_dataset) for x in batched_inputs}
-        if len(names) > 1:
-            raise ValueError(f"One batch mixes inputs of several datasets: {sorted(names)}")
-        return names.pop()
+    def inference_classes(self, batched_inputs: list[dict[str, Any]]) -> list[str]:
+        """The classes to predict for a batch: each input's "class_names", else the list of its
+        "dataset_name" (default ``test_dataset``); one list for the whole batch.
+
+        Raises:
+            UnknownDatasetError: a "dataset_name" the model was given no class list for.
+            ValueError: inputs asking for different class lists.
+        """
+        lists = {tuple(self._input_classes(x)) for x in batched_inputs}
+        if len(lists) > 1:
+            datasets = sorted({x.get("dataset_name", self.test_dataset) for x in batched_inputs})
+            raise ValueError(
+                f"One batch mixes inputs of several datasets (class lists): {datasets}"
+            )
+        return list(lists.pop())
+
+    def _input_classes(self, x: Mapping[str, Any]) -> Sequence[str]:
+        if "class_names" in x:
+            return x["class_names"]
+        name = x.get("dataset_name", self.test_dataset)
+        if name not in self.class_names:
+            raise UnknownDatasetError(
+                f"Dataset {name!r} is not one the model was given classes for "
+                f"({', '.join(self.class_names)}: DATASETS.TRAIN[0] and DATASETS.TEST); pass "
+                f"its class list as the input's 'class_names'"
+            )
+        return self.class_names[name]
 
     @torch.no_grad()
     def inference(
@@ -261,11 +292,11 @@ class CLOUDS(SegmentorBase):
         image_sizes: list[tuple[int, int]],
     ) -> list[dict[str, torch.Tensor]]:
         """Per-class score maps {"sem_seg": (K, height, width)} for each input."""
-        class_names = dataset_class_names(self.inference_dataset(batched_inputs))
+        class_names = self.inference_classes(batched_inputs)
         outputs = self.predict(images, class_names)
         mask_logits = outputs["pred_masks"].float()
         if self.geometric_ensemble is not None:
-            seen = seen_classes(class_names, dataset_class_names(self.train_dataset))
+            seen = seen_classes(class_names, self.class_names[self.train_dataset])
             probs = self.geometric_ensemble(
                 class_logits=outputs["pred_logits"],
                 mask_logits=mask_logits,

@@ -32,9 +32,8 @@ import torch.nn.functional as F
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import VFMBackbone
-from clouds.modeling.heads.mgrnet import MGRNet
+from clouds.modeling.heads.base import DecodeHead, RefinementHead, check_head
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
-from clouds.modeling.heads.vfmnet import VFMNet
 from clouds.modeling.inference import REFINING_MODES, InferenceSettings, infer_logits
 from clouds.modeling.meta_arch.base import (
     SegmentorBase,
@@ -72,8 +71,8 @@ class VFMSegmentor(SegmentorBase):
         self,
         *,
         backbone: VFMBackbone,
-        decode_head: VFMNet | VFMMaskHead,
-        aux_decoder: MGRNet | None,
+        decode_head: DecodeHead,
+        aux_decoder: RefinementHead | None,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         ignore_label: int = 255,
@@ -86,9 +85,10 @@ class VFMSegmentor(SegmentorBase):
         """
         Args:
             backbone: maps (B, 3, H, W) to named (B, C, H/16, W/16) maps.
-            decode_head: named maps -> stride-4 logits (coarse / single-scale predictions):
-                :class:`VFMNet` or the mask-classification :class:`VFMMaskHead`.
-            aux_decoder: named maps + coarse logits -> stride-16 logits; None for "light".
+            decode_head: named maps -> stride-4 logits (coarse / single-scale predictions),
+                e.g. :class:`VFMNet` or the mask-classification :class:`VFMMaskHead`.
+            aux_decoder: named maps + coarse logits -> stride-16 logits (e.g. :class:`MGRNet`);
+                None for "light".
             sub_crop: side of the full-resolution sub-crop of multi-scale training.
             sub_crop_grid: sub-crop offsets are multiples of it.
             inference: test-time strategy (``clouds.modeling.inference``); None: whole.
@@ -99,6 +99,9 @@ class VFMSegmentor(SegmentorBase):
                 of all pixels (mmseg's default, the original's).
         """
         super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
+        check_head(decode_head, DecodeHead, "decode_head (MODEL.VFM_HEAD.LIGHT_HEAD_NAME)")
+        if aux_decoder is not None:
+            check_head(aux_decoder, RefinementHead, "aux_decoder (MODEL.VFM_HEAD.REFINE_HEAD_NAME)")
         inference = inference or InferenceSettings()
         if inference.mode in REFINING_MODES and aux_decoder is None:
             raise ConfigError(
@@ -108,9 +111,7 @@ class VFMSegmentor(SegmentorBase):
         self.decode_head = decode_head
         self.aux_decoder = aux_decoder
         self.ignore_label = ignore_label
-        # the mask head's feature pyramid has a stride-32 level
-        scale = 2 if isinstance(decode_head, VFMMaskHead) else 1
-        self.size_divisibility = backbone.size_divisibility * scale
+        self.size_divisibility = backbone.size_divisibility * decode_head.size_divisibility_factor
         self.sub_crop = sub_crop
         self.sub_crop_grid = sub_crop_grid
         self.inference_settings = inference
@@ -134,15 +135,15 @@ class VFMSegmentor(SegmentorBase):
         shape = backbone.output_shape()
         aux_decoder = None
         if head.TYPE in ("ms", "ms_masked"):
-            aux_decoder = _registered(head.REFINE_HEAD_NAME, "REFINE_HEAD_NAME").from_config(
-                cfg, shape, masked=head.TYPE == "ms_masked"
-            )
+            aux_decoder = _registered(
+                head.REFINE_HEAD_NAME, "REFINE_HEAD_NAME", RefinementHead
+            ).from_config(cfg, shape, masked=head.TYPE == "ms_masked")
         if head.TYPE == "mask_former":
             decode_head = VFMMaskHead.from_config(cfg, shape)
         else:
-            decode_head = _registered(head.LIGHT_HEAD_NAME, "LIGHT_HEAD_NAME").from_config(
-                cfg, shape
-            )
+            decode_head = _registered(
+                head.LIGHT_HEAD_NAME, "LIGHT_HEAD_NAME", DecodeHead
+            ).from_config(cfg, shape)
         return cls(
             backbone=backbone,
             decode_head=decode_head,
@@ -168,7 +169,7 @@ class VFMSegmentor(SegmentorBase):
         """
         if self.training:
             images, labels = self._training_batch(batched_inputs)
-            if isinstance(self.decode_head, VFMMaskHead):
+            if self.decode_head.has_own_losses:
                 return self.decode_head.losses(self.backbone(images), labels)
             if self.aux_decoder is None:
                 logits = _upsample(self.decode_head(self.backbone(images)), labels.shape[-2:])
@@ -288,20 +289,26 @@ class VFMSegmentor(SegmentorBase):
         sub_features = self.backbone(sub_images)
         coarse = _upsample(self.decode_head(half_features), half_labels.shape[-2:])
         context = coarse.detach()[..., y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2]
-        mask = getattr(self.aux_decoder.transformer_decoder, "mask_ratio", None) is not None
-        refined = self.aux_decoder(sub_features, context, mask=mask)
+        refined = self.aux_decoder(sub_features, context, mask=self.aux_decoder.masks_tokens)
         return {
             "loss_coarse": self._ce(coarse, half_labels),
             "loss_refine": self._ce(_upsample(refined, (size, size)), sub_labels),
         }
 
 
-def _registered(name: str, key: str) -> type:
-    """The VFM_HEAD_REGISTRY class ``name`` (ConfigError naming MODEL.VFM_HEAD.<key>)."""
+def _registered(name: str, key: str, contract: type) -> type:
+    """The VFM_HEAD_REGISTRY class ``name``, which must implement ``contract`` (ConfigError
+    naming MODEL.VFM_HEAD.<key> otherwise)."""
     try:
-        return VFM_HEAD_REGISTRY.get(name)
+        head_cls = VFM_HEAD_REGISTRY.get(name)
     except KeyError as e:
         known = ", ".join(sorted(n for n, _ in VFM_HEAD_REGISTRY))
         raise ConfigError(
             f"MODEL.VFM_HEAD.{key}={name!r} is not registered (known: {known})"
         ) from e
+    if not (isinstance(head_cls, type) and issubclass(head_cls, contract)):
+        raise ConfigError(
+            f"MODEL.VFM_HEAD.{key}={name!r} is registered as {head_cls!r}, which does not "
+            f"implement the {contract.__module__}.{contract.__name__} contract"
+        )
+    return head_cls

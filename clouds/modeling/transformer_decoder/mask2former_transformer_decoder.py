@@ -221,6 +221,7 @@ class MaskedTransformerDecoderBase(nn.Module, abc.ABC):
     """
 
     uses_text_classifier: bool = False
+    num_classes: int | None = None  # K of a linear class head; None: the text classifier's list
 
     def __init__(
         self,
@@ -371,6 +372,7 @@ class OriginalMultiScaleMaskedTransformerDecoder(MaskedTransformerDecoderBase):
     def __init__(self, *, num_classes: int, **kwargs: object) -> None:
         """``num_classes`` K; the other arguments as :class:`MaskedTransformerDecoderBase`."""
         super().__init__(**kwargs)
+        self.num_classes = num_classes
         self.class_embed = nn.Linear(self.decoder_norm.normalized_shape[0], num_classes + 1)
 
     @classmethod
