@@ -1,4 +1,4 @@
-"""Shared by the DGVFM head parity tests: fixture paths and the deterministic weight fill.
+"""Shared by the DGVFM head tests: fixture paths, the deterministic weight fill, the tiny MGRNet.
 
 The fixtures under tests/fixtures/dgvfm_heads/ were made by /work/scratch/dgvfm-heads/
 gen_fixtures.py, which runs the ORIGINAL DGVFM code (tpy001/VFMSeg: rein/models/heads/
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from clouds.modeling.heads.mgrnet import MGRNet
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dgvfm_heads"
 
@@ -35,3 +37,20 @@ def fill_state(module: nn.Module, seed: int, scale: float = 0.2) -> None:
 
 def load_fixture(name: str) -> dict:
     return torch.load(FIXTURES / name, map_location="cpu", weights_only=True)
+
+
+FEATURE_NAMES = [f"vfm{i}" for i in range(4)]
+
+
+def tiny_mgrnet(*, num_layers: int, mask_ratio: float | None = 0.2) -> MGRNet:
+    """The fixtures' refinement head: maps 4 x 32 channels, 128 wide, 2 heads x 16, 19 classes."""
+    return MGRNet(
+        in_features=FEATURE_NAMES,
+        in_channels=32,
+        num_classes=19,
+        channels=128,
+        num_layers=num_layers,
+        num_heads=2,
+        head_dim=16,
+        mask_ratio=mask_ratio,
+    )

@@ -17,11 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clouds.modeling.heads.mgrnet import MGRNet
 from clouds.modeling.heads.vfmnet import VFMNet
 from clouds.modeling.inference import InferenceSettings, coarse_to_fine_inference, infer_logits
 from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
-from tests.modeling.dgvfm_heads_utils import fill_state, load_fixture
+from tests.modeling.dgvfm_heads_utils import fill_state, load_fixture, tiny_mgrnet
 
 NAMES = [f"vfm{i}" for i in range(4)]
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
@@ -45,16 +44,7 @@ def _model(fixture: dict, mode: str) -> VFMSegmentor:
     model = VFMSegmentor(
         backbone=StandIn(),
         decode_head=VFMNet(in_features=NAMES, in_channels=32, num_classes=19),
-        aux_decoder=MGRNet(
-            in_features=NAMES,
-            in_channels=32,
-            num_classes=19,
-            channels=128,
-            num_layers=1,
-            num_heads=2,
-            head_dim=16,
-            mask_ratio=0.2,
-        ),
+        aux_decoder=tiny_mgrnet(num_layers=1),
         pixel_mean=MEAN,
         pixel_std=STD,
         inference=InferenceSettings(

@@ -16,6 +16,7 @@ from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.heads.vfmnet import VFMNet
 from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from clouds.modeling.registry import SEM_SEG_HEADS_REGISTRY, VFM_HEAD_REGISTRY
+from tests.modeling.dgvfm_heads_utils import tiny_mgrnet
 from tests.modeling.model_utils import toy_config
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
@@ -58,16 +59,7 @@ def test_mask_former_head_reports_its_classifier(
 
 @pytest.mark.parametrize(("masked", "expected"), [(True, True), (False, False)])
 def test_refinement_head_says_whether_training_masks_tokens(masked: bool, expected: bool) -> None:
-    head = MGRNet(
-        in_features=NAMES,
-        in_channels=32,
-        num_classes=3,
-        channels=128,
-        num_layers=1,
-        num_heads=2,
-        head_dim=16,
-        mask_ratio=0.2 if masked else None,
-    )
+    head = tiny_mgrnet(num_layers=1, mask_ratio=0.2 if masked else None)
     assert head.masks_tokens is expected
 
 

@@ -15,23 +15,14 @@ import torch
 from clouds.modeling.heads.mgrnet import MGRNet
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
-from tests.modeling.dgvfm_heads_utils import fill_state, load_fixture
+from tests.modeling.dgvfm_heads_utils import fill_state, load_fixture, tiny_mgrnet
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
 NAMES = [f"vfm{i}" for i in range(4)]
 
 
 def _head(mask_ratio: float | None = 0.2) -> MGRNet:
-    return MGRNet(
-        in_features=NAMES,
-        in_channels=32,
-        num_classes=19,
-        channels=128,
-        num_layers=2,
-        num_heads=2,
-        head_dim=16,
-        mask_ratio=mask_ratio,
-    )
+    return tiny_mgrnet(num_layers=2, mask_ratio=mask_ratio)
 
 
 def test_keys_and_outputs_equal_the_originals_vfm_head() -> None:
