@@ -27,11 +27,8 @@ _KNOWN: dict[tuple[str, str], int] = {
     ("clouds.config", "ConfigError"): CONFIG_ERROR_CODE,
     ("clouds.data.catalog", "UnknownDatasetError"): CONFIG_ERROR_CODE,
     ("clouds.data.datasets.loading", "DatasetNotFoundError"): FILE_ERROR_CODE,
-    ("clouds.modeling.checkpoint", "CheckpointMismatchError"): FILE_ERROR_CODE,
-    (
-        "clouds.modeling.backbone.vfm.original_checkpoint",
-        "UntrustedCheckpointError",
-    ): FILE_ERROR_CODE,
+    ("clouds.modeling.checkpoint.state", "CheckpointMismatchError"): FILE_ERROR_CODE,
+    ("clouds.modeling.checkpoint.mmengine", "UntrustedCheckpointError"): FILE_ERROR_CODE,
     ("clouds.sam.build", "SamCheckpointError"): FILE_ERROR_CODE,
     ("clouds.utils.weights_source", "WeightsUnavailableError"): FILE_ERROR_CODE,
     ("clouds.utils.io", "ImageReadError"): FILE_ERROR_CODE,
@@ -44,7 +41,9 @@ _KNOWN: dict[tuple[str, str], int] = {
 # A ValueError / FileNotFoundError raised in these modules is about a checkpoint or weight
 # file the user named (unreadable, unknown format, not found).
 _FILE_READERS = (
-    "clouds.modeling.checkpoint",
+    "clouds.modeling.checkpoint.formats",
+    "clouds.modeling.checkpoint.mmengine",
+    "clouds.modeling.checkpoint.ours",
     "clouds.modeling.backbone.vfm.weights",
     "clouds.modeling.backbone.vfm.loading",
 )

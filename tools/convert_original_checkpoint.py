@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from clouds.config import load_config
 from clouds.modeling import build_model
 from clouds.modeling.checkpoint import (
+    detect_checkpoint_format,
     foundation_weights_context,
     load_complete_state_dict,
-    read_checkpoint,
+    read_checkpoint_payload,
     save_checkpoint,
 )
 
@@ -38,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("opts", nargs="*", help="config overrides KEY VALUE")
     args = parser.parse_intermixed_args(argv)
 
-    fmt, state = read_checkpoint(args.src)
+    payload = read_checkpoint_payload(args.src)
+    fmt = detect_checkpoint_format(payload, args.src)
     if not fmt.complete:
         parser.error(f"{args.src} is a {fmt.name} checkpoint, not an original CLOUDS one")
     cfg = load_config(args.config_file, args.opts)
     with foundation_weights_context(args.src):
         model = build_model(cfg)
-    load_complete_state_dict(model, state, source=args.src)
-    payload = torch.load(args.src, map_location="cpu", weights_only=True, mmap=True)
+    load_complete_state_dict(model, fmt.model_state(payload), source=args.src)
     extra = {"iteration": payload["iteration"]} if "iteration" in payload else {}
     save_checkpoint(args.dst, model, cfg, extra=extra)
     print(f"Wrote {args.dst} ({fmt.name} -> CLOUDS checkpoint)")

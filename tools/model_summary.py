@@ -18,7 +18,6 @@ import sys
 from collections.abc import Sequence
 
 from clouds.config import ConfigError, load_config
-from clouds.data.datasets import register_all_datasets
 from clouds.modeling import build_model
 from clouds.modeling.summary import format_parameter_counts, parameter_counts
 
@@ -42,7 +41,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{cfg.MODEL.BACKBONE.NAME} ({cfg.MODEL.CLOUDS.CLIP_MODEL_NAME}); random weights "
         "(MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS='' and MODEL.VFM.WEIGHTS='random' forced)"
     )
-    register_all_datasets()  # CLOUDS models take their class lists from the dataset metadata
     print(format_parameter_counts(parameter_counts(build_model(cfg), max_depth=args.depth)))
     return 0
 

@@ -3,7 +3,8 @@
 A CLOUDS checkpoint is a Lightning checkpoint whose "state_dict" holds only the trainable
 parts of the model (:func:`clouds.modeling.checkpoint.trainable_state_dict`), plus optimizer,
 scheduler, sampler state and iteration. Reading any weight file (ours, Lightning's, the
-original CLOUDS' and DGVFM's) is :mod:`clouds.modeling.checkpoint`'s job.
+original CLOUDS' detectron2 and DGVFM's mmengine files) is the job of the
+:mod:`clouds.modeling.checkpoint` package (:mod:`~clouds.modeling.checkpoint.formats`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 import lightning.pytorch as pl
-import torch
+
+from clouds.modeling.checkpoint import read_checkpoint_payload
 
 __all__ = ["checkpoint_iteration", "set_trainer_iteration"]
 
@@ -22,12 +23,9 @@ def checkpoint_iteration(path: str | os.PathLike) -> int | None:
     """The training iteration stored in the checkpoint at ``path``, or None (no such entry, or
     a file that is not a torch checkpoint, e.g. safetensors)."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        try:  # files of the legacy (non-zip) format cannot be memory-mapped
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            return None
+        payload = read_checkpoint_payload(path, mmap=True)
+    except (FileNotFoundError, ValueError):
+        return None
     if not isinstance(payload, dict):
         return None
     for key in _ITERATION_KEYS:

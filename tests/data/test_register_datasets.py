@@ -11,6 +11,7 @@ from clouds.data.catalog import DatasetCatalog, MetadataCatalog, UnknownDatasetE
 from clouds.data.datasets import (
     DATASET_NAMES,
     DatasetNotFoundError,
+    class_names,
     datasets_root,
     register_all_datasets,
 )
@@ -158,3 +159,17 @@ def test_gta5_leaves_out_the_original_frames(toy_root: Path, tmp_path: Path) -> 
     assert ids == ["00001", "00002", "00003", "20861"]
     all_ids = [d["image_id"] for d in DatasetCatalog.get("gta5_all")]
     assert all_ids == ["00001", "00002", "00003", "15188", "20830", "20861"]
+
+
+def test_class_names_registers_the_builtin_datasets_when_nothing_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MetadataCatalog, "_metadata", {})
+    monkeypatch.setattr(DatasetCatalog, "_loaders", {})
+    monkeypatch.setattr(DatasetCatalog, "_resolvers", [])
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    assert class_names("gta5") == list(CITYSCAPES_CLASSES)
+    assert "acdc_fog_val" in DatasetCatalog
+    assert MetadataCatalog.get("gta5").image_root.startswith(str(tmp_path))
+    with pytest.raises(UnknownDatasetError, match="'not_a_dataset' has no 'stuff_classes'"):
+        class_names("not_a_dataset")

@@ -26,7 +26,7 @@ from clouds.data.toy import make_converted_toy_datasets
 from clouds.engine.arguments import default_argument_parser
 from clouds.engine.launch import launch_from_args
 from clouds.engine.resume import find_resume_checkpoint
-from clouds.modeling import checkpoint as checkpointing
+from clouds.modeling.checkpoint import ours as checkpointing
 from clouds.sam import build_tiny_sam
 from clouds.utils.io import is_temp_file
 

@@ -14,8 +14,12 @@ from clouds.config import load_config
 from clouds.modeling import build_model
 from clouds.modeling.backbone.vfm.export import export_merged_model, max_output_difference
 from clouds.modeling.backbone.vfm.lora import lora_layers
-from clouds.modeling.backbone.vfm.original_checkpoint import UntrustedCheckpointError
-from clouds.modeling.checkpoint import load_checkpoint, save_checkpoint, trainable_state_dict
+from clouds.modeling.checkpoint import (
+    UntrustedCheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    trainable_state_dict,
+)
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
 REPO = Path(__file__).resolve().parents[2]

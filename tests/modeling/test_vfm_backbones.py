@@ -9,7 +9,7 @@ from torch import nn
 
 from clouds.modeling.backbone.vfm import EVA02, CLIPViT, DINOv2, SAMViT, VFMBackbone
 from clouds.modeling.backbone.vfm.lora import lora_layers
-from clouds.modeling.backbone.vfm.original_checkpoint import map_original_state_dict
+from clouds.modeling.checkpoint import map_original_state_dict
 from clouds.modeling.registry import BACKBONE_REGISTRY
 from tests.modeling.backbone_test_base import BackboneTestBase
 from tests.modeling.dgvfm_fixtures import CASES, fixture_cfg, fixture_image, original_record

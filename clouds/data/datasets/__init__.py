@@ -3,7 +3,9 @@
 ``register_all_datasets(root)`` registers ``gta5``, ``synthia``, ``cityscapes_{train,val}``,
 ``bdd_{train,val}``, ``mapillary_{train,val}``, ``acdc_{fog,night,rain,snow}_{train,val}``
 and lets ``sd_<folder>`` resolve on demand. Nothing touches the disk until a dataset is
-loaded. See datasets/README.md for the layouts.
+loaded. ``class_names(name)`` gives a dataset's classes, registering the built-in datasets under
+the default root first when nothing has registered them (as detectron2 registers its built-in
+datasets under ``$DETECTRON2_DATASETS`` on import). See datasets/README.md for the layouts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from clouds.data.catalog import MetadataCatalog, dataset_class_names
 from clouds.data.datasets.loading import DatasetNotFoundError
 from clouds.data.datasets.register_acdc import ACDC_CONDITIONS, register_acdc
 from clouds.data.datasets.register_bdd import register_bdd
@@ -23,6 +26,7 @@ from clouds.data.datasets.register_synthia import register_synthia
 __all__ = [
     "DATASET_NAMES",
     "DatasetNotFoundError",
+    "class_names",
     "datasets_root",
     "register_all_datasets",
 ]
@@ -69,3 +73,15 @@ def register_all_datasets(root: str | os.PathLike | None = None) -> Path:
     ):
         register(path)
     return path
+
+
+def class_names(dataset_name: str) -> list[str]:
+    """The ``stuff_classes`` of ``dataset_name``; a built-in dataset nothing has registered yet
+    is registered first, with every other one, under :func:`datasets_root`.
+
+    Raises:
+        UnknownDatasetError: naming a dataset that has no class list.
+    """
+    if dataset_name in DATASET_NAMES and not MetadataCatalog.get(dataset_name).get("stuff_classes"):
+        register_all_datasets()
+    return dataset_class_names(dataset_name)

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
-from clouds.data.catalog import UnknownDatasetError, dataset_class_names
+from clouds.data import datasets
+from clouds.data.catalog import UnknownDatasetError
 from clouds.modeling.criterion import SetCriterion
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
 from clouds.modeling.heads.base import MaskClassificationHead, check_head
@@ -163,7 +164,7 @@ class CLOUDS(SegmentorBase):
             criterion=SetCriterion.from_config(cfg),
             text_classifier=TextClassifier.from_config(cfg, backbone),
             class_names={
-                name: dataset_class_names(name)
+                name: datasets.class_names(name)
                 for name in (cfg.DATASETS.TRAIN[0], *cfg.DATASETS.TEST)
             },
             pixel_mean=cfg.MODEL.PIXEL_MEAN,

@@ -1,4 +1,4 @@
-"""Reading checkpoints written by the original DGVFM runner (mmengine) into our VFM models.
+"""The original DGVFM's checkpoints (mmengine runner): recognising, reading and loading them.
 
 An mmengine checkpoint is ``{"meta", "state_dict", "message_hub", "optimizer",
 "param_schedulers"}``. Its ``state_dict`` holds the peft-wrapped backbone under
@@ -12,7 +12,9 @@ prefix; ``base_layer`` is inserted or removed where our model wraps a different 
 ``message_hub`` holds pickled mmengine objects (``HistoryBuffer``), so the file cannot be read
 with ``weights_only=True``: unpickling it can run arbitrary code. It is read only when the user
 says the file is trusted (MODEL.WEIGHTS_TRUST_PICKLE), and then mmengine's classes are replaced
-by inert stand-ins, so mmengine need not be installed and none of its code runs.
+by inert stand-ins, so mmengine need not be installed and none of its code runs. Its entry in
+:data:`~clouds.modeling.checkpoint.formats.CHECKPOINT_FORMATS` recognises such a file by
+:func:`is_mmengine_checkpoint` before anything is unpickled.
 """
 
 from __future__ import annotations
@@ -24,23 +26,18 @@ import pickletools
 import re
 import types
 import zipfile
+from collections.abc import Mapping
 from typing import IO, Any
 
 import torch
 from torch import nn
 
-from clouds.modeling.checkpoint import (
-    CheckpointFormat,
-    trainable_state_dict,
-    verify_state_dict,
-)
+from clouds.modeling.checkpoint.state import trainable_state_dict, verify_state_dict
 
 __all__ = [
-    "MMENGINE_FORMAT",
     "UntrustedCheckpointError",
     "is_mmengine_checkpoint",
-    "load_mmengine_checkpoint",
-    "load_mmengine_weights",
+    "load_mmengine_state",
     "map_original_state_dict",
     "read_mmengine_checkpoint",
 ]
@@ -103,16 +100,21 @@ def _pickle_module() -> types.ModuleType:
 
 def _top_level_strings(path: str) -> set[str]:
     """The strings in the pickle of a torch zip checkpoint, read opcode by opcode (nothing is
-    executed); empty for a file that is not a torch zip checkpoint."""
+    executed); empty for a file that is not a readable torch zip checkpoint (the weights-only
+    reader then says what is wrong with it)."""
     if not zipfile.is_zipfile(path):
         return set()
-    with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-        if not names:
-            return set()
-        data: IO[bytes]
-        with archive.open(names[0]) as data:
-            return {arg for _, arg, _ in pickletools.genops(data.read()) if isinstance(arg, str)}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not names:
+                return set()
+            data: IO[bytes]
+            with archive.open(names[0]) as data:
+                opcodes = pickletools.genops(data.read())
+                return {arg for _, arg, _ in opcodes if isinstance(arg, str)}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return set()
 
 
 def is_mmengine_checkpoint(path: str | os.PathLike) -> bool:
@@ -166,7 +168,7 @@ def _with_base_layer(key: str) -> str:
 
 
 def map_original_state_dict(
-    state: dict[str, torch.Tensor], model_keys: set[str]
+    state: Mapping[str, torch.Tensor], model_keys: set[str]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The original's ``state_dict`` with our key names, and the keys left out.
 
@@ -197,46 +199,26 @@ def map_original_state_dict(
     return mapped, left_out
 
 
-def load_mmengine_checkpoint(
-    model: nn.Module, path: str | os.PathLike, *, trust_pickle: bool
-) -> dict[str, Any]:
-    """Load a checkpoint written by the original DGVFM runner into ``model``; returns its payload.
+def load_mmengine_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict"
+) -> None:
+    """Load the ``state_dict`` of an original DGVFM checkpoint (its key names) into ``model``.
 
-    Every trainable entry of ``model`` (LoRA, heads) must be in the file; the backbone's base
-    weights in the file are loaded too (they equal the converted MODEL.VFM.WEIGHTS of the run).
+    Every trainable entry of ``model`` (LoRA, heads) must be in ``state``; the backbone's base
+    weights in it are loaded too (they equal the converted MODEL.VFM.WEIGHTS of the run).
 
     Raises:
-        UntrustedCheckpointError: see :func:`read_mmengine_checkpoint`.
         CheckpointMismatchError: trainable entries missing, entries ``model`` has no place for,
             or shapes that differ; nothing is loaded.
     """
-    payload = read_mmengine_checkpoint(path, trust_pickle=trust_pickle)
     own = model.state_dict()
-    mapped, left_out = map_original_state_dict(payload["state_dict"], set(own))
-    verify_state_dict(
-        mapped, own, source=os.fspath(path), required=trainable_state_dict(model).keys()
-    )
+    mapped, left_out = map_original_state_dict(state, set(own))
+    verify_state_dict(mapped, own, source=source, required=trainable_state_dict(model).keys())
     model.load_state_dict(mapped, strict=False)
     if left_out:
         logger.info(
             "%s: %d entries without effect in the original's forward left out (%s, ...)",
-            path,
+            source,
             len(left_out),
             ", ".join(left_out[:4]),
         )
-    return payload
-
-
-MMENGINE_FORMAT = CheckpointFormat(
-    name="original DGVFM (mmengine)",
-    matches=lambda p: isinstance(p, dict) and "state_dict" in p and "meta" in p,
-    model_state=lambda p: p["state_dict"],
-)
-
-
-def load_mmengine_weights(
-    model: nn.Module, path: str | os.PathLike, *, trust_pickle: bool
-) -> CheckpointFormat:
-    """:func:`load_mmengine_checkpoint` for the MODEL.WEIGHTS dispatch; returns the format."""
-    load_mmengine_checkpoint(model, path, trust_pickle=trust_pickle)
-    return MMENGINE_FORMAT

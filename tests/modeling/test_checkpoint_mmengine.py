@@ -7,19 +7,28 @@ LoRA DINOv2 saved in mmengine's checkpoint layout, with real mmengine HistoryBuf
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from clouds.modeling.backbone.vfm.original_checkpoint import (
+from clouds.cli_errors import user_error_code
+from clouds.modeling.checkpoint import (
+    CHECKPOINT_FORMATS,
+    CheckpointMismatchError,
     UntrustedCheckpointError,
+    detect_checkpoint_format,
+    detect_pickled_format,
     is_mmengine_checkpoint,
+    load_model_weights,
     map_original_state_dict,
+    provides_foundation_weights,
+    read_checkpoint,
+    read_checkpoint_payload,
     read_mmengine_checkpoint,
 )
-from clouds.modeling.checkpoint import CheckpointMismatchError, load_model_weights
 from clouds.modeling.registry import BACKBONE_REGISTRY
 from tests.modeling.dgvfm_fixtures import FIXTURES, fixture_cfg, fixture_image, original_record
 
@@ -125,3 +134,39 @@ def test_light_head_checkpoints_keep_the_backbone_under_their_own_prefix() -> No
         }
         mapped, left_out = map_original_state_dict(original, ours)
         assert set(mapped) == ours and not left_out
+
+
+def test_mmengine_files_are_an_entry_of_the_format_dispatch(tmp_path: Path) -> None:
+    """The format is told from the file before anything is unpickled: reading it untrusted is
+    refused, and it provides no foundation weights."""
+    fmt = detect_pickled_format(CHECKPOINT)
+    assert fmt in CHECKPOINT_FORMATS and "mmengine" in fmt.name and not fmt.complete
+    assert detect_pickled_format(FIXTURES / "dinov2_official.pth") is None
+    with pytest.raises(UntrustedCheckpointError):
+        read_checkpoint(CHECKPOINT)
+    assert read_checkpoint(CHECKPOINT, trust_pickle=True)[0] is fmt
+    assert not provides_foundation_weights(CHECKPOINT)
+    plain = tmp_path / "plain_mmengine.pth"  # no pickled objects: recognised by its payload too
+    torch.save({"meta": {}, "state_dict": {"decode_head.conv_seg.weight": torch.zeros(1)}}, plain)
+    assert detect_checkpoint_format(read_checkpoint_payload(plain)) is fmt
+
+
+def test_untrusted_file_is_a_user_error() -> None:
+    with pytest.raises(UntrustedCheckpointError) as info:
+        load_model_weights(_model(), CHECKPOINT)
+    assert user_error_code(info.value) == 1
+
+
+def test_damaged_torch_zip_is_reported_as_unreadable(tmp_path: Path) -> None:
+    """The path test reads the zip's pickle: a damaged one (bad CRC) is left to the
+    weights-only reader, whose message names the file."""
+    path = tmp_path / "damaged.pth"
+    torch.save({"meta": {}, "state_dict": {"w": torch.zeros(1)}}, path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        pickled = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    data[data.find(pickled) + len(pickled) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert not is_mmengine_checkpoint(path)
+    with pytest.raises(ValueError, match="damaged.pth"):
+        read_checkpoint(path)
