@@ -1,6 +1,8 @@
 """The import graph of ``clouds`` between its parts (subpackages and top-level modules) has no
 cycle and no upward arrow: data and modeling never import engine (nor the predictor), and the
-low-level helpers (config, utils, visualization) import no model, data or engine code.
+low-level helpers (config, utils, visualization) import no model, data or engine code; model
+checkpoints are read and written only by clouds/modeling/checkpoint/; README's Architecture
+section names every part and only paths that exist.
 
 Every ``import`` statement counts, also those inside functions (lazy imports are still arrows).
 """
@@ -8,6 +10,7 @@ Every ``import`` statement counts, also those inside functions (lazy imports are
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "clouds"
@@ -90,3 +93,50 @@ def test_no_cycle_between_parts():
         if part not in state:
             visit(part, [part])
     assert cycles == []
+
+
+# Files that read or write weights with torch directly, outside clouds/modeling/checkpoint/: each
+# handles a foundation model's pretrained weights, not a checkpoint of one of our models.
+FOUNDATION_WEIGHT_FILES = {
+    "sam/build.py",  # SAM's official weights
+    "modeling/backbone/vfm/weights.py",  # the VFMs' official weights
+    "modeling/backbone/vfm/convert.py",  # same, converted to our key names
+    "modeling/backbone/vfm/export.py",  # a LoRA-merged VFM, in the official format
+    "engine/quickstart.py",  # the tiny random SAM of the quickstart
+}
+
+
+def _torch_io_calls(path: Path) -> list[str]:
+    """``torch.load`` / ``torch.save`` calls in ``path`` (as ``name:line``)."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        func = node.func if isinstance(node, ast.Call) else None
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("load", "save")
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "torch"
+        ):
+            calls.append(f"torch.{func.attr}:{node.lineno}")
+    return calls
+
+
+def test_checkpoints_are_read_and_written_only_by_the_checkpoint_package():
+    outside = {
+        str(path.relative_to(PACKAGE)): calls
+        for path in PACKAGE.rglob("*.py")
+        if (calls := _torch_io_calls(path))
+        and path.relative_to(PACKAGE).parts[:2] != ("modeling", "checkpoint")
+    }
+    assert set(outside) == FOUNDATION_WEIGHT_FILES, outside
+
+
+def test_readme_architecture_names_only_paths_that_exist():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("## Architecture") :]
+    section = section[: section.index("\n## ", 1)]
+    paths = set(re.findall(r"`(clouds/[^`\s]*)`", section))
+    assert {"clouds/modeling/checkpoint/", "clouds/modeling/heads/base.py"} <= paths
+    assert [p for p in sorted(paths) if not (PACKAGE.parent / p).exists()] == []
+    parts = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert [part for part in sorted(parts) if f"`clouds/{part}/`" not in section] == []
