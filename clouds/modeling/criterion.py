@@ -7,6 +7,9 @@ unmatched queries get the void class (down-weighted by ``eos_coef``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -16,7 +19,7 @@ from clouds.modeling.matcher import HungarianMatcher
 from clouds.modeling.point_sampling import get_uncertain_point_coords_with_randomness, point_sample
 from clouds.utils import comm
 
-__all__ = ["SetCriterion", "dice_loss", "sigmoid_ce_loss"]
+__all__ = ["SetCriterion", "dice_loss", "sigmoid_ce_loss", "weighted_losses"]
 
 
 def dice_loss(inputs: Tensor, targets: Tensor, num_masks: float | Tensor) -> Tensor:
@@ -191,3 +194,12 @@ def _flat_query_indices(indices: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, T
     batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])
     query_idx = torch.cat([q for q, _ in indices])
     return batch_idx, query_idx
+
+
+def weighted_losses(
+    criterion: nn.Module, outputs: Mapping[str, Any], targets: Sequence[Mapping[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """The criterion's losses times its ``weight_dict``; losses without a weight are dropped."""
+    losses = criterion(outputs, targets)
+    weights = criterion.weight_dict
+    return {name: loss * weights[name] for name, loss in losses.items() if name in weights}

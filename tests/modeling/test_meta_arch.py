@@ -13,8 +13,8 @@ from clouds.modeling import build_model
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
 from clouds.modeling.meta_arch.clouds import CLOUDS, seen_classes, semantic_inference
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.registry import BACKBONE_REGISTRY
+from clouds.modeling.targets import semantic_targets
 from tests.modeling.model_utils import (
     TEST_CLASSES,
     TEST_DATASET,

@@ -19,13 +19,12 @@ from torch import nn
 
 from clouds.config import CfgNode
 from clouds.modeling.backbone.vfm.pyramid import SimpleFeaturePyramid
-from clouds.modeling.criterion import SetCriterion
+from clouds.modeling.criterion import SetCriterion, weighted_losses
 from clouds.modeling.heads.base import DecodeHead
 from clouds.modeling.heads.mask_former_head import MaskFormerHead
 from clouds.modeling.heads.vfmnet import check_features, select_features
-from clouds.modeling.meta_arch.base import weighted_losses
-from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.shape_spec import ShapeSpec
+from clouds.modeling.targets import semantic_targets
 
 __all__ = ["VFMMaskHead"]
 

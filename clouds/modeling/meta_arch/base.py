@@ -1,4 +1,4 @@
-"""What the meta-architectures share: pixel normalisation, input checks and loss weighting."""
+"""What the meta-architectures share: pixel normalisation, input checks, building the backbone."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ __all__ = [
     "build_backbone",
     "output_size",
     "training_label",
-    "weighted_losses",
 ]
 
 
@@ -64,15 +63,6 @@ def training_label(x: Mapping[str, Any]) -> torch.Tensor:
 def output_size(x: Mapping[str, Any], height: int, width: int) -> tuple[int, int]:
     """The (height, width) an input asks its prediction at; default the given size."""
     return int(x.get("height", height)), int(x.get("width", width))
-
-
-def weighted_losses(
-    criterion: nn.Module, outputs: Mapping[str, Any], targets: Sequence[Mapping[str, torch.Tensor]]
-) -> dict[str, torch.Tensor]:
-    """The criterion's losses times its ``weight_dict``; losses without a weight are dropped."""
-    losses = criterion(outputs, targets)
-    weights = criterion.weight_dict
-    return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
 
 
 def build_backbone(cfg: CfgNode) -> Backbone:

@@ -28,7 +28,7 @@ from torch import nn
 from clouds.config import CfgNode, ConfigError
 from clouds.data import datasets
 from clouds.data.catalog import UnknownDatasetError
-from clouds.modeling.criterion import SetCriterion
+from clouds.modeling.criterion import SetCriterion, weighted_losses
 from clouds.modeling.geometric_ensemble import GeometricEnsemble
 from clouds.modeling.heads.base import MaskClassificationHead, check_head
 from clouds.modeling.meta_arch.base import (
@@ -36,14 +36,13 @@ from clouds.modeling.meta_arch.base import (
     build_backbone,
     output_size,
     training_label,
-    weighted_losses,
 )
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.meta_arch.targets import semantic_targets
 from clouds.modeling.registry import (
     META_ARCH_REGISTRY,
     SEM_SEG_HEADS_REGISTRY,
 )
+from clouds.modeling.targets import semantic_targets
 from clouds.modeling.text_classifier import TextClassifier, class_synonyms
 
 __all__ = ["CLOUDS", "seen_classes", "semantic_inference"]
