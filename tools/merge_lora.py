@@ -21,9 +21,9 @@ import sys
 import torch
 
 from clouds.config import CfgNode, load_config
-from clouds.modeling.backbone.vfm.export import export_merged_model
 from clouds.modeling.build import build_model
 from clouds.modeling.checkpoint import load_model_weights, trainable_state_dict
+from clouds.modeling.lora_export import export_merged_model
 
 
 def _trained_weights(cfg: CfgNode, path: str, trust_pickle: bool) -> dict[str, torch.Tensor]:

@@ -12,7 +12,6 @@ import torch
 
 from clouds.config import load_config
 from clouds.modeling import build_model
-from clouds.modeling.backbone.vfm.export import export_merged_model, max_output_difference
 from clouds.modeling.backbone.vfm.lora import lora_layers
 from clouds.modeling.checkpoint import (
     UntrustedCheckpointError,
@@ -20,6 +19,7 @@ from clouds.modeling.checkpoint import (
     save_checkpoint,
     trainable_state_dict,
 )
+from clouds.modeling.lora_export import export_merged_model, max_output_difference
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
 REPO = Path(__file__).resolve().parents[2]
