@@ -140,3 +140,18 @@ def test_readme_architecture_names_only_paths_that_exist():
     assert [p for p in sorted(paths) if not (PACKAGE.parent / p).exists()] == []
     parts = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert [part for part in sorted(parts) if f"`clouds/{part}/`" not in section] == []
+
+
+def test_backbones_and_heads_import_no_meta_architecture():
+    offenders = []
+    for folder in ("backbone", "heads"):
+        for path in (PACKAGE / "modeling" / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                if any(n.startswith("clouds.modeling.meta_arch") for n in names):
+                    offenders.append(str(path.relative_to(PACKAGE)))
+    assert offenders == []
