@@ -1,8 +1,9 @@
 """The import graph of ``clouds`` between its parts (subpackages and top-level modules) has no
 cycle and no upward arrow: data and modeling never import engine (nor the predictor), and the
 low-level helpers (config, utils, visualization) import no model, data or engine code;
-backbones and heads import no meta-architecture; model checkpoints are read and written only by clouds/modeling/checkpoint/; README's Architecture
-section names every part and only paths that exist.
+backbones and heads import no meta-architecture; model checkpoints are read and written only by
+clouds/modeling/checkpoint/; README's Architecture section names every part and only paths that
+exist.
 
 Every ``import`` statement counts, also those inside functions (lazy imports are still arrows).
 """
