@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from clouds.config import CfgNode, ConfigError
-from clouds.modeling.registry import META_ARCH_REGISTRY
+from clouds.config import CfgNode
+from clouds.modeling.registry import META_ARCH_REGISTRY, registered_class
 
 __all__ = ["build_model"]
 
@@ -15,12 +15,7 @@ def build_model(cfg: CfgNode) -> nn.Module:
 
     The caller (the engine) moves the model to its device.
     """
-    name = cfg.MODEL.META_ARCHITECTURE
-    try:
-        meta_arch = META_ARCH_REGISTRY.get(name)
-    except KeyError as e:
-        known = ", ".join(sorted(name for name, _ in META_ARCH_REGISTRY))
-        raise ConfigError(
-            f"MODEL.META_ARCHITECTURE={name!r} is not registered (known: {known})"
-        ) from e
+    meta_arch = registered_class(
+        META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE"
+    )
     return meta_arch.from_config(cfg)

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from clouds.config import CfgNode, ConfigError
+from clouds.config import CfgNode
 from clouds.modeling.backbone.base import Backbone
-from clouds.modeling.registry import BACKBONE_REGISTRY
+from clouds.modeling.registry import BACKBONE_REGISTRY, registered_class
 
 __all__ = [
     "SegmentorBase",
@@ -74,14 +74,12 @@ def build_backbone(cfg: CfgNode) -> Backbone:
     training, ``--eval-only``, the demo's predictor.
 
     Raises:
-        ConfigError: the registered class does not implement :class:`Backbone`.
+        ConfigError: nothing registered under that name, or a class that does not implement
+            :class:`Backbone`.
     """
-    backbone_cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
-    if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, Backbone)):
-        raise ConfigError(
-            f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is registered as {backbone_cls!r}, "
-            "which does not implement the backbone contract (clouds.modeling.backbone.base.Backbone)"
-        )
+    backbone_cls = registered_class(
+        BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.NAME", Backbone, "backbone"
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.MODEL.BACKBONE.INIT_SEED)
         return backbone_cls.from_config(cfg)

@@ -38,10 +38,7 @@ from clouds.modeling.meta_arch.base import (
     training_label,
 )
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.registry import (
-    META_ARCH_REGISTRY,
-    SEM_SEG_HEADS_REGISTRY,
-)
+from clouds.modeling.registry import META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY, registered_class
 from clouds.modeling.targets import semantic_targets
 from clouds.modeling.text_classifier import TextClassifier, class_synonyms
 
@@ -137,13 +134,12 @@ class CLOUDS(SegmentorBase):
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} has no text encoder; the "
                 "CLOUDS meta-architecture needs a CLIP backbone for its text classifier"
             )
-        head_cls = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME)
-        if not (isinstance(head_cls, type) and issubclass(head_cls, MaskClassificationHead)):
-            raise ConfigError(
-                f"MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r} is registered as "
-                f"{head_cls!r}, which does not implement the mask-classification head contract "
-                "(clouds.modeling.heads.base.MaskClassificationHead)"
-            )
+        head_cls = registered_class(
+            SEM_SEG_HEADS_REGISTRY,
+            cfg.MODEL.SEM_SEG_HEAD.NAME,
+            "MODEL.SEM_SEG_HEAD.NAME",
+            MaskClassificationHead,
+        )
         head = head_cls.from_config(cfg, backbone.output_shape())
         backbone_div = backbone.size_divisibility
         size_div = cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY or backbone_div

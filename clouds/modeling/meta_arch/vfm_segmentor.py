@@ -42,7 +42,12 @@ from clouds.modeling.meta_arch.base import (
     training_label,
 )
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.registry import BACKBONE_REGISTRY, META_ARCH_REGISTRY, VFM_HEAD_REGISTRY
+from clouds.modeling.registry import (
+    BACKBONE_REGISTRY,
+    META_ARCH_REGISTRY,
+    VFM_HEAD_REGISTRY,
+    registered_class,
+)
 
 __all__ = ["HEAD_TYPES", "VFMSegmentor"]
 
@@ -125,7 +130,9 @@ class VFMSegmentor(SegmentorBase):
             raise ConfigError(
                 f"MODEL.VFM_HEAD.TYPE={head.TYPE!r} is not one of {', '.join(HEAD_TYPES)}"
             )
-        backbone_cls = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)
+        backbone_cls = registered_class(
+            BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.NAME"
+        )
         if not issubclass(backbone_cls, VFMBackbone):
             raise ConfigError(
                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is not a VFM backbone "
@@ -135,15 +142,23 @@ class VFMSegmentor(SegmentorBase):
         shape = backbone.output_shape()
         aux_decoder = None
         if head.TYPE in ("ms", "ms_masked"):
-            aux_decoder = _registered(
-                head.REFINE_HEAD_NAME, "REFINE_HEAD_NAME", RefinementHead
-            ).from_config(cfg, shape, masked=head.TYPE == "ms_masked")
+            refine_cls = registered_class(
+                VFM_HEAD_REGISTRY,
+                head.REFINE_HEAD_NAME,
+                "MODEL.VFM_HEAD.REFINE_HEAD_NAME",
+                RefinementHead,
+            )
+            aux_decoder = refine_cls.from_config(cfg, shape, masked=head.TYPE == "ms_masked")
         if head.TYPE == "mask_former":
             decode_head = VFMMaskHead.from_config(cfg, shape)
         else:
-            decode_head = _registered(
-                head.LIGHT_HEAD_NAME, "LIGHT_HEAD_NAME", DecodeHead
-            ).from_config(cfg, shape)
+            light_cls = registered_class(
+                VFM_HEAD_REGISTRY,
+                head.LIGHT_HEAD_NAME,
+                "MODEL.VFM_HEAD.LIGHT_HEAD_NAME",
+                DecodeHead,
+            )
+            decode_head = light_cls.from_config(cfg, shape)
         return cls(
             backbone=backbone,
             decode_head=decode_head,
@@ -294,21 +309,3 @@ class VFMSegmentor(SegmentorBase):
             "loss_coarse": self._ce(coarse, half_labels),
             "loss_refine": self._ce(_upsample(refined, (size, size)), sub_labels),
         }
-
-
-def _registered(name: str, key: str, contract: type) -> type:
-    """The VFM_HEAD_REGISTRY class ``name``, which must implement ``contract`` (ConfigError
-    naming MODEL.VFM_HEAD.<key> otherwise)."""
-    try:
-        head_cls = VFM_HEAD_REGISTRY.get(name)
-    except KeyError as e:
-        known = ", ".join(sorted(n for n, _ in VFM_HEAD_REGISTRY))
-        raise ConfigError(
-            f"MODEL.VFM_HEAD.{key}={name!r} is not registered (known: {known})"
-        ) from e
-    if not (isinstance(head_cls, type) and issubclass(head_cls, contract)):
-        raise ConfigError(
-            f"MODEL.VFM_HEAD.{key}={name!r} is registered as {head_cls!r}, which does not "
-            f"implement the {contract.__module__}.{contract.__name__} contract"
-        )
-    return head_cls
