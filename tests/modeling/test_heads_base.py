@@ -105,3 +105,11 @@ def test_config_naming_a_head_outside_the_contract_is_a_config_error(
         build_model(cfg)
     with pytest.raises(ConfigError, match="SEM_SEG_HEAD.NAME='PlainTestHead'.*MaskClassification"):
         build_model(toy_config(["MODEL.SEM_SEG_HEAD.NAME", "PlainTestHead"]))
+
+
+@pytest.mark.parametrize(
+    "key", ["MODEL.SEM_SEG_HEAD.PIXEL_DECODER_NAME", "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME"]
+)
+def test_mask_former_head_parts_unknown_by_name_are_config_errors(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}='Nope' is not registered \(known: "):
+        build_model(toy_config([key, "Nope"]))

@@ -15,6 +15,7 @@ from clouds.modeling.registry import (
     PIXEL_DECODER_REGISTRY,
     SEM_SEG_HEADS_REGISTRY,
     TRANSFORMER_DECODER_REGISTRY,
+    registered_class,
 )
 from clouds.modeling.shape_spec import ShapeSpec
 from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import (
@@ -57,10 +58,17 @@ class MaskFormerHead(MaskClassificationHead):
                 "MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE must be 'multi_scale_pixel_decoder' "
                 f"(the decoder attends to the pixel decoder's scales), got {in_feature!r}"
             )
-        pixel_decoder = PIXEL_DECODER_REGISTRY.get(head.PIXEL_DECODER_NAME).from_config(cfg, shapes)
-        predictor = TRANSFORMER_DECODER_REGISTRY.get(
-            cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME
-        ).from_config(cfg, in_channels=head.CONVS_DIM)
+        pixel_decoder_cls = registered_class(
+            PIXEL_DECODER_REGISTRY, head.PIXEL_DECODER_NAME, "MODEL.SEM_SEG_HEAD.PIXEL_DECODER_NAME"
+        )
+        decoder_cls = registered_class(
+            TRANSFORMER_DECODER_REGISTRY,
+            cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME,
+            "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME",
+            MaskedTransformerDecoderBase,
+        )
+        pixel_decoder = pixel_decoder_cls.from_config(cfg, shapes)
+        predictor = decoder_cls.from_config(cfg, in_channels=head.CONVS_DIM)
         return cls(pixel_decoder=pixel_decoder, transformer_predictor=predictor)
 
     @property
