@@ -10,7 +10,7 @@ dropout follows ``train()``.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -200,3 +200,20 @@ class VFMBackbone(Backbone):
     @abstractmethod
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Raw outputs of the blocks ``out_indices``: a list of (B, C, H/16, W/16) maps."""
+
+    def run_blocks(
+        self,
+        blocks: Sequence[nn.Module],
+        x: torch.Tensor,
+        to_map: Callable[[torch.Tensor], torch.Tensor],
+        *block_args: Any,
+    ) -> list[torch.Tensor]:
+        """Run ``blocks`` (each called as ``block(x, *block_args)``) on the tokens ``x`` up to
+        the last of ``out_indices``; ``to_map`` turns the output of each block of
+        ``out_indices`` into a (B, C, H/16, W/16) map."""
+        features = []
+        for i, block in enumerate(blocks[: max(self.out_indices) + 1]):
+            x = block(x, *block_args)
+            if i in self.out_indices:
+                features.append(to_map(x))
+        return features

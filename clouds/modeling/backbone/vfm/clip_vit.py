@@ -255,10 +255,9 @@ class CLIPViT(VFMBackbone):
         batch_first = visual.transformer.batch_first
         if not batch_first:
             x = x.transpose(0, 1)
-        features = []
-        for i, block in enumerate(visual.transformer.resblocks[: max(self.out_indices) + 1]):
-            x = block(x)
-            if i in self.out_indices:
-                tokens = x if batch_first else x.transpose(0, 1)
-                features.append(tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w))
-        return features
+
+        def to_map(tokens: torch.Tensor) -> torch.Tensor:
+            tokens = tokens if batch_first else tokens.transpose(0, 1)
+            return tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w)
+
+        return self.run_blocks(visual.transformer.resblocks, x, to_map)

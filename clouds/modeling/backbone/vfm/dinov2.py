@@ -142,9 +142,6 @@ class DINOv2(VFMBackbone):
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([vit.cls_token.expand(b, -1, -1).to(x.dtype), x], dim=1)
         x = x + dinov2_pos_embed(vit.pos_embed, (h, w), self.pos_interp_offset).to(x.dtype)
-        features = []
-        for i, block in enumerate(vit.blocks[: max(self.out_indices) + 1]):
-            x = block(x)
-            if i in self.out_indices:
-                features.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w))
-        return features
+        return self.run_blocks(
+            vit.blocks, x, lambda tokens: tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w)
+        )

@@ -211,10 +211,9 @@ class EVA02(VFMBackbone):
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([vit.cls_token.expand(b, -1, -1).to(x.dtype), x], dim=1)
         x = x + vit.position_embedding((h, w)).to(x.dtype)
-        rope = vit.rope((h, w))
-        features = []
-        for i, block in enumerate(vit.blocks[: max(self.out_indices) + 1]):
-            x = block(x, rope)
-            if i in self.out_indices:
-                features.append(x[:, 1:].transpose(1, 2).reshape(b, c, h, w))
-        return features
+        return self.run_blocks(
+            vit.blocks,
+            x,
+            lambda tokens: tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w),
+            vit.rope((h, w)),
+        )

@@ -138,9 +138,4 @@ class SAMViT(VFMBackbone):
         x = encoder.patch_embed(images)
         if encoder.pos_embed is not None:
             x = x + interpolate_pos_embed_nhwc(encoder.pos_embed, tuple(x.shape[1:3]))
-        features = []
-        for i, block in enumerate(encoder.blocks[: max(self.out_indices) + 1]):
-            x = block(x)
-            if i in self.out_indices:
-                features.append(x.permute(0, 3, 1, 2))
-        return features
+        return self.run_blocks(encoder.blocks, x, lambda tokens: tokens.permute(0, 3, 1, 2))
