@@ -145,7 +145,7 @@ def run_original(
     pipe: StableDiffusionPipeline, args: argparse.Namespace, device: torch.device, out_dir: Path
 ) -> dict[str, Any]:
     """Batch 1, PIL output, PNG saved in the loop; one warm-up image first."""
-    items = plan_items(PROMPTS, num_images=args.num_images + 1, part=0, num_parts=1, base_seed=0)
+    items = plan_items(PROMPTS, num_images=args.num_images + 1, part=0, base_seed=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -46,6 +46,8 @@ _FILE_READERS = (
     "clouds.modeling.checkpoint.ours",
     "clouds.modeling.backbone.vfm.weights",
     "clouds.modeling.backbone.vfm.loading",
+    "clouds.modeling.backbone.vfm.convert",
+    "clouds.modeling.backbone.vfm.convert_files",
 )
 
 

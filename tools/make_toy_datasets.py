@@ -3,10 +3,13 @@
 Usage::
 
     python tools/make_toy_datasets.py --root DIR [--seed S] [--num-images N] [--size H W] [--convert]
+        [--dgvfm-layout]
 
 Without ``--convert`` the labels stay raw, as the real datasets ship; convert them with
 ``python tools/convert_datasets/{gta,cityscapes,synthia,mapillary}.py DIR``. Then
 ``DETECTRON2_DATASETS=DIR`` makes every dataset loadable. See datasets/README.md.
+``--dgvfm-layout`` also lays BDD100K and Mapillary out as the original DGVFM repository's
+``data/`` folder (``DGVFM_DATASETS=DIR``; with ``--convert`` its Mapillary conversion runs too).
 """
 
 import argparse
@@ -14,7 +17,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from clouds.data.conversion.mapillary_dgvfm import convert_mapillary_dgvfm
 from clouds.data.toy import make_converted_toy_datasets, make_toy_datasets
+from clouds.data.toy.dgvfm_layout import add_dgvfm_layouts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,10 +38,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="image height and width (default 64 128)",
     )
     parser.add_argument("--convert", action="store_true", help="also run the label conversions")
+    parser.add_argument(
+        "--dgvfm-layout",
+        action="store_true",
+        help="also lay BDD100K and Mapillary out as the original DGVFM's data/ folder",
+    )
     args = parser.parse_args(argv)
     make = make_converted_toy_datasets if args.convert else make_toy_datasets
     start = time.perf_counter()
     root = make(args.root, seed=args.seed, num_images=args.num_images, size=tuple(args.size))
+    if args.dgvfm_layout:
+        add_dgvfm_layouts(root)
+        if args.convert:
+            mapillary = root / "mapillary"
+            convert_mapillary_dgvfm(mapillary, mapillary / "cityscapes_trainIdLabel", train_id=True)
     sys.stdout.write(f"Toy datasets written to {root} in {time.perf_counter() - start:.1f}s\n")
     return 0
 

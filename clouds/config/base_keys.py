@@ -123,7 +123,9 @@ def add_base_config(cfg: CfgNode) -> None:
     _C.TEST.EVAL_AT_START = False  # evaluate before the first iteration (original CLOUDS)
     _C.TEST.SAVE_PREDICTIONS = False  # write Cityscapes label-ID PNGs of predictions
     _C.TEST.SCORE_AT_TEST_SIZE = False  # score at the test size vs nearest-resized labels (CLOUDS)
-    _C.TEST.MEAN_OVER_CLASSES = "gt_or_pred"  # classes averaged: "gt" (detectron2), "gt_or_pred"
+    # classes averaged: "gt" (detectron2), "gt_or_pred" (cityscapesScripts, mmseg) or
+    # "clouds_original" (per dataset as the original CLOUDS: see clouds.evaluation.metrics)
+    _C.TEST.MEAN_OVER_CLASSES = "gt_or_pred"
     _C.TEST.NUM_REPORT_EXAMPLES = 2  # prediction overlays per dataset in report.md
     _C.TEST.REPORT_BASELINES = []  # OUTPUT_DIRs of evaluated runs whose mIoU report.md shows too
     _C.TEST.REPORT_RUN_NAME = "this run"  # this run's column in report.md's baseline table

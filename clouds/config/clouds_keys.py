@@ -46,4 +46,5 @@ def add_clouds_config(cfg: CfgNode) -> None:
     _C.MODEL.CLOUDS.SAM.OVERLAP = "all"  # overlaps dropped: "all" (original) or "conflict" (ours)
     _C.MODEL.CLOUDS.SAM.UNCOVERED = "ignore"  # pixels outside every mask: ignore|teacher (ours)
     _C.MODEL.CLOUDS.SAM.PROMPT_BATCH_SIZE = 64  # prompts decoded per SAM decoder call
+    _C.MODEL.CLOUDS.SAM.EVAL_MODE = False  # ours: SAM in eval mode (BatchNorm running stats)
     _C.MODEL.CLOUDS.SAM.RANDOM_INIT = False  # allow SAM.CHECKPOINT "" = random SAM (tests, toy)

@@ -53,6 +53,10 @@ def add_dgvfm_config(cfg: CfgNode) -> None:
     _C.MODEL.VFM_HEAD.REFINE_HEAD_DIM = 64  # refinement attention width per head
     _C.MODEL.VFM_HEAD.CE_AVG_NON_IGNORE = False  # ours: CE / labelled pixels (original: / all)
 
+    # mmseg's per-GPU batch_size: > 0 gives each process this many images per iteration (N
+    # processes train on N x this); SOLVER.IMS_PER_BATCH (a total) must then be 0
+    _C.SOLVER.IMS_PER_GPU = 0  # images per process per iteration (0: SOLVER.IMS_PER_BATCH rules)
+
     _C.DATALOADER.RARE_CLASS_TEMPERATURE = 0.01  # rare-class sampling temperature
     _C.DATALOADER.RARE_CLASS_MIN_PIXELS = 3000  # candidates hold more pixels of the class
     _C.DATALOADER.RARE_CLASS_MIN_CROP_RATIO = 2.0  # recrop until > MIN_PIXELS x this (0: never)

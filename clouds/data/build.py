@@ -1,9 +1,10 @@
 """Data loaders: training (infinite, ``DATALOADER.SAMPLER_TRAIN``, seeded per sample) and test.
 
-Training batches are lists of mapped dicts (detectron2 style), ``SOLVER.IMS_PER_BATCH /
-world_size`` per process. The training sampler yields ``(index, seed)``; the dataset maps the
-image under ``torch.random.fork_rng`` seeded with ``seed``, so augmentation does not depend on
-worker count, prefetching or where a run was resumed.
+Training batches are lists of mapped dicts (detectron2 style): ``SOLVER.IMS_PER_BATCH /
+world_size`` per process, or ``SOLVER.IMS_PER_GPU`` per process (:func:`images_per_rank`). The
+training sampler yields ``(index, seed)``; the dataset maps the image under
+``torch.random.fork_rng`` seeded with ``seed``, so augmentation does not depend on worker count,
+prefetching or where a run was resumed.
 """
 
 from __future__ import annotations
@@ -190,12 +191,41 @@ def build_train_sampler(
 
 
 def images_per_rank(cfg: CfgNode, world_size: int) -> int:
-    """``SOLVER.IMS_PER_BATCH`` split over ``world_size`` processes (must divide evenly)."""
-    total = cfg.SOLVER.IMS_PER_BATCH
+    """Images each of ``world_size`` processes trains on per iteration.
+
+    Exactly one of two keys sets the batch: ``SOLVER.IMS_PER_BATCH``, the total over all
+    processes (detectron2, the CLOUDS configs: split evenly), or ``SOLVER.IMS_PER_GPU``, the
+    batch of each process (mmseg's per-GPU ``batch_size``, the DGVFM configs: N processes train
+    on N times it). The other one must be 0.
+
+    Raises:
+        ConfigError: both or neither key set, a negative value, or a total that the processes
+            cannot share evenly.
+    """
+    total, per_process = cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.IMS_PER_GPU
+    if total < 0 or per_process < 0:
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH={total} and SOLVER.IMS_PER_GPU={per_process} must be >= 0"
+        )
+    if total > 0 and per_process > 0:
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH={total} (total over all processes) and SOLVER.IMS_PER_GPU="
+            f"{per_process} (per process) are both set: set the one you mean and the other to 0 "
+            f"(the DGVFM configs set IMS_PER_GPU as mmseg's per-GPU batch_size, the CLOUDS "
+            f"configs IMS_PER_BATCH as detectron2's total)"
+        )
+    if per_process > 0:
+        return per_process
+    if total == 0:
+        raise ConfigError(
+            "Set the training batch: SOLVER.IMS_PER_BATCH (total over all processes) or "
+            "SOLVER.IMS_PER_GPU (per process)"
+        )
     if total % world_size != 0 or total < world_size:
         raise ConfigError(
             f"SOLVER.IMS_PER_BATCH={total} must be a positive multiple of the number of "
-            f"processes ({world_size})"
+            f"processes ({world_size}); or set SOLVER.IMS_PER_BATCH 0 and SOLVER.IMS_PER_GPU "
+            f"to the images of each process"
         )
     return total // world_size
 
@@ -228,9 +258,16 @@ def build_train_loader(
     sampler = build_train_sampler(cfg, datasets, rank=rank, world_size=world_size)
     dataset = MappedDataset([d for ds in datasets for d in ds], mapper or build_train_mapper(cfg))
     workers = cfg.DATALOADER.NUM_WORKERS
+    per_rank = images_per_rank(cfg, world_size)
+    logger.info(
+        "Training batch: %d image(s) per process x %d process(es) = %d per iteration",
+        per_rank,
+        world_size,
+        per_rank * world_size,
+    )
     return DataLoader(
         dataset,
-        batch_size=images_per_rank(cfg, world_size),
+        batch_size=per_rank,
         sampler=sampler,
         num_workers=workers,
         collate_fn=trivial_batch_collator,

@@ -10,14 +10,18 @@ crop of a smaller image is smaller, and the model pads the batch (as mmseg's dat
 With rare-class sampling the dataset dict carries "rare_class" (see
 :class:`clouds.data.samplers.RareClassSampler`) and the crop is redrawn, up to 10 times, until
 it holds more than ``DATALOADER.RARE_CLASS_MIN_PIXELS x RARE_CLASS_MIN_CROP_RATIO`` pixels of
-that class (the last redraw is kept unchecked, as the original's ``DGDataset``).
+that class (the last redraw is kept unchecked, as the original's ``DGDataset``). The original
+redraws by running its whole pipeline again, so each attempt here draws its flip and photometric
+choices too (only the kept attempt's are applied).
 
 Test (:class:`VFMTestMapper`): an aspect-kept resize into the dataset's (W, H) scale of
 ``INPUT.VFM_PIPELINE.TEST_SCALES`` (one per ``DATASETS.TEST`` entry); "height"/"width" stay the
 original size, where predictions are made and scored.
 
-Images are read as RGB and resized with OpenCV as mmcv does; randomness comes from torch's global
-generator, which the training loader seeds per sample.
+Images are read as RGB and resized with OpenCV as mmcv does. Every random choice is drawn from
+NumPy's global generator with the calls of mmcv / mmseg, in their order (resize choice, crop
+offsets and their redraws, flip, photometric distortion), so one NumPy state gives the original
+pipeline's output; the training loader seeds the generators per sample.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from clouds.data.transforms.geometric import (
     resize_label,
     shortest_edge_scale,
 )
-from clouds.data.transforms.photometric import PhotoMetricDistortion
+from clouds.data.transforms.photometric import PhotoMetricDistortion, PhotometricDraw
 from clouds.utils.io import read_image, read_label
 
 __all__ = ["MAPPER_NAME", "VFMTestMapper", "VFMTrainMapper"]
@@ -121,7 +125,7 @@ class VFMTrainMapper:
         side), or None for the fixed resize to ``scale``."""
         if not self.short_edges:
             return None
-        short = self.short_edges[int(torch.randint(len(self.short_edges), ()))]
+        short = self.short_edges[int(np.random.randint(len(self.short_edges)))]
         return shortest_edge_scale(height, width, short, self.max_long_edge)
 
     def _resize(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +153,23 @@ class VFMTrainMapper:
         )
         return image[y0:y1, x0:x1], label[y0:y1, x0:x1]
 
+    def _draw_flip(self) -> bool:
+        """mmcv's ``RandomFlip(prob=0.5)``: one ``np.random.choice`` between flip and no flip."""
+        return self.flip and bool(np.random.choice([True, False], p=[0.5, 0.5]))
+
+    def _draw_photometric(self) -> PhotometricDraw | None:
+        return self.photometric.sample() if self.photometric is not None else None
+
+    def _attempt(
+        self, image: np.ndarray, label: np.ndarray, resized: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray, bool, PhotometricDraw | None]:
+        """One run of the original pipeline's draws: resize + crop applied, flip and photometric
+        choices drawn (applied by the caller to the attempt it keeps)."""
+        image, label = self._resize_and_crop(image, label, resized)
+        return image, label, self._draw_flip(), self._draw_photometric()
+
     def _unlabelled(self, image: np.ndarray, out: dict) -> dict:
-        if self.flip and torch.rand(()) < 0.5:
+        if self._draw_flip():
             image = np.ascontiguousarray(image[:, ::-1])
         out["image_clean"] = image_to_tensor(image)
         if self.photometric is not None:
@@ -165,17 +184,17 @@ class VFMTrainMapper:
             return self._unlabelled(full_image, out)
         full_label = read_label(dataset_dict["sem_seg_file_name"])
         resized = None if self.short_edges else self._resize(full_image, full_label)
-        image, label = self._resize_and_crop(full_image, full_label, resized)
+        image, label, flip, distortion = self._attempt(full_image, full_label, resized)
         rare_class = dataset_dict.get("rare_class")
         if rare_class is not None and self.rare_class_min_crop_pixels > 0:
             for _ in range(_RECROPS):
                 if np.count_nonzero(label == rare_class) > self.rare_class_min_crop_pixels:
                     break
-                image, label = self._resize_and_crop(full_image, full_label, resized)
-        if self.flip and torch.rand(()) < 0.5:
+                image, label, flip, distortion = self._attempt(full_image, full_label, resized)
+        if flip:
             image, label = image[:, ::-1], label[:, ::-1]
-        if self.photometric is not None:
-            image = self.photometric(np.ascontiguousarray(image))
+        if distortion is not None:
+            image = self.photometric.apply(np.ascontiguousarray(image), distortion)
         out["image"] = image_to_tensor(image)
         out["sem_seg"] = torch.from_numpy(label.astype(np.int64))
         return out

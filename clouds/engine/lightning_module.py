@@ -24,6 +24,7 @@ from clouds.engine.solver import (
     clip_gradients,
     trainable_parameters,
 )
+from clouds.engine.sync_batchnorm import sync_light_head_batchnorm
 from clouds.evaluation import SemSegEvaluator
 from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
 from clouds.modeling.checkpoint import load_trainable_state_dict, trainable_state_dict
@@ -80,6 +81,16 @@ class CloudsLightningModule(pl.LightningModule):
 
     def forward(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor] | list[dict]:
         return self.model(batched_inputs)
+
+    def setup(self, stage: str) -> None:
+        """On several processes, before DDP wraps the model: the DGVFM light head's BatchNorm
+        normalises over all of them, as the original's SyncBatchNorm."""
+        if self.trainer.world_size > 1:
+            device_type = self.trainer.strategy.root_device.type
+            if sync_light_head_batchnorm(self.model, device_type=device_type):
+                logger.info(
+                    "Light-head BatchNorm synchronised over %d processes", self.trainer.world_size
+                )
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: list[dict], batch_idx: int) -> torch.Tensor:

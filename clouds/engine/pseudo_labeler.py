@@ -4,7 +4,9 @@ For every batch item without "sem_seg" (the mapper gives generated images none),
 predicts on the clean view ("image_clean": same geometry as "image", no photometric jitter;
 "image" itself when the mapper kept no clean copy), the per-pixel argmax becomes the label map,
 SAM refines it (:class:`clouds.sam.SamRefiner`, when ``MODEL.CLOUDS.SAM.ENABLED``), and the item
-gets that map as its "sem_seg"; the student then trains on the jittered "image". The labeller
+gets that map as its "sem_seg" and, when SAM was prompted on it, the prompted classes as its
+"prompted_classes" (mask targets even where SAM left none of their pixels, as the original); the
+student then trains on the jittered "image". The labeller
 installs itself as the LightningModule's ``batch_transform``; it is part of
 :class:`clouds.engine.joint_training.JointTraining`, which builds and schedules it.
 
@@ -27,7 +29,8 @@ from torch import nn
 from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
 from clouds.engine.ema_teacher import EMATeacher
-from clouds.sam.refinement import SamRefiner
+from clouds.sam.points import PointSource
+from clouds.sam.refinement import RefinedLabel, SamRefiner
 from clouds.utils.io import write_png_atomic
 
 __all__ = ["PseudoLabeler", "colorize_labels"]
@@ -126,8 +129,9 @@ class PseudoLabeler(Callback):
             rank: the process rank (seeds the point selection).
 
         Returns:
-            A new list; changed items are copies without "image_clean" and with "sem_seg"
-            (H, W) int64 on the device of their "image".
+            A new list; changed items are copies without "image_clean", with "sem_seg" (H, W)
+            int64 and, for images SAM was prompted on, "prompted_classes" (M,) int64, on the
+            device of their "image".
         """
         unlabelled = [i for i, x in enumerate(batch) if x.get("sem_seg") is None]
         if not unlabelled:
@@ -144,21 +148,28 @@ class PseudoLabeler(Callback):
         ]
         outputs = self.teacher.predict(student, inputs, geometric_ensemble=self.geometric_ensemble)
         before = [output["sem_seg"].argmax(dim=0) for output in outputs]
-        after = before
+        refined = [RefinedLabel(label, None) for label in before]
         if self.refiner is not None:
-            generator = np.random.default_rng([self.seed, step, rank])
-            after = self.refiner.refine(clean, before, generator=generator)
+            refined = self.refiner.refine(clean, before, generator=self.point_source(step, rank))
+        after = [r.label for r in refined]
         if self.dump_period and rank == 0 and step // self.dump_period > self._dumped_window:
             # the first labelled batch of each window of dump_period iterations (a window's first
             # iteration may hold no unlabelled image)
             self._dumped_window = step // self.dump_period
             self.dump(step, clean, before, after)
         labelled = list(batch)
-        for index, label in zip(unlabelled, after):
+        for index, (label, prompted) in zip(unlabelled, refined):
             item = {k: v for k, v in batch[index].items() if k != "image_clean"}
-            item["sem_seg"] = label.to(device=item["image"].device, dtype=torch.int64)
+            device = item["image"].device
+            item["sem_seg"] = label.to(device=device, dtype=torch.int64)
+            if prompted is not None:
+                item["prompted_classes"] = prompted.to(device=device, dtype=torch.int64)
             labelled[index] = item
         return labelled
+
+    def point_source(self, step: int, rank: int) -> PointSource:
+        """The random source of one batch's point prompts (from the seed, step and rank)."""
+        return np.random.default_rng([self.seed, step, rank])
 
     def dump(
         self,

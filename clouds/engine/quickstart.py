@@ -135,6 +135,7 @@ def stage_generate(ctx: QuickstartContext) -> None:
     """Generate ``sd_quickstart`` with a tiny random Stable Diffusion saved like a real one,
     through ``generate_txt_im.py``'s code (finished images are skipped on a re-run)."""
     from clouds.generation.cli import main as generation_main
+    from clouds.generation.options import PROJECT_PROMPTS_STEM
     from clouds.generation.tiny import save_tiny_sd_pipeline
 
     pipeline = ctx.output_dir / "tiny_sd_pipeline"
@@ -143,6 +144,7 @@ def stage_generate(ctx: QuickstartContext) -> None:
     height, width = ctx.image_size
     code = generation_main(
         [
+            "--input", PROJECT_PROMPTS_STEM,
             "--folder", GENERATED_FOLDER,
             "--num-images", str(ctx.num_images),
             "--model-id", str(pipeline),

@@ -5,10 +5,10 @@ Conventions (detectron2's result keys, values in percent):
 - the confusion matrix is (K, K) int64, rows index the ground-truth class and columns the
   predicted class; ignored pixels are not counted at all;
 - ``ACC-<c>`` (per-class recall) is NaN when class c never occurs in the ground truth;
-- ``IoU-<c>`` is NaN when class c does not occur in the ground truth (``mean_over="gt"``,
-  detectron2's SemSegEvaluator, as the original CLOUDS scores), or when it occurs neither in the
-  ground truth nor in the prediction (``mean_over="gt_or_pred"``, mmseg / cityscapesScripts: a
-  class that is predicted but absent from the ground truth has IoU 0);
+- ``IoU-<c>`` is NaN when class c does not occur in the ground truth (rule ``"gt"``,
+  detectron2's SemSegEvaluator), or when it occurs neither in the ground truth nor in the
+  prediction (rule ``"gt_or_pred"``, cityscapesScripts' evalPixelLevelSemanticLabeling and
+  mmseg: a class that is predicted but absent from the ground truth has IoU 0);
 - ``mIoU`` / ``mACC`` average the non-NaN per-class values, ``fwIoU`` weights IoU by the
   ground-truth frequency of each class, ``pACC`` is the share of labelled pixels right.
 """
@@ -20,12 +20,42 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["MEAN_OVER", "SUMMARY_KEYS", "confusion_matrix", "metrics_from_confusion"]
+__all__ = [
+    "CITYSCAPES_SCRIPTS_DATASETS",
+    "MEAN_OVER",
+    "MEAN_OVER_RULES",
+    "SUMMARY_KEYS",
+    "confusion_matrix",
+    "mean_over_rule",
+    "metrics_from_confusion",
+]
 
 # The dataset-level metrics of :func:`metrics_from_confusion`, in report order.
 SUMMARY_KEYS = ("mIoU", "fwIoU", "mACC", "pACC")
-# Which classes the means run over (TEST.MEAN_OVER_CLASSES): see the module docstring.
-MEAN_OVER = ("gt", "gt_or_pred")
+# The two rules for which classes the means run over: see the module docstring.
+MEAN_OVER_RULES = ("gt", "gt_or_pred")
+# Values of TEST.MEAN_OVER_CLASSES: one rule for every dataset, or "clouds_original": each
+# dataset by the rule the original CLOUDS scored it with (see :func:`mean_over_rule`).
+MEAN_OVER = (*MEAN_OVER_RULES, "clouds_original")
+# Datasets the original CLOUDS scores with cityscapesScripts (evaluator type cityscapes_sem_seg);
+# it scores every other dataset with detectron2's SemSegEvaluator rule.
+CITYSCAPES_SCRIPTS_DATASETS = ("cityscapes_train", "cityscapes_val")
+
+
+def mean_over_rule(mean_over: str, dataset_name: str) -> str:
+    """The rule ("gt" or "gt_or_pred") that TEST.MEAN_OVER_CLASSES ``mean_over`` gives a dataset.
+
+    "clouds_original" gives "gt_or_pred" (cityscapesScripts) to the Cityscapes sets and "gt"
+    (detectron2) to the others; "gt" and "gt_or_pred" apply to every dataset.
+
+    Raises:
+        ValueError: naming the key when ``mean_over`` is none of :data:`MEAN_OVER`.
+    """
+    if mean_over not in MEAN_OVER:
+        raise ValueError(f"TEST.MEAN_OVER_CLASSES must be one of {MEAN_OVER}, got {mean_over!r}")
+    if mean_over != "clouds_original":
+        return mean_over
+    return "gt_or_pred" if dataset_name in CITYSCAPES_SCRIPTS_DATASETS else "gt"
 
 
 def confusion_matrix(
@@ -75,14 +105,15 @@ def metrics_from_confusion(
     Args:
         conf: (K, K) counts, rows ground truth, columns prediction.
         class_names: K names used in the per-class keys ``IoU-<name>`` and ``ACC-<name>``.
-        mean_over: "gt" (classes with ground-truth pixels) or "gt_or_pred" (see above).
+        mean_over: the rule, "gt" (classes with ground-truth pixels) or "gt_or_pred" (see
+            above).
 
     Returns:
         {"mIoU", "fwIoU", "mACC", "pACC", "IoU-<name>"..., "ACC-<name>"...}; the means are NaN
         when no pixel was labelled.
     """
-    if mean_over not in MEAN_OVER:
-        raise ValueError(f"TEST.MEAN_OVER_CLASSES must be one of {MEAN_OVER}, got {mean_over!r}")
+    if mean_over not in MEAN_OVER_RULES:
+        raise ValueError(f"mean_over must be one of {MEAN_OVER_RULES}, got {mean_over!r}")
     num_classes = conf.shape[0]
     if conf.shape != (num_classes, num_classes) or len(class_names) != num_classes:
         raise ValueError(

@@ -18,9 +18,9 @@ from clouds.config import CfgNode
 from clouds.data.catalog import MetadataCatalog
 from clouds.data.datasets.cityscapes_meta import NUM_CLASSES, train_id_to_label_id_lut
 from clouds.evaluation.metrics import (
-    MEAN_OVER,
     SUMMARY_KEYS,
     confusion_matrix,
+    mean_over_rule,
     metrics_from_confusion,
 )
 from clouds.utils import comm
@@ -60,13 +60,14 @@ class SemSegEvaluator:
                 initialised.
             save_predictions: write each prediction as a Cityscapes label-ID PNG under
                 ``<output_dir>/inference/<dataset_name>/predictions/<image stem>.png``.
-            mean_over: classes the means run over: "gt" (those with ground-truth pixels, as
-                detectron2's SemSegEvaluator) or "gt_or_pred" (see clouds.evaluation.metrics).
+            mean_over: classes the means run over (TEST.MEAN_OVER_CLASSES): "gt" (those with
+                ground-truth pixels, detectron2's SemSegEvaluator), "gt_or_pred" (also those
+                only predicted, with IoU 0: cityscapesScripts) or "clouds_original" (the rule
+                the original CLOUDS scored this dataset with: cityscapesScripts' for
+                cityscapes_train / cityscapes_val, detectron2's for the others). The rule it
+                gives ``dataset_name`` is ``self.mean_over``.
         """
-        if mean_over not in MEAN_OVER:
-            raise ValueError(
-                f"TEST.MEAN_OVER_CLASSES must be one of {MEAN_OVER}, got {mean_over!r}"
-            )
+        rule = mean_over_rule(mean_over, dataset_name)
         metadata = MetadataCatalog.get(dataset_name)
         classes = metadata.get("stuff_classes")
         if not classes:
@@ -87,7 +88,7 @@ class SemSegEvaluator:
         self.ignore_label = int(metadata.get("ignore_label", 255))
         self.distributed = distributed
         self.save_predictions = save_predictions
-        self.mean_over = mean_over
+        self.mean_over = rule
         self.output_dir = (
             Path(output_dir) / "inference" / dataset_name if output_dir is not None else None
         )

@@ -2,8 +2,9 @@
 
 Modules (heavy libraries are imported only by the modules that need them):
 
-- ``plan``: global image indices, shards, per-image seeds and prompts, file names;
+- ``plan``: the original's part semantics and file names, per-image seeds and prompts;
 - ``prompts``: prompt files (path or project-root stem), one prompt per line;
+- ``original_prompts``: ``tools/fetch_original_prompts.py`` (the paper's prompts, hash-checked);
 - ``manifest``: per-part JSONL manifests and the image validity check used for resuming;
 - ``pipeline``: ``StableDiffusionPipeline`` loading, schedulers by name, fast paths (diffusers);
 - ``runner``: ``generate_images``, batched, resumable generation of one part;

@@ -1,14 +1,20 @@
 """Command line of ``generate_txt_im.py``: Stable Diffusion images from a prompt file.
 
+The flags of the original CLOUDS ``generate_txt_im.py`` keep its meaning: ``--num-images N``
+is the count of ONE part, ``--part K`` numbers its images ``K*N .. K*N+N-1`` and the prompt
+order restarts in each part (files ``im_<j + K*N>_p<j % P>.png``, see clouds.generation.plan).
+
 Examples::
 
-    # the CLOUDS set (dataset sd_llama70b_v2): 5,000 SD 2 images, 768x768, Euler 50 steps, cfg 7.5
-    python generate_txt_im.py --input prompt_llama70b --folder llama70b_v2 --num-images 5000
+    # the paper's prompts (downloaded by tools/fetch_original_prompts.py) -> dataset sd_llama70b_v2:
+    # 5,000 SD 2 images, 768x768, Euler 50 steps, cfg 7.5
+    python generate_txt_im.py --input prompt_llama70b --folder sd_llama70b_v2 --num-images 5000 \\
+        --part 0
 
-    # the same set split over 4 GPUs (or machines sharing the output folder)
+    # 4 parts of 1,250 images on 4 GPUs (or machines sharing the output folder): im_0 .. im_4999
     for k in 0 1 2 3; do
-        python generate_txt_im.py --input prompt_llama70b --folder llama70b_v2 --num-images 5000 \\
-            --part $k --num-parts 4 --device cuda:$k --batch-size 8 &
+        python generate_txt_im.py --input prompt_llama70b --folder sd_llama70b_v2 \\
+            --num-images 1250 --part $k --device cuda:$k --batch-size 8 &
     done
 """
 
@@ -19,7 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clouds.data.datasets import datasets_root
-from clouds.generation.options import DTYPE_NAMES, SCHEDULER_NAMES, SD2_MODEL_ID
+from clouds.generation.options import (
+    DTYPE_NAMES,
+    ORIGINAL_PROMPTS_STEM,
+    PROJECT_PROMPTS_STEM,
+    SCHEDULER_NAMES,
+    SD2_MODEL_ID,
+)
 from clouds.utils.weights_source import (
     HubNeed,
     OfficialFile,
@@ -35,19 +47,23 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="generate_txt_im.py",
-        description="Generate an unlabelled image set with Stable Diffusion from a prompt file "
-        "(resumable, shardable, reproducible per image).",
+        description="Generate an unlabelled image set with Stable Diffusion from a prompt file, "
+        "named as the original CLOUDS names it (resumable, reproducible per image).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--input",
-        default="prompt_llama70b",
-        help="prompt file (one prompt per line): a path, or the stem of a .txt in the project root",
+        default=ORIGINAL_PROMPTS_STEM,
+        help="prompt file (one prompt per line): a path, or the stem of a .txt in the current "
+        "folder or the project root; prompt_llama70b (the paper's prompts) comes from "
+        "`python tools/fetch_original_prompts.py`, this project's own prompts are "
+        f"{PROJECT_PROMPTS_STEM}",
     )
     p.add_argument(
         "--folder",
         required=True,
-        help="output folder name; the images register as dataset sd_<folder>",
+        help="output folder under the generated-sets root; folder F registers as dataset "
+        "'sd_' + F without 'sd_' (sd_llama70b_v2 -> dataset sd_llama70b_v2)",
     )
     p.add_argument(
         "--num-images",
@@ -55,16 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="num_images",
         type=int,
         default=5000,
-        help="number of images of the whole set (all parts)",
+        help="number of images of THIS part (as in the original)",
     )
-    p.add_argument("--part", type=int, default=0, help="index K of this part (0-based)")
     p.add_argument(
-        "--num-parts",
-        "--num_parts",
-        dest="num_parts",
+        "--part",
         type=int,
-        default=1,
-        help="number of parts N; part K makes the images with index %% N == K",
+        default=0,
+        help="part K: its images are im_<j + K*N>_p<j %% P>.png for j < N (--num-images), "
+        "P prompts",
     )
     p.add_argument(
         "--model-id",
@@ -177,7 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             part=args.part,
-            num_parts=args.num_parts,
             overwrite=args.overwrite,
         )
         summary = generate_images(
@@ -198,8 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # bad settings, or a settings mismatch with an earlier run
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     print(
-        f"part {args.part}/{args.num_parts}: {summary.written} written, {summary.skipped} already "
-        f"done, {summary.planned} in this part; images in {settings.image_dir}, manifest "
-        f"{settings.folder / manifest_name(args.part, args.num_parts)}"
+        f"part {args.part}: {summary.written} written, {summary.skipped} already done, "
+        f"{summary.planned} in this part; images in {settings.image_dir}, manifest "
+        f"{settings.folder / manifest_name(args.part)}"
     )
     return 0

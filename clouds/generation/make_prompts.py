@@ -10,7 +10,7 @@ An existing ``--output`` file is resumed: its prompts are kept and only the miss
 written (``--overwrite`` starts afresh). The file is rewritten atomically after every round.
 
     python tools/make_prompts.py --backend llm --model meta-llama/Llama-3.1-70B-Instruct \\
-        --num-prompts 100 --output prompt_llama70b.txt --device cuda --dtype bf16
+        --num-prompts 100 --output my_prompts.txt --device cuda --dtype bf16
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The JSONL manifest of a generated folder and the validity check of its images.
 
-Each part ``K`` of ``N`` appends to its own ``manifest-part<K>-of-<N>.jsonl`` in the folder
-(so concurrent parts never share a file), one JSON object per image::
+Each part ``K`` appends to its own ``manifest-part<K>.jsonl`` in the folder (so concurrent
+parts never share a file), one JSON object per image::
 
-    {"file": "000007_p007.png", "prompt": "...", "prompt_index": 7, "seed": 123,
+    {"file": "im_7_p7.png", "prompt": "...", "prompt_index": 7, "seed": 123,
      "model_id": "...", "scheduler": "euler", "steps": 50, "guidance": 7.5,
      "height": 768, "width": 768, "dtype": "fp16"}
 
@@ -42,8 +42,9 @@ SETTINGS_KEYS = (
 """Record keys that must match for an existing image to count as done by a rerun."""
 
 
-def manifest_name(part: int, num_parts: int) -> str:
-    return f"manifest-part{part:03d}-of-{num_parts:03d}.jsonl"
+def manifest_name(part: int) -> str:
+    """File name of the manifest of part ``part``."""
+    return f"manifest-part{part:03d}.jsonl"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

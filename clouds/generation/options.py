@@ -5,7 +5,13 @@
 
 from __future__ import annotations
 
-__all__ = ["DTYPE_NAMES", "SCHEDULER_NAMES", "SD2_MODEL_ID"]
+__all__ = [
+    "DTYPE_NAMES",
+    "ORIGINAL_PROMPTS_STEM",
+    "PROJECT_PROMPTS_STEM",
+    "SCHEDULER_NAMES",
+    "SD2_MODEL_ID",
+]
 
 DTYPE_NAMES = ("fp16", "bf16", "fp32")
 SCHEDULER_NAMES = (
@@ -21,3 +27,7 @@ SCHEDULER_NAMES = (
     "pndm",
 )
 SD2_MODEL_ID = "stabilityai/stable-diffusion-2"  # the model of the CLOUDS paper (768x768)
+# The original CLOUDS prompt file (not shipped: tools/fetch_original_prompts.py downloads it) and
+# this project's own prompts, both in the project root.
+ORIGINAL_PROMPTS_STEM = "prompt_llama70b"
+PROJECT_PROMPTS_STEM = "prompts_clouds_project_written"

@@ -1,16 +1,17 @@
-"""Which images a process generates: global indices, shards, seeds, prompts and file names.
+"""Which images a process generates: names, prompts and seeds, as the original CLOUDS names them.
 
-Every image has a global index ``0 <= i < num_images`` and everything about it derives from
-that index alone, never from the batch, the shard or the order of a run:
+A run makes one part of a set: ``--num-images N`` images with local numbers ``j = 0 .. N-1``
+(the count of this part, not of the whole set) and part number ``K`` (``--part``). Like the
+original ``generate_txt_im.py`` (CLOUDS at bac4305):
 
-- shard: part ``K`` of ``N`` owns the indices ``i`` with ``i % N == K`` (interleaved, so the
-  parts never overlap, their union is every index, and raising ``--num-images`` later only
-  appends work to each part);
-- prompt: prompt ``i % P`` of the ``P`` prompts of the file (each prompt is used equally often);
-- seed: :func:`image_seed` hashes the base seed with ``i``, and each image gets its own
-  ``torch.Generator`` with that seed, so a shard, a rerun or another batch size reproduces
-  the same initial noise;
-- file: ``<i:06d>_p<prompt:03d>.png``.
+- index: ``i = j + K * N``, so parts run with the same ``N`` never collide;
+- prompt: prompt ``j % P`` of the ``P`` prompts of the file (the prompt order restarts in each
+  part);
+- file: ``im_<i>_p<j % P>.png``.
+
+Our addition: each image gets its own ``torch.Generator`` seeded by :func:`image_seed` from the
+base seed and ``i``, so a rerun, a resumed run or another batch size gives the same images (the
+original draws its noise unseeded).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["GenerationItem", "image_file_name", "image_seed", "plan_items", "shard_indices"]
+__all__ = ["GenerationItem", "image_file_name", "image_seed", "part_indices", "plan_items"]
 
 _SEED_MASK = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
 class GenerationItem:
-    """One image to generate."""
+    """One image to generate: its set index ``i`` and prompt number ``j % P``."""
 
     index: int
     prompt_index: int
@@ -47,38 +48,36 @@ def image_seed(base_seed: int, index: int) -> int:
 
 
 def image_file_name(index: int, prompt_index: int) -> str:
-    return f"{index:06d}_p{prompt_index:03d}.png"
+    """``im_<index>_p<prompt_index>.png``, the original's name of an image."""
+    return f"im_{index}_p{prompt_index}.png"
 
 
-def shard_indices(num_images: int, part: int, num_parts: int) -> range:
-    """Global indices owned by part ``part`` of ``num_parts``: ``part, part + N, ...``.
+def part_indices(num_images: int, part: int) -> range:
+    """Set indices of part ``part`` of ``num_images`` images: ``part * N .. part * N + N - 1``.
 
     Raises:
-        ValueError: for a negative ``num_images`` or a part outside ``[0, num_parts)``.
+        ValueError: for a negative ``num_images`` or ``part``.
     """
     if num_images < 0:
         raise ValueError(f"--num-images must be >= 0, got {num_images}")
-    if num_parts < 1:
-        raise ValueError(f"--num-parts must be >= 1, got {num_parts}")
-    if not 0 <= part < num_parts:
-        raise ValueError(
-            f"--part must be in [0, {num_parts - 1}] for --num-parts {num_parts}, got {part}"
-        )
-    return range(part, num_images, num_parts)
+    if part < 0:
+        raise ValueError(f"--part must be >= 0, got {part}")
+    return range(part * num_images, (part + 1) * num_images)
 
 
 def plan_items(
-    prompts: list[str], *, num_images: int, part: int, num_parts: int, base_seed: int
+    prompts: list[str], *, num_images: int, part: int, base_seed: int
 ) -> list[GenerationItem]:
-    """The images of one part, in increasing global index."""
+    """The ``num_images`` images of part ``part``, in increasing index."""
     if not prompts:
         raise ValueError("At least one prompt is needed to plan a generation")
+    indices = part_indices(num_images, part)
     return [
         GenerationItem(
             index=i,
-            prompt_index=i % len(prompts),
-            prompt=prompts[i % len(prompts)],
+            prompt_index=j % len(prompts),
+            prompt=prompts[j % len(prompts)],
             seed=image_seed(base_seed, i),
         )
-        for i in shard_indices(num_images, part, num_parts)
+        for j, i in enumerate(indices)
     ]

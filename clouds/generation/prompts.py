@@ -1,9 +1,14 @@
 """Prompt files for image generation: one prompt per line.
 
 Blank lines and lines starting with ``#`` are skipped; surrounding whitespace is stripped.
-A prompt file is named either by a path or by the stem of a ``.txt`` file in the project
-root (``--input prompt_llama70b`` finds ``<project root>/prompt_llama70b.txt``), as in the
-original ``generate_txt_im.py``.
+A prompt file is named either by a path or by the stem of a ``.txt`` file in the current
+folder or the project root (``--input prompt_llama70b`` finds ``./prompt_llama70b.txt``, as the
+original ``generate_txt_im.py`` does, else ``<project root>/prompt_llama70b.txt``). Line ``k``
+of a file without blank or comment lines is prompt ``k``, as in the original (the original's
+file has neither).
+
+``prompt_llama70b.txt``, the original's prompts, is not shipped (tools/fetch_original_prompts.py
+downloads it); ``prompts_clouds_project_written.txt`` holds this project's own prompts.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+from clouds.generation.options import ORIGINAL_PROMPTS_STEM, PROJECT_PROMPTS_STEM
 
 __all__ = ["PROJECT_ROOT", "PromptFileError", "dedup_key", "load_prompts", "resolve_prompt_file"]
 
@@ -37,7 +44,15 @@ def resolve_prompt_file(spec: str | os.PathLike, root: str | os.PathLike = PROJE
         if candidate.is_file():
             return candidate
     looked = ", ".join(str(c) for c in candidates)
-    raise PromptFileError(f"Prompt file {str(spec)!r} not found (looked at: {looked})")
+    hint = ""
+    if spec_path.name.removesuffix(".txt") == ORIGINAL_PROMPTS_STEM:
+        hint = (
+            f". {ORIGINAL_PROMPTS_STEM}.txt holds the original CLOUDS prompts (used in the paper), "
+            f"which this project does not ship: download them with "
+            f"`python tools/fetch_original_prompts.py`, or generate from this project's own "
+            f"prompts with `--input {PROJECT_PROMPTS_STEM}`"
+        )
+    raise PromptFileError(f"Prompt file {str(spec)!r} not found (looked at: {looked}){hint}")
 
 
 def load_prompts(path: str | os.PathLike) -> list[str]:

@@ -1,9 +1,10 @@
 """Generate one part of a synthetic image set: plan, skip what is done, batch, write.
 
-Layout of a generated folder (the unlabelled dataset ``sd_<folder>``)::
+Layout of a generated folder (registered as in the original: see
+clouds/data/datasets/register_sd.py)::
 
-    <output_root>/<folder>/images/<index:06d>_p<prompt:03d>.png
-    <output_root>/<folder>/manifest-part<K>-of-<N>.jsonl
+    <output_root>/<folder>/images/im_<index>_p<prompt>.png   (see clouds.generation.plan)
+    <output_root>/<folder>/manifest-part<K>.jsonl
 
 A rerun with the same settings skips images that are already written and valid, regenerates
 missing or truncated ones, and refuses to mix settings in one folder: an existing image whose
@@ -66,7 +67,6 @@ class GenerationSettings:
     batch_size: int = 1
     seed: int = 0
     part: int = 0
-    num_parts: int = 1
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -230,11 +230,10 @@ def generate_images(
         list(settings.prompts),
         num_images=settings.num_images,
         part=settings.part,
-        num_parts=settings.num_parts,
         base_seed=settings.seed,
     )
     settings.image_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(settings.folder / manifest_name(settings.part, settings.num_parts))
+    manifest = Manifest(settings.folder / manifest_name(settings.part))
     _remove_stale_temp_files(settings.image_dir, items)
     pending = _pending_items(settings, items, manifest)
     if pending:
@@ -243,7 +242,7 @@ def generate_images(
             total=len(items),
             initial=len(items) - len(pending),
             unit="img",
-            desc=f"{settings.folder.name} part {settings.part}/{settings.num_parts}",
+            desc=f"{settings.folder.name} part {settings.part}",
             disable=not progress,
             dynamic_ncols=True,
         )

@@ -4,11 +4,12 @@ from clouds.sam.build import SAM_MODEL_TYPES, SamCheckpointError, build_sam, bui
 from clouds.sam.merge import merge_masks
 from clouds.sam.points import Region, find_regions, scaled_size_threshold, select_points
 from clouds.sam.predictor import PromptPredictor, SamBatchPredictor
-from clouds.sam.refinement import SamRefiner
+from clouds.sam.refinement import RefinedLabel, SamRefiner
 
 __all__ = [
     "SAM_MODEL_TYPES",
     "PromptPredictor",
+    "RefinedLabel",
     "Region",
     "SamBatchPredictor",
     "SamCheckpointError",

@@ -85,8 +85,13 @@ class SamBatchPredictor:
     @torch.no_grad()
     def set_images(self, images: Sequence[torch.Tensor]) -> None:
         """Resize each (3, H, W) uint8 image to SAM's long side (PIL bilinear, as the original's
-        ``apply_image``), pad and encode all at once. Masks come back at the image's own size,
-        which is what the original tells SAM for its 768x768 generated images."""
+        ``apply_image``), pad and encode. Masks come back at the image's own size, which is what
+        the original tells SAM for its 768x768 generated images.
+
+        In eval mode the images are encoded in one call. In training mode (the original's, see
+        :class:`clouds.sam.SamRefiner`) each image is encoded alone, in order, as the original's
+        one-image predictor does: BatchNorm layers (MobileSAM's) normalise with that image's
+        statistics and update their running statistics once per image."""
         batch = []
         self._input_sizes, self._original_sizes = [], []
         for image in images:
@@ -104,7 +109,12 @@ class SamBatchPredictor:
             batch.append(self.model.preprocess(resized))
             self._input_sizes.append(size)
             self._original_sizes.append((h, w))
-        self._features = self.model.image_encoder(torch.stack(batch)) if batch else None
+        if not batch:
+            self._features = None
+        elif self.model.training:
+            self._features = torch.cat([self.model.image_encoder(x[None]) for x in batch])
+        else:
+            self._features = self.model.image_encoder(torch.stack(batch))
 
     @torch.no_grad()
     def predict(

@@ -6,7 +6,10 @@ SAM encodes the image once and decodes every region's prompt (all its points tog
 foreground) with multiple masks; the mask with the best predicted IoU is kept; optionally a
 second pass feeds that mask's low-resolution logits back as ``mask_input``; every pixel covered
 by two or more masks is dropped; the masks make the label map, pixels outside every mask are
-ignored. An image without any prompt keeps the teacher's map. Our options (config keys, off in
+ignored, and every class that got a prompt stays a mask target even when its masks came out empty
+or were all dropped as overlaps (:attr:`RefinedLabel.prompted_classes`). Every image is encoded,
+prompted or not (with SAM in training mode, as the original's, each encoding updates SAM's
+BatchNorm statistics). An image without any prompt keeps the teacher's map. Our options (config keys, off in
 the reproduction configs): 8-connectivity and ``>=`` for regions, teacher labels for uncovered
 pixels, dropping only overlaps of different classes, a size threshold scaled to small images.
 """
@@ -14,6 +17,7 @@ pixels, dropping only overlaps of different classes, a size threshold scaled to 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,9 +34,19 @@ from clouds.sam.points import (
 )
 from clouds.sam.predictor import PromptPredictor, SamBatchPredictor
 
-__all__ = ["UNCOVERED_MODES", "SamRefiner"]
+__all__ = ["UNCOVERED_MODES", "RefinedLabel", "SamRefiner"]
 
 UNCOVERED_MODES = ("teacher", "ignore")
+
+
+class RefinedLabel(NamedTuple):
+    """One image's pseudo-label after SAM refinement."""
+
+    label: torch.Tensor
+    """(H, W) int64 label map."""
+    prompted_classes: torch.Tensor | None
+    """(M,) int64 sorted classes SAM was prompted for (mask targets even if absent from
+    ``label``), or None for an image without any prompt (its targets are its map's classes)."""
 
 
 class SamRefiner:
@@ -118,6 +132,9 @@ class SamRefiner:
                     f"MODEL.CLOUDS.SAM.RANDOM_INIT True for a random SAM)"
                 )
             model = build_sam(model_type, sam_cfg.CHECKPOINT)
+            # as the original, whose SAM is a part of the model in training mode: MobileSAM's
+            # BatchNorm normalises with each image's statistics and updates its running ones
+            model.train(not sam_cfg.EVAL_MODE)
             predictor = SamBatchPredictor(model=model, prompt_batch_size=sam_cfg.PROMPT_BATCH_SIZE)
         return cls(
             predictor=predictor,
@@ -185,7 +202,7 @@ class SamRefiner:
         label_maps: Sequence[torch.Tensor],
         *,
         generator: PointSource,
-    ) -> list[torch.Tensor]:
+    ) -> list[RefinedLabel]:
         """Refine each label map with SAM prompted on its image.
 
         Args:
@@ -195,8 +212,8 @@ class SamRefiner:
                 first, image by image, as the original).
 
         Returns:
-            N refined label maps, each (H, W) int64 on the device of its input label map; an
-            image without any prompt keeps its teacher map.
+            N refined labels, tensors on the device of the input label map; an image without
+            any prompt keeps its teacher map.
         """
         if len(images) != len(label_maps):
             raise ValueError(f"Got {len(images)} images but {len(label_maps)} label maps")
@@ -207,12 +224,11 @@ class SamRefiner:
                     f"{tuple(label.shape)} differ"
                 )
         prompts = [self.prompts(label.cpu().numpy(), generator) for label in label_maps]
-        if any(len(classes) for _, classes in prompts):
-            self.predictor.set_images(images)
+        self.predictor.set_images(images)
         refined = []
         for index, (label, (points, classes)) in enumerate(zip(label_maps, prompts)):
             if len(classes) == 0:
-                refined.append(label.clone())
+                refined.append(RefinedLabel(label.clone(), None))
                 continue
             fallback = (
                 label.clone()
@@ -220,15 +236,15 @@ class SamRefiner:
                 else torch.full_like(label, self.ignore_label)
             )
             masks = self._best_masks(index, torch.from_numpy(points))
-            refined.append(
-                merge_masks(
-                    masks.to(label.device),
-                    torch.from_numpy(classes).to(label.device),
-                    fallback,
-                    rm_intersection=self.rm_intersection,
-                    overlap=self.overlap,
-                )
+            class_ids = torch.from_numpy(classes).to(label.device)
+            merged = merge_masks(
+                masks.to(label.device),
+                class_ids,
+                fallback,
+                rm_intersection=self.rm_intersection,
+                overlap=self.overlap,
             )
+            refined.append(RefinedLabel(merged, torch.unique(class_ids)))
         return refined
 
     def _best_masks(self, image_index: int, points: torch.Tensor) -> torch.Tensor:

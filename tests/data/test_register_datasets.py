@@ -1,5 +1,6 @@
 """Dataset registration: every dataset from the converted toy tree, errors, generated sets."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -109,18 +110,81 @@ def test_generated_sets_resolve_on_demand(toy_root: Path, toy_spec: dict, tmp_pa
     assert meta.image_root == str(toy_root / "stable_diffusion" / "toy" / "images")
     assert meta.stuff_classes == list(CITYSCAPES_CLASSES) and meta.sem_seg_root is None
 
-    with pytest.raises(DatasetNotFoundError, match="stable_diffusion/absent/images"):
+    with pytest.raises(DatasetNotFoundError, match="stable_diffusion/sd_absent/images"):
         DatasetCatalog.get("sd_absent")
     with pytest.raises(UnknownDatasetError):
         DatasetCatalog.get("sd_../gta")
 
     other = tmp_path / "stable_diffusion" / "toy" / "images"
     other.mkdir(parents=True)
-    Image.fromarray(np.zeros((8, 16, 3), dtype=np.uint8)).save(other / "a.jpg")
+    Image.fromarray(np.zeros((8, 16, 3), dtype=np.uint8)).save(other / "a.png")
     register_all_datasets(tmp_path)  # re-rooting forgets sets resolved under the old root
     assert [d["image_id"] for d in DatasetCatalog.get("sd_toy")] == ["a"]
     register_all_datasets(toy_root)
     assert len(DatasetCatalog.get("sd_toy")) == toy_spec["num_images"]
+
+
+def _generated_images(folder: Path, names: list[str]) -> None:
+    (folder / "images").mkdir(parents=True)
+    for name in names:
+        Image.fromarray(np.zeros((8, 16, 3), dtype=np.uint8)).save(folder / "images" / name)
+
+
+def test_generated_set_names_follow_the_original_rule(tmp_path: Path) -> None:
+    """Folder F of stable_diffusion/ is dataset "sd_" + F.replace("sd_", "") (original bac4305)."""
+    sets = tmp_path / "stable_diffusion"
+    _generated_images(sets / "sd_llama70b_v2", ["im_0_p0.png"])
+    _generated_images(sets / "plain", ["im_0_p0.png", "im_1_p1.png"])
+    _generated_images(sets / "a_sd_b", ["im_0_p0.png"])
+    register_all_datasets(tmp_path)
+    assert DatasetCatalog.get("sd_llama70b_v2")[0]["file_name"] == str(
+        sets / "sd_llama70b_v2" / "images" / "im_0_p0.png"
+    )
+    assert len(DatasetCatalog.get("sd_plain")) == 2
+    assert DatasetCatalog.get("sd_a_b")[0]["file_name"].startswith(str(sets / "a_sd_b"))
+    for not_a_name in ("sd_sd_llama70b_v2", "sd_a_sd_b", "sd_"):
+        assert not_a_name not in DatasetCatalog
+
+    _generated_images(sets / "llama70b_v2", ["im_0_p0.png"])  # gives sd_llama70b_v2 too
+    register_all_datasets(tmp_path / "elsewhere")
+    register_all_datasets(tmp_path)
+    with pytest.raises(ValueError, match="sd_llama70b_v2.*rename"):
+        DatasetCatalog.get("sd_llama70b_v2")
+
+
+def test_generated_set_reads_png_only_and_ignores_labels(tmp_path: Path) -> None:
+    folder = tmp_path / "stable_diffusion" / "sd_x"
+    _generated_images(
+        folder, ["im_1_p1.png", "im_0_p0.png", "im_2_p2.jpg", ".im_3_p0.png.a.tmp.png"]
+    )
+    (folder / "labels").mkdir()
+    label = np.zeros((8, 16), dtype=np.uint8)
+    Image.fromarray(label).save(folder / "labels" / "im_0_p0_labelTrainIds.png")
+    register_all_datasets(tmp_path)
+    dicts = DatasetCatalog.get("sd_x")
+    assert [d["image_id"] for d in dicts] == ["im_0_p0", "im_1_p1"]
+    # still unlabelled: joint training pseudo-labels every generated image, as the original
+    assert all(d["sem_seg_file_name"] is None for d in dicts)
+    assert MetadataCatalog.get("sd_x").sem_seg_root is None
+
+
+def test_generated_set_follows_the_originals_train_dict(tmp_path: Path) -> None:
+    folder = tmp_path / "stable_diffusion" / "sd_x"
+    _generated_images(folder, ["im_0_p0.png", "im_1_p1.png", "im_2_p2.png"])
+    listed = [
+        {"file_name": f"datasets/stable_diffusion/sd_x/images/{n}", "image_id": f"generated_{i}"}
+        for i, n in enumerate(["im_2_p2.png", "im_0_p0.png"], start=1)
+    ]
+    (folder / "train_dict.json").write_text(json.dumps(listed))
+    register_all_datasets(tmp_path)
+    dicts = DatasetCatalog.get("sd_x")
+    assert [Path(d["file_name"]) for d in dicts] == [
+        folder / "images" / "im_2_p2.png",
+        folder / "images" / "im_0_p0.png",
+    ]
+    (folder / "images" / "im_0_p0.png").unlink()
+    with pytest.raises(DatasetNotFoundError, match="train_dict.json lists 1 image.*im_0_p0.png"):
+        DatasetCatalog.get("sd_x")
 
 
 def test_paired_layout_keeps_sub_folders_and_strips_suffixes() -> None:

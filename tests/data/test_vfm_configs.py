@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from clouds.config import CfgNode, load_config
+from clouds.data.build import images_per_rank
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = json.loads((ROOT / "tests/fixtures/dgvfm_train/original_configs.json").read_text())
@@ -29,6 +30,13 @@ MODES = {
     "hr_slide_inference": "hr_slide",
 }
 HEADS = {"MaskTransformerDecoder": "ms_masked", "TransformerDecoder": "ms", None: "light"}
+# the fixture names the original's sets by our CLOUDS names; the configs read the dg_* sets
+# (the original's layouts, clouds/data/datasets/register_dgvfm.py)
+FIXTURE_NAMES = {"dg_gta_train": "gta5_all", "dg_bdd100k_val": "bdd_val"}
+
+
+def _fixture_name(name: str) -> str:
+    return FIXTURE_NAMES.get(name, name.removeprefix("dg_"))
 
 
 def _train(cfg: CfgNode, original: dict) -> dict:
@@ -45,8 +53,8 @@ def _train(cfg: CfgNode, original: dict) -> dict:
         resize = {"short_edges": list(p.TRAIN_SHORT_EDGES), "max_long_edge": p.TRAIN_MAX_LONG_EDGE}
     photometric = p.PHOTOMETRIC
     out = {
-        "dataset": cfg.DATASETS.TRAIN[0] if len(cfg.DATASETS.TRAIN) == 1 else cfg.DATASETS.TRAIN,
-        "batch": cfg.SOLVER.IMS_PER_BATCH,
+        "dataset": _fixture_name(cfg.DATASETS.TRAIN[0]),
+        "batch": images_per_rank(cfg, world_size=1),  # per GPU, as mmseg's batch_size
         "rare_class_sampling": rcs,
         "resize": resize,
         "crop_size": list(i.CROP.SIZE) if i.CROP.ENABLED else None,
@@ -73,7 +81,7 @@ def _test(cfg: CfgNode, original: dict) -> dict:
     t = cfg.TEST
     scales = cfg.INPUT.VFM_PIPELINE.TEST_SCALES
     out = {
-        "datasets": [[n, list(s)] for n, s in zip(cfg.DATASETS.TEST, scales)],
+        "datasets": [[_fixture_name(n), list(s)] for n, s in zip(cfg.DATASETS.TEST, scales)],
         "mode": original["mode"] if MODES.get(original["mode"]) == t.MODE else t.MODE,
         "crop_size": list(t.SLIDE.WINDOW),
         "stride": list(t.SLIDE.STRIDE),

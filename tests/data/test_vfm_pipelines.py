@@ -115,7 +115,7 @@ def test_each_test_pipeline_output_size(config: Path, tmp_path) -> None:
     expected = {(tuple(c["image"]), tuple(c["scale"])): tuple(c["out"]) for c in sizes}
     for name, scale in zip(cfg.DATASETS.TEST, cfg.INPUT.VFM_PIPELINE.TEST_SCALES):
         mapper = VFMTestMapper.from_config(cfg, name)
-        hw = native[name.split("_")[0]]
+        hw = native[name.removeprefix("dg_").removesuffix("100k_val").split("_")[0]]
         assert mapper.output_size(*hw) == expected[(hw, tuple(scale))], (config, name)
     # one real image through the mapper of the first test set
     small = np.random.default_rng(0).integers(0, 255, (18, 32, 3), dtype=np.uint8)

@@ -6,6 +6,13 @@ Fixture ``fixtures/clouds_recipe/original_evaluator.json`` (made outside this pr
 classes 0-9 and ignored pixels, predictions that also hold classes 10-12 (never in the labels)
 and the results of the original CLOUDS's ``ClassicalSemSegEvaluator``
 (clouds/evaluation/semantic_evaluation.py at bac4305: detectron2's SemSegEvaluator rule) on them.
+
+Fixture ``fixtures/clouds_recipe/cityscapes_scripts_evaluator.json`` (made outside this project by
+/work/scratch/clouds-data/gen_cityscapes_scripts_fixture.py with cityscapesscripts 2.3.0): three
+12x16 Cityscapes label-ID maps (seed 0: train classes 0-9 and six ignored label IDs),
+train-ID predictions that also hold classes 10-12 (never in the labels), and the class IoUs and
+their average that cityscapesScripts' ``evaluateImgLists`` gives once the predictions are written
+as label IDs (as the original's CityscapesSemSegEvaluator writes them).
 """
 
 from __future__ import annotations
@@ -23,10 +30,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from clouds.data.catalog import MetadataCatalog
+from clouds.data.datasets.cityscapes_meta import label_id_to_train_id_lut
 from clouds.evaluation import SemSegEvaluator, confusion_matrix
+from clouds.evaluation.metrics import mean_over_rule
 from clouds.utils.io import write_png_atomic
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/clouds_recipe/original_evaluator.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/clouds_recipe"
+FIXTURE = FIXTURES / "original_evaluator.json"
+CITYSCAPES_SCRIPTS_FIXTURE = FIXTURES / "cityscapes_scripts_evaluator.json"
 DATASET = "_test_eval_toy5"
 CLASSES = ["road", "car", "sky", "tree", "person"]
 X = 255  # ignore label
@@ -274,6 +285,63 @@ def test_from_config_mean_over(toy_metadata: str) -> None:
 
     repo = Path(__file__).resolve().parents[2]
     cfg = load_config(str(repo / "configs/warmup/gta/train_gta.yaml"))
+    assert cfg.TEST.MEAN_OVER_CLASSES == "clouds_original"
     assert SemSegEvaluator.from_config(cfg, toy_metadata).mean_over == "gt"
     cfg = load_config(None, ["TEST.MEAN_OVER_CLASSES", "gt_or_pred"])
     assert SemSegEvaluator.from_config(cfg, toy_metadata).mean_over == "gt_or_pred"
+
+
+def test_clouds_original_rule_per_dataset() -> None:
+    """cityscapesScripts' rule for the Cityscapes sets, detectron2's for the others."""
+    for name in ("cityscapes_val", "cityscapes_train"):
+        assert mean_over_rule("clouds_original", name) == "gt_or_pred"
+    for name in ("bdd_val", "mapillary_val", "acdc_fog_val", "gta5"):
+        assert mean_over_rule("clouds_original", name) == "gt"
+    assert mean_over_rule("gt", "cityscapes_val") == "gt"
+    assert mean_over_rule("gt_or_pred", "bdd_val") == "gt_or_pred"
+    with pytest.raises(ValueError, match="TEST.MEAN_OVER_CLASSES.*'union'"):
+        mean_over_rule("union", "bdd_val")
+
+
+def _score_cityscapes_scripts_fixture(dataset_name: str, mean_over: str) -> dict[str, float]:
+    fixture = json.loads(CITYSCAPES_SCRIPTS_FIXTURE.read_text())
+    metadata = MetadataCatalog.get(dataset_name)
+    registered_here = not metadata.get("stuff_classes")
+    if registered_here:
+        metadata.set(stuff_classes=fixture["classes"], ignore_label=X)
+    assert metadata.get("stuff_classes") == fixture["classes"]
+    lut = label_id_to_train_id_lut()
+    try:
+        evaluator = SemSegEvaluator(dataset_name, distributed=False, mean_over=mean_over)
+        for i, (gt, pred) in enumerate(
+            zip(fixture["ground_truth_label_ids"], fixture["prediction_train_ids"])
+        ):
+            item = {"file_name": f"img{i}.png", "sem_seg": lut[np.array(gt, dtype=np.uint8)]}
+            scores = _scores(np.array(pred), len(fixture["classes"]))
+            evaluator.process([item], [{"sem_seg": scores}])
+        return evaluator.evaluate()["sem_seg"]
+    finally:
+        if registered_here:
+            MetadataCatalog.remove(dataset_name)
+
+
+def test_cityscapes_val_equals_cityscapes_scripts() -> None:
+    """The reproduction configs' rule scores cityscapes_val as cityscapesScripts does: classes
+    10-12, predicted but absent from the labels, count with IoU 0 in the mean."""
+    expected = json.loads(CITYSCAPES_SCRIPTS_FIXTURE.read_text())["cityscapes_scripts_results"]
+    ours = _score_cityscapes_scripts_fixture("cityscapes_val", "clouds_original")
+    assert [k for k, v in expected.items() if v == 0.0] == ["IoU-sky", "IoU-person", "IoU-rider"]
+    for key, value in expected.items():
+        _assert_close(ours[key], math.nan if value is None else value)
+    # detectron2's rule leaves classes 10-12 out of the mean: the fixture tells the rules apart
+    detectron2 = _score_cityscapes_scripts_fixture("cityscapes_val", "gt")
+    assert detectron2["mIoU"] > expected["mIoU"] + 10.0
+    assert math.isnan(detectron2["IoU-sky"])
+
+
+def test_other_datasets_keep_detectron2_rule_under_clouds_original() -> None:
+    ours = _score_cityscapes_scripts_fixture("_test_eval_bdd_like", "clouds_original")
+    assert math.isnan(ours["IoU-sky"]) and math.isnan(ours["IoU-rider"])
+    assert ours["mIoU"] == pytest.approx(
+        _score_cityscapes_scripts_fixture("_test_eval_bdd_like", "gt")["mIoU"], abs=1e-12
+    )

@@ -1,4 +1,4 @@
-"""End to end: tiny pipeline saved to disk, loaded back, images + manifests, shards, resume."""
+"""End to end: tiny pipeline saved to disk, loaded back, images + manifests, parts, resume."""
 
 from __future__ import annotations
 
@@ -63,10 +63,10 @@ def test_writes_images_and_manifest(tmp_path: Path, pipe, tiny_sd_folder: Path) 
     summary = generate_images(settings, lambda: pipe, progress=False)
     assert (summary.planned, summary.skipped, summary.written) == (5, 0, 5)
     images = _pixels(settings.folder)
-    names = [f"{i:06d}_p{i % 3:03d}.png" for i in range(5)]
+    names = [f"im_{i}_p{i % 3}.png" for i in range(5)]
     assert sorted(images) == names
     assert all(im.shape == (SIZE, SIZE, 3) and im.std() > 0 for im in images.values())
-    lines = (settings.folder / "manifest-part000-of-001.jsonl").read_text().splitlines()
+    lines = (settings.folder / "manifest-part000.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["file"] for r in records] == names
     assert records[4] == {
@@ -98,26 +98,29 @@ def test_same_seed_same_pixels_whatever_the_batch(
         assert np.abs(pa[name].astype(int) - pc[name]).mean() > 1
 
 
-def test_two_shards_equal_one_unsharded_run(tmp_path: Path, pipe, tiny_sd_folder: Path) -> None:
-    whole = _settings(tmp_path / "whole", tiny_sd_folder, num_images=7, batch_size=7)
+def test_parts_equal_one_run_when_parts_hold_whole_prompt_cycles(
+    tmp_path: Path, pipe, tiny_sd_folder: Path
+) -> None:
+    """The original's parts: part K of N images makes im_{K*N} .. im_{K*N+N-1}; with N a
+    multiple of the prompt count they are the images of one run of all N*parts images."""
+    whole = _settings(tmp_path / "whole", tiny_sd_folder, num_images=6, batch_size=6)
     generate_images(whole, lambda: pipe, progress=False)
     for part in (0, 1):
-        shard = _settings(
-            tmp_path / "sharded", tiny_sd_folder, num_images=7, part=part, num_parts=2
-        )
-        assert generate_images(shard, lambda: pipe, progress=False).written == (4, 3)[part]
+        one = _settings(tmp_path / "parts", tiny_sd_folder, num_images=3, part=part)
+        assert generate_images(one, lambda: pipe, progress=False).written == 3
     parts = [
         {
             json.loads(line)["file"]
-            for line in (tmp_path / "sharded" / f"manifest-part00{k}-of-002.jsonl")
-            .read_text()
-            .splitlines()
+            for line in (tmp_path / "parts" / f"manifest-part00{k}.jsonl").read_text().splitlines()
         }
         for k in (0, 1)
     ]
-    assert not parts[0] & parts[1]
+    assert parts == [
+        {"im_0_p0.png", "im_1_p1.png", "im_2_p2.png"},
+        {"im_3_p0.png", "im_4_p1.png", "im_5_p2.png"},
+    ]
     assert parts[0] | parts[1] == set(read_manifests(tmp_path / "whole"))
-    pw, ps = _pixels(whole.folder), _pixels(tmp_path / "sharded")
+    pw, ps = _pixels(whole.folder), _pixels(tmp_path / "parts")
     assert sorted(pw) == sorted(ps)
     for name in pw:
         assert np.abs(pw[name].astype(int) - ps[name]).max() <= 1
@@ -156,14 +159,14 @@ def test_killed_run_resumes_with_only_the_missing_images(
     assert (summary.skipped, summary.written) == (3, 3)
     assert set(written).isdisjoint(done) and len(written) == 3
     assert {n: (settings.folder / "images" / n).stat().st_mtime_ns for n in done} == done
-    lines = (settings.folder / "manifest-part000-of-001.jsonl").read_text().splitlines()
+    lines = (settings.folder / "manifest-part000.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["file"] for line in lines) == sorted([*done, *written])
 
     # growing the set later appends only the new indices
     written.clear()
     bigger = _settings(settings.folder, tiny_sd_folder, num_images=8)
     assert generate_images(bigger, lambda: pipe, progress=False).written == 2
-    assert sorted(written) == ["000006_p000.png", "000007_p001.png"]
+    assert sorted(written) == ["im_6_p0.png", "im_7_p1.png"]
 
 
 def test_truncated_image_and_stale_temp_file_are_repaired(
@@ -172,11 +175,11 @@ def test_truncated_image_and_stale_temp_file_are_repaired(
     settings = _settings(tmp_path / "set", tiny_sd_folder, num_images=3)
     generate_images(settings, lambda: pipe, progress=False)
     before = _pixels(settings.folder)
-    victim = settings.folder / "images" / "000001_p001.png"
+    victim = settings.folder / "images" / "im_1_p1.png"
     victim.write_bytes(victim.read_bytes()[:100])
-    stale = settings.folder / "images" / ".000002_p002.png.abc123.tmp.png"
+    stale = settings.folder / "images" / ".im_2_p2.png.abc123.tmp.png"
     stale.write_bytes(b"partial")
-    other = settings.folder / "images" / ".000009_p000.png.xyz.tmp.png"  # another part's
+    other = settings.folder / "images" / ".im_9_p0.png.xyz.tmp.png"  # another part's
     other.write_bytes(b"partial")
     summary = generate_images(settings, lambda: pipe, progress=False)
     assert (summary.skipped, summary.written) == (2, 1)
@@ -192,7 +195,7 @@ def test_rerun_with_other_settings_is_refused_unless_overwrite(
         _settings(tmp_path / "set", tiny_sd_folder, num_images=2), lambda: pipe, progress=False
     )
     changed = _settings(tmp_path / "set", tiny_sd_folder, num_images=2, steps=3)
-    with pytest.raises(SettingsMismatchError, match=r"000000_p000.png.*steps 2 -> 3.*--overwrite"):
+    with pytest.raises(SettingsMismatchError, match=r"im_0_p0.png.*steps 2 -> 3.*--overwrite"):
         generate_images(changed, lambda: pipe, progress=False)
     redo = _settings(tmp_path / "set", tiny_sd_folder, num_images=2, steps=3, overwrite=True)
     assert generate_images(redo, lambda: pipe, progress=False).written == 2
@@ -209,7 +212,7 @@ def test_nothing_to_do_does_not_load_the_model(tmp_path: Path, pipe, tiny_sd_fol
     assert generate_images(settings, must_not_load, progress=False).skipped == 2
 
     # images whose manifest line was lost (killed between rename and append) get it back
-    manifest = settings.folder / "manifest-part000-of-001.jsonl"
+    manifest = settings.folder / "manifest-part000.jsonl"
     records = manifest.read_text()
     manifest.unlink()
     assert generate_images(settings, must_not_load, progress=False).skipped == 2
@@ -223,13 +226,11 @@ def test_cli_subprocess_end_to_end(tmp_path: Path, tiny_sd_folder: Path, prompt_
         "--input",
         str(prompt_file.with_suffix("")),
         "--folder",
-        "tiny",
+        "sd_tiny",
         "--num-images",
-        "4",
+        "2",
         "--part",
         "1",
-        "--num-parts",
-        "2",
         "--model-id",
         str(tiny_sd_folder),
         "--local-files-only",
@@ -249,19 +250,19 @@ def test_cli_subprocess_end_to_end(tmp_path: Path, tiny_sd_folder: Path, prompt_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
-    folder = tmp_path / "stable_diffusion" / "tiny"
+    folder = tmp_path / "stable_diffusion" / "sd_tiny"
     assert sorted(p.name for p in (folder / "images").glob("*.png")) == [
-        "000001_p001.png",
-        "000003_p000.png",
+        "im_2_p0.png",
+        "im_3_p1.png",
     ]
     assert {r["scheduler"] for r in read_manifests(folder).values()} == {"dpm-solver++"}
     assert "2 written" in result.stdout
 
     # the folder is the unlabelled dataset sd_tiny, even with a temp file of a running part beside
-    (folder / "images" / ".000005_p002.png.x1y2.tmp.png").write_bytes(b"half-written")
+    (folder / "images" / ".im_5_p2.png.x1y2.tmp.png").write_bytes(b"half-written")
     register_all_datasets(tmp_path)
     dicts = DatasetCatalog.get("sd_tiny")
-    assert [Path(d["file_name"]).name for d in dicts] == ["000001_p001.png", "000003_p000.png"]
+    assert [Path(d["file_name"]).name for d in dicts] == ["im_2_p0.png", "im_3_p1.png"]
     assert all(
         d["sem_seg_file_name"] is None and (d["height"], d["width"]) == (SIZE, SIZE) for d in dicts
     )
@@ -313,8 +314,12 @@ def test_cli_errors_name_the_culprit(
             "fp16 is not supported on CPU",
         ),
         (
-            [*_cli(tmp_path, str(tiny_sd_folder), str(prompt_file)), "--part", "3"],
-            "--part must be in",
+            [*_cli(tmp_path, str(tiny_sd_folder), str(prompt_file)), "--part", "-1"],
+            "--part must be >= 0",
+        ),
+        (
+            _cli(tmp_path, str(tiny_sd_folder), str(tmp_path / "prompt_llama70b")),
+            "python tools/fetch_original_prompts.py",
         ),
     ]
     for argv, message in cases:

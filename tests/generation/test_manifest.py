@@ -8,26 +8,26 @@ from clouds.utils.io import write_png_atomic
 
 
 def test_append_then_compact_dedups_and_sorts(tmp_path: Path) -> None:
-    manifest = Manifest(tmp_path / manifest_name(0, 2))
-    manifest.append({"file": "000002_p000.png", "seed": 1})
-    manifest.append({"file": "000000_p000.png", "seed": 2})
-    manifest.append({"file": "000002_p000.png", "seed": 3})
+    manifest = Manifest(tmp_path / manifest_name(0))
+    manifest.append({"file": "im_2_p0.png", "seed": 1})
+    manifest.append({"file": "im_0_p0.png", "seed": 2})
+    manifest.append({"file": "im_2_p0.png", "seed": 3})
     manifest.compact()
     lines = manifest.path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [
-        {"file": "000000_p000.png", "seed": 2},
-        {"file": "000002_p000.png", "seed": 3},
+        {"file": "im_0_p0.png", "seed": 2},
+        {"file": "im_2_p0.png", "seed": 3},
     ]
     assert not list(tmp_path.glob("*.tmp*"))
 
 
 def test_broken_last_line_of_a_killed_run_is_skipped(tmp_path: Path) -> None:
-    path = tmp_path / manifest_name(1, 2)
-    path.write_text('{"file": "000001_p001.png", "seed": 5}\n{"file": "000003_p0', encoding="utf-8")
-    Manifest(tmp_path / manifest_name(0, 2)).append({"file": "000000_p000.png", "seed": 4})
+    path = tmp_path / manifest_name(1)
+    path.write_text('{"file": "im_1_p001.png", "seed": 5}\n{"file": "im_3_p0', encoding="utf-8")
+    Manifest(tmp_path / manifest_name(0)).append({"file": "im_0_p0.png", "seed": 4})
     records = read_manifests(tmp_path)
-    assert set(records) == {"000000_p000.png", "000001_p001.png"}
-    assert records["000001_p001.png"]["seed"] == 5
+    assert set(records) == {"im_0_p0.png", "im_1_p001.png"}
+    assert records["im_1_p001.png"]["seed"] == 5
 
 
 def test_truncated_or_wrong_size_png_is_invalid(tmp_path: Path) -> None:

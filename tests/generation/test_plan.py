@@ -1,29 +1,50 @@
+"""Names, prompts and part semantics of the original CLOUDS generate_txt_im.py (bac4305): for
+j < num_images, image ``im_{j + part*num_images}_p{j % P}.png`` from prompt ``j % P``."""
+
 import pytest
 
-from clouds.generation.plan import image_file_name, image_seed, plan_items, shard_indices
+from clouds.generation.plan import image_file_name, image_seed, part_indices, plan_items
 
 PROMPTS = ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("num_parts", [1, 2, 3, 7])
-def test_shards_partition_all_indices(num_parts: int) -> None:
-    parts = [set(shard_indices(20, k, num_parts)) for k in range(num_parts)]
-    assert set().union(*parts) == set(range(20))
-    assert sum(len(p) for p in parts) == 20
+def _original_names(num_images: int, part: int, num_prompts: int) -> list[tuple[str, int]]:
+    """(file name, prompt index) of the original's loop, written out from its rule."""
+    return [
+        (f"im_{j + part * num_images}_p{j % num_prompts}.png", j % num_prompts)
+        for j in range(num_images)
+    ]
 
 
-def test_shard_is_stable_when_num_images_grows() -> None:
-    small = list(shard_indices(10, 1, 3))
-    large = list(shard_indices(25, 1, 3))
-    assert large[: len(small)] == small
+@pytest.mark.parametrize(("num_images", "part"), [(5, 0), (5, 1), (4, 2), (1, 3), (0, 4)])
+def test_names_and_prompts_are_the_originals(num_images: int, part: int) -> None:
+    items = plan_items(PROMPTS, num_images=num_images, part=part, base_seed=0)
+    expected = _original_names(num_images, part, len(PROMPTS))
+    assert [(it.file_name, it.prompt_index) for it in items] == expected
+    assert [it.prompt for it in items] == [PROMPTS[k] for _, k in expected]
 
 
-@pytest.mark.parametrize(
-    ("part", "num_parts", "num_images"), [(2, 2, 5), (-1, 2, 5), (0, 0, 5), (0, 1, -1)]
-)
-def test_bad_shards_are_refused(part: int, num_parts: int, num_images: int) -> None:
+def test_prompt_order_restarts_in_each_part() -> None:
+    second = plan_items(PROMPTS, num_images=4, part=1, base_seed=0)
+    assert [it.index for it in second] == [4, 5, 6, 7]
+    assert [it.prompt for it in second] == ["a", "b", "c", "a"]
+    assert second[0].file_name == "im_4_p0.png"
+
+
+def test_parts_with_one_count_never_collide() -> None:
+    names = [
+        it.file_name
+        for part in range(4)
+        for it in plan_items(PROMPTS, num_images=5, part=part, base_seed=0)
+    ]
+    assert len(set(names)) == 20
+    assert {int(n.split("_")[1]) for n in names} == set(range(20))
+
+
+@pytest.mark.parametrize(("part", "num_images"), [(-1, 5), (0, -1)])
+def test_bad_parts_are_refused(part: int, num_images: int) -> None:
     with pytest.raises(ValueError, match="--"):
-        shard_indices(num_images, part, num_parts)
+        part_indices(num_images, part)
 
 
 def test_seed_depends_on_base_and_index_only() -> None:
@@ -34,19 +55,12 @@ def test_seed_depends_on_base_and_index_only() -> None:
     assert all(0 <= s < 2**63 for s in seeds)
 
 
-def test_items_carry_prompt_seed_and_name_of_their_global_index() -> None:
-    whole = {
-        it.index: it for it in plan_items(PROMPTS, num_images=8, part=0, num_parts=1, base_seed=3)
-    }
-    shard = plan_items(PROMPTS, num_images=8, part=1, num_parts=3, base_seed=3)
-    assert [it.index for it in shard] == [1, 4, 7]
-    for it in shard:
-        assert it == whole[it.index]
-        assert it.prompt == PROMPTS[it.index % 3]
-        assert it.file_name == image_file_name(it.index, it.index % 3)
-    assert shard[1].file_name == "000004_p001.png"
+def test_items_carry_the_seed_of_their_set_index() -> None:
+    items = plan_items(PROMPTS, num_images=3, part=2, base_seed=3)
+    assert [it.seed for it in items] == [image_seed(3, i) for i in (6, 7, 8)]
+    assert image_file_name(6, 0) == items[0].file_name == "im_6_p0.png"
 
 
 def test_empty_prompt_list_is_refused() -> None:
     with pytest.raises(ValueError, match="prompt"):
-        plan_items([], num_images=1, part=0, num_parts=1, base_seed=0)
+        plan_items([], num_images=1, part=0, base_seed=0)

@@ -19,11 +19,22 @@ def test_resolve_path_and_stem(tmp_path: Path) -> None:
 
 
 def test_project_prompt_file_resolves_by_stem() -> None:
-    path = resolve_prompt_file("prompt_llama70b")
-    assert path.resolve() == (PROJECT_ROOT / "prompt_llama70b.txt").resolve()
+    path = resolve_prompt_file("prompts_clouds_project_written")
+    assert path.resolve() == (PROJECT_ROOT / "prompts_clouds_project_written.txt").resolve()
     prompts = load_prompts(path)
     assert len(prompts) == 100
     assert len(set(prompts)) == 100
+
+
+def test_missing_original_prompts_say_how_to_get_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a fetched ./prompt_llama70b.txt must not be found
+    with pytest.raises(PromptFileError, match="prompt_llama70b") as info:
+        resolve_prompt_file("prompt_llama70b", root=tmp_path)
+    message = str(info.value)
+    assert "python tools/fetch_original_prompts.py" in message
+    assert "--input prompts_clouds_project_written" in message
 
 
 def test_missing_prompt_file_names_the_places_looked_at(tmp_path: Path) -> None:

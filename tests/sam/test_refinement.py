@@ -38,10 +38,12 @@ def test_tiny_sam_refinement_runs_end_to_end(tiny_predictor: SamBatchPredictor) 
     out = refiner.refine(images, labels, generator=np.random.default_rng(0))
     again = refiner.refine(images, labels, generator=np.random.default_rng(0))
     assert len(out) == 2
-    for refined, label, repeat in zip(out, labels, again):
+    for (refined, prompted), label, repeat in zip(out, labels, again):
         assert refined.shape == label.shape and refined.dtype == torch.int64
-        assert set(refined.unique().tolist()) <= set(label.unique().tolist()) | {255}
-        torch.testing.assert_close(refined, repeat)
+        assert set(refined.unique().tolist()) <= set(prompted.tolist()) | {255}
+        assert set(prompted.tolist()) <= set(label.unique().tolist())
+        torch.testing.assert_close(refined, repeat.label)
+        torch.testing.assert_close(prompted, repeat.prompted_classes)
 
 
 def test_prompt_and_image_batching_do_not_change_predictions(
@@ -110,8 +112,8 @@ def test_uncovered_pixels_follow_the_rule() -> None:
     kwargs = {"num_points": 5, "selection_mode": "interior", "size_threshold": 50}
     teacher = SamRefiner(predictor=OracleSam([truth]), uncovered="teacher", **kwargs)
     ignore = SamRefiner(predictor=OracleSam([truth]), uncovered="ignore", **kwargs)
-    kept = teacher.refine(images, [label], generator=np.random.default_rng(0))[0]
-    dropped = ignore.refine(images, [label], generator=np.random.default_rng(0))[0]
+    kept = teacher.refine(images, [label], generator=np.random.default_rng(0))[0].label
+    dropped = ignore.refine(images, [label], generator=np.random.default_rng(0))[0].label
     # region 4's points fall in the truth box -> box labelled 4; region 0's points fall in the
     # truth background ring -> the ring (everything but the box) labelled 0
     torch.testing.assert_close(kept, torch.from_numpy(truth))
@@ -120,7 +122,8 @@ def test_uncovered_pixels_follow_the_rule() -> None:
     for uncovered in ("ignore", "teacher"):
         high = SamRefiner(predictor=OracleSam([truth]), uncovered=uncovered, size_threshold=10**6)
         none = high.refine(images, [label], generator=np.random.default_rng(0))[0]
-        torch.testing.assert_close(none, label)
+        torch.testing.assert_close(none.label, label)
+        assert none.prompted_classes is None  # targets: the classes of the teacher's map
 
 
 def _miou(preds: list[np.ndarray], gts: list[np.ndarray], num_classes: int = 19) -> float:
@@ -159,7 +162,7 @@ def test_oracle_refinement_raises_pseudo_label_miou() -> None:
         images, [torch.from_numpy(t) for t in teacher], generator=np.random.default_rng(0)
     )
     before = _miou(teacher, gts)
-    after = _miou([r.numpy() for r in refined], gts)
+    after = _miou([r.label.numpy() for r in refined], gts)
     assert after > before + 0.05, (before, after)
 
 

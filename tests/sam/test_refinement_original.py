@@ -103,7 +103,7 @@ def test_pseudo_labels_equal_the_originals(fixture: dict, case_index: int) -> No
     for ours, theirs in zip(first_pass, prompted):
         torch.testing.assert_close(ours, theirs)
     for ours, expected in zip(refined, case["expected"]):
-        torch.testing.assert_close(ours, expected.long(), rtol=0, atol=0)
+        torch.testing.assert_close(ours.label, expected.long(), rtol=0, atol=0)
 
 
 def test_fixture_covers_the_cases_it_claims(fixture: dict) -> None:

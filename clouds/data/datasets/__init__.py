@@ -2,7 +2,8 @@
 
 ``register_all_datasets(root)`` registers ``gta5``, ``synthia``, ``cityscapes_{train,val}``,
 ``bdd_{train,val}``, ``mapillary_{train,val}``, ``acdc_{fog,night,rain,snow}_{train,val}``
-and lets ``sd_<folder>`` resolve on demand. Nothing touches the disk until a dataset is
+and lets ``sd_<folder>`` resolve on demand; the DGVFM configs' ``dg_*`` datasets, in the original
+DGVFM layouts, come from ``$DGVFM_DATASETS`` (:mod:`.register_dgvfm`). Nothing touches the disk until a dataset is
 loaded. ``class_names(name)`` gives a dataset's classes, registering the built-in datasets under
 the default root first when nothing has registered them (as detectron2 registers its built-in
 datasets under ``$DETECTRON2_DATASETS`` on import). See datasets/README.md for the layouts.
@@ -18,6 +19,7 @@ from clouds.data.datasets.loading import DatasetNotFoundError
 from clouds.data.datasets.register_acdc import ACDC_CONDITIONS, register_acdc
 from clouds.data.datasets.register_bdd import register_bdd
 from clouds.data.datasets.register_cityscapes import register_cityscapes
+from clouds.data.datasets.register_dgvfm import DGVFM_DATASET_NAMES, register_dgvfm_datasets
 from clouds.data.datasets.register_gta5 import register_gta5
 from clouds.data.datasets.register_mapillary import register_mapillary
 from clouds.data.datasets.register_sd import register_generated_sets
@@ -43,6 +45,7 @@ DATASET_NAMES: tuple[str, ...] = (
     "mapillary_train",
     "mapillary_val",
     *(f"acdc_{c}_{s}" for c in ACDC_CONDITIONS for s in ("train", "val")),
+    *DGVFM_DATASET_NAMES,
 )
 
 
@@ -54,7 +57,8 @@ def datasets_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def register_all_datasets(root: str | os.PathLike | None = None) -> Path:
-    """Register every dataset under ``root`` (see :func:`datasets_root`); safe to call again.
+    """Register every dataset under ``root`` (see :func:`datasets_root`; the ``dg_*`` ones under
+    ``$DGVFM_DATASETS``, see :mod:`.register_dgvfm`); safe to call again.
 
     A second call replaces the earlier registrations, so it can point them at another root.
 
@@ -72,6 +76,7 @@ def register_all_datasets(root: str | os.PathLike | None = None) -> Path:
         register_generated_sets,
     ):
         register(path)
+    register_dgvfm_datasets(None if root is None or os.environ.get("DGVFM_DATASETS") else path)
     return path
 
 

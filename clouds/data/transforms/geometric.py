@@ -2,7 +2,8 @@
 
 Sizes follow mmcv exactly (``int(x + 0.5)`` rounding, the scale factor of ``rescale_size``);
 images are resized with OpenCV's bilinear filter and labels with nearest neighbour, as mmcv's
-``imresize`` does with its default cv2 backend. Random draws come from torch's global generator.
+``imresize`` does with its default cv2 backend. Random draws come from NumPy's global generator,
+with mmseg's calls in mmseg's order.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-import torch
 
 __all__ = [
     "keep_ratio_size",
@@ -65,8 +65,8 @@ def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _draw_box(height: int, width: int, crop: tuple[int, int]) -> tuple[int, int, int, int]:
-    top = int(torch.randint(max(height - crop[0], 0) + 1, ()))
-    left = int(torch.randint(max(width - crop[1], 0) + 1, ()))
+    top = int(np.random.randint(0, max(height - crop[0], 0) + 1))
+    left = int(np.random.randint(0, max(width - crop[1], 0) + 1))
     return top, min(top + crop[0], height), left, min(left + crop[1], width)
 
 

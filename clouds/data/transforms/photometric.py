@@ -4,9 +4,10 @@ Each step runs with probability 0.5, in this order: brightness (add ``U(-32, 32)
 (multiply by ``U(0.5, 1.5)``) either first or last (a fair coin, "mode"), saturation (multiply
 the HSV S channel by ``U(0.5, 1.5)``), hue (add an integer in ``[-18, 18)`` to the OpenCV H
 channel, modulo 180). Every step casts to float32, clips to [0, 255] and truncates back to
-uint8, as mmseg does. There is no channel swap. The random draws are taken in mmseg's order
-from torch's global generator (which the training loader seeds per sample), and are kept in a
-:class:`PhotometricDraw` so a distortion can be replayed exactly.
+uint8, as mmseg does. There is no channel swap. The random draws are taken from NumPy's global
+generator in mmseg's order with mmseg's calls (``randint(2)``, ``uniform``, ``randint(-d, d)``),
+so one NumPy state gives mmseg's distortion; they are kept in a :class:`PhotometricDraw` so a
+distortion can be drawn without being applied, or replayed exactly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from clouds.config import CfgNode
 
@@ -83,11 +83,11 @@ class PhotoMetricDistortion:
 
     @staticmethod
     def _coin() -> bool:
-        return bool(torch.randint(2, ()).item())
+        return bool(np.random.randint(2))
 
     @staticmethod
     def _uniform(low: float, high: float) -> float:
-        return float(torch.empty((), dtype=torch.float64).uniform_(low, high))
+        return float(np.random.uniform(low, high))
 
     def sample(self) -> PhotometricDraw:
         """Draw the choices of one distortion, in mmseg's order of draws."""
@@ -100,7 +100,7 @@ class PhotoMetricDistortion:
         hue = None
         if self._coin():
             d = self.hue_delta
-            hue = int(torch.randint(-d, d, ())) if d > 0 else 0
+            hue = int(np.random.randint(-d, d)) if d > 0 else 0
         if not contrast_first and self._coin():
             contrast = self._uniform(*self.contrast_range)
         return PhotometricDraw(brightness, contrast, contrast_first, saturation, hue)

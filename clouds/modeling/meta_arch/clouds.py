@@ -181,9 +181,10 @@ class CLOUDS(SegmentorBase):
 
         Args:
             batched_inputs: dicts with "image" uint8 (3, H, W) RGB; in training "sem_seg"
-                int64 (H, W); optional "height", "width" (output size) and, at inference, the
-                classes to predict: "class_names" (a list of names) or "dataset_name" (a key
-                of ``self.class_names``; default ``test_dataset``).
+                int64 (H, W) and optionally "prompted_classes" (M,) int64 (classes kept as
+                targets, see :meth:`prepare_targets`); optional "height", "width" (output size)
+                and, at inference, the classes to predict: "class_names" (a list of names) or
+                "dataset_name" (a key of ``self.class_names``; default ``test_dataset``).
         """
         images, image_sizes = self.preprocess(batched_inputs)
         if self.training:
@@ -238,7 +239,9 @@ class CLOUDS(SegmentorBase):
     def prepare_targets(
         self, batched_inputs: list[dict[str, Any]], padded_size: Sequence[int], num_classes: int
     ) -> list[dict[str, torch.Tensor]]:
-        """Per-image {"labels": (N,), "masks": (N, Hp, Wp) bool} from the "sem_seg" maps."""
+        """Per-image {"labels": (N,), "masks": (N, Hp, Wp) bool} from the "sem_seg" maps; the
+        classes of an input's "prompted_classes" (SAM pseudo-labels) are targets even where the
+        map holds none of their pixels (all-zero masks, as the original)."""
         targets = []
         for x in batched_inputs:
             label = training_label(x).to(self.device)
@@ -248,7 +251,12 @@ class CLOUDS(SegmentorBase):
                 value=self.ignore_label,
             )
             targets.append(
-                semantic_targets(label, num_classes=num_classes, ignore_label=self.ignore_label)
+                semantic_targets(
+                    label,
+                    num_classes=num_classes,
+                    ignore_label=self.ignore_label,
+                    kept_classes=x.get("prompted_classes"),
+                )
             )
         return targets
 

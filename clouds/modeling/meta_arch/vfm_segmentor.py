@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -273,7 +274,9 @@ class VFMSegmentor(SegmentorBase):
 
     def sample_sub_crop(self, height: int, width: int) -> tuple[int, int]:
         """(y0, x0) of the batch's sub-crop of side ``sub_crop``: offsets
-        ``randint(0, (margin + 1) // grid) * grid`` as the original's ``get_crop_bbox``."""
+        ``randint(0, (margin + 1) // grid) * grid`` drawn from NumPy's global generator, as the
+        original's ``get_crop_bbox`` (so the torch draws of the step that follow are the
+        original's too)."""
         size, grid = self.sub_crop, self.sub_crop_grid
         if size > height or size > width:
             raise ConfigError(
@@ -282,8 +285,8 @@ class VFMSegmentor(SegmentorBase):
             )
         if (height, width) == (size, size):
             return 0, 0
-        y0 = int(torch.randint(max((height - size + 1) // grid, 1), ())) * grid
-        x0 = int(torch.randint(max((width - size + 1) // grid, 1), ())) * grid
+        y0 = int(np.random.randint(0, max((height - size + 1) // grid, 1))) * grid
+        x0 = int(np.random.randint(0, max((width - size + 1) // grid, 1))) * grid
         return y0, x0
 
     def _multi_scale_losses(
