@@ -9,10 +9,11 @@ prefetching or where a run was resumed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -73,12 +74,24 @@ def _has_labels(d: dict, ignore_label: int = 255) -> bool:
     return bool((read_label(d["sem_seg_file_name"]) != ignore_label).any())
 
 
+@contextlib.contextmanager
+def _numpy_seeded(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded by ``seed`` inside, its state restored after (the DGVFM
+    pipelines draw from it as mmcv / mmseg do)."""
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 class MappedDataset(Dataset):
     """Map-style dataset over dataset dicts, mapped on access.
 
-    A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs under a forked
-    torch RNG seeded by it, so the sample is reproducible. An ``(index, seed, rare_class)``
-    key (:class:`RareClassSampler`) also hands the class to the mapper as "rare_class".
+    A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs under forked
+    torch and NumPy generators seeded by it, so the sample is reproducible. An
+    ``(index, seed, rare_class)`` key (:class:`RareClassSampler`) also hands the class to the mapper as "rare_class".
     """
 
     def __init__(self, dicts: list[dict], mapper: Callable[[dict], dict]) -> None:
@@ -94,7 +107,7 @@ class MappedDataset(Dataset):
             d = self.dicts[index]
             if rare_class:
                 d = dict(d, rare_class=rare_class[0])
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), _numpy_seeded(seed):
                 torch.manual_seed(seed)
                 return self.mapper(d)
         return self.mapper(self.dicts[key])

@@ -114,7 +114,9 @@ class HungarianMatcher(nn.Module):
             outputs: "pred_logits" (B, Q, K+1), "pred_masks" (B, Q, h, w).
             targets: B dicts with "labels" (N_b,) int64 and "masks" (N_b, H, W) bool.
             point_coords: (B, P, 2) points (x, y) in [0, 1]; default ``num_points`` uniform
-                random points per image.
+                random points per image, drawn as the original: one ``torch.rand(1, P, 2)`` per
+                image, in the loop over the batch (on CUDA one (B, P, 2) draw gives other
+                numbers than B draws of (1, P, 2), so batching them would break seed parity).
 
         Returns:
             B pairs (query indices, target indices), int64 tensors of length min(Q, N_b).
@@ -123,8 +125,6 @@ class HungarianMatcher(nn.Module):
         num_classes = logits.shape[-1] - 1
         if len(targets) != logits.shape[0]:
             raise ValueError(f"{logits.shape[0]} predictions but {len(targets)} targets")
-        if point_coords is None:
-            point_coords = torch.rand(logits.shape[0], self.num_points, 2, device=masks.device)
         indices = []
         with torch.autocast(device_type=masks.device.type, enabled=False):
             for b, target in enumerate(targets):
@@ -134,9 +134,12 @@ class HungarianMatcher(nn.Module):
                         f"target label {int(labels.max())} is out of range for "
                         f"{num_classes} classes"
                     )
-                cost = self.cost_matrix(
-                    logits[b], masks[b], labels, target["masks"], point_coords[b]
+                points = (
+                    torch.rand(1, self.num_points, 2, device=masks.device)[0]
+                    if point_coords is None
+                    else point_coords[b]
                 )
+                cost = self.cost_matrix(logits[b], masks[b], labels, target["masks"], points)
                 if not torch.isfinite(cost).all():
                     raise FloatingPointError(f"non-finite matching cost for image {b} of the batch")
                 rows, cols = linear_sum_assignment(cost.cpu().numpy())

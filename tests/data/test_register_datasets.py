@@ -23,12 +23,13 @@ KEYS = {"file_name", "sem_seg_file_name", "height", "width", "image_id"}
 
 
 def test_names() -> None:
-    assert len(DATASET_NAMES) == 17
+    assert len(DATASET_NAMES) == 17 + 15  # CLOUDS' and the DGVFM configs' (dg_*)
+    assert {"dg_gta_train", "dg_bdd100k_val", "dg_mapillary_val"} <= set(DATASET_NAMES)
     assert {"gta5", "synthia", "cityscapes_val", "bdd_val", "mapillary_val"} <= set(DATASET_NAMES)
     assert "acdc_night_val" in DATASET_NAMES
 
 
-@pytest.mark.parametrize("name", DATASET_NAMES)
+@pytest.mark.parametrize("name", [n for n in DATASET_NAMES if not n.startswith("dg_")])
 def test_every_dataset_loads_from_toy_data(toy_root: Path, toy_spec: dict, name: str) -> None:
     register_all_datasets(toy_root)
     dicts = DatasetCatalog.get(name)
@@ -237,3 +238,23 @@ def test_class_names_registers_the_builtin_datasets_when_nothing_did(
     assert MetadataCatalog.get("gta5").image_root.startswith(str(tmp_path))
     with pytest.raises(UnknownDatasetError, match="'not_a_dataset' has no 'stuff_classes'"):
         class_names("not_a_dataset")
+
+
+def test_dgvfm_sets_read_the_original_layouts(tmp_path: Path) -> None:
+    from clouds.data.conversion import GTA_CONVERSION
+    from clouds.data.conversion.mapillary_dgvfm import convert_mapillary_dgvfm
+    from clouds.data.datasets.register_dgvfm import register_dgvfm_datasets
+    from clouds.data.toy import make_toy_datasets
+    from clouds.data.toy.dgvfm_layout import add_dgvfm_layouts
+
+    root = add_dgvfm_layouts(make_toy_datasets(tmp_path, num_images=2, size=(32, 64)))
+    GTA_CONVERSION.convert(root)
+    mapillary = root / "mapillary"
+    convert_mapillary_dgvfm(mapillary, mapillary / "cityscapes_trainIdLabel")
+    register_dgvfm_datasets(root)
+    bdd = DatasetCatalog.get("dg_bdd100k_val")
+    assert len(bdd) == 2 and bdd[0]["sem_seg_file_name"].endswith("_train_id.png")
+    assert "/bdd100k/labels/val/" in bdd[0]["sem_seg_file_name"]
+    label = DatasetCatalog.get("dg_mapillary_val")[0]["sem_seg_file_name"]
+    assert "cityscapes_trainIdLabel/val/label/" in label
+    assert len(DatasetCatalog.get("dg_gta_train")) == 2

@@ -26,8 +26,6 @@ import numpy as np
 import pytest
 import torch
 
-import clouds.data.transforms.geometric as geometric_module
-import clouds.data.transforms.photometric as photometric_module
 import clouds.data.vfm_pipelines as pipelines_module
 from clouds.config import ConfigError, load_config
 from clouds.data.transforms.geometric import (
@@ -43,34 +41,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "dgvfm_train"
 
 
-class _Replay:
-    """Stands in for ``torch`` in the pipeline modules, returning recorded draws in order."""
-
-    def __init__(self, draws: list) -> None:
-        self.draws = list(draws)
-
-    def _next(self, kind: str) -> object:
-        got, value = self.draws.pop(0)
-        assert got == kind, (got, kind)
-        return value
-
-    def randint(self, *args: object) -> torch.Tensor:
-        return torch.tensor(self._next("randint"))
-
-    def rand(self, *args: object) -> torch.Tensor:
-        return torch.tensor(0.0 if self._next("flip") else 0.9)
-
-    def empty(self, *args: object, **kwargs: object) -> _Replay:
-        return self
-
-    def uniform_(self, low: float, high: float) -> torch.Tensor:
-        return torch.tensor(self._next("uniform"), dtype=torch.float64)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(torch, name)
-
-
-def test_train_pipeline_equals_mmseg_on_recorded_draws(tmp_path, monkeypatch) -> None:
+def test_train_pipeline_equals_mmseg_from_the_same_seed(tmp_path: Path) -> None:
+    """Each run of the fixture was made right after ``np.random.seed(100 + i)`` (four runs per
+    mode); seeded alike, ours makes the same draws in the same order, and so the same output."""
     data = torch.load(FIXTURES / "train_pipeline_mmseg.pt", weights_only=True)
     write_png_atomic(data["image"].numpy(), tmp_path / "img.png")
     write_png_atomic(data["label"].numpy(), tmp_path / "lab.png")
@@ -83,13 +56,9 @@ def test_train_pipeline_equals_mmseg_on_recorded_draws(tmp_path, monkeypatch) ->
         ),
     }
     assert any(len(r["draws"]) > 12 for r in data["runs"])  # some crops were redrawn
-    for run in data["runs"]:
-        replay = _Replay(run["draws"])
-        for module in (geometric_module, photometric_module, pipelines_module):
-            monkeypatch.setattr(module, "torch", replay)
+    for i, run in enumerate(data["runs"]):
+        np.random.seed(100 + i % 4)
         out = mappers[run["mode"]](d)
-        monkeypatch.undo()
-        assert not replay.draws
         np.testing.assert_array_equal(out["image"].permute(1, 2, 0).numpy(), run["image"].numpy())
         np.testing.assert_array_equal(out["sem_seg"].numpy(), run["label"].numpy())
 
@@ -156,7 +125,7 @@ def _mapper(**kwargs: object) -> VFMTrainMapper:
 
 def test_train_pipeline_fixed_resize_and_crop(tmp_path) -> None:
     d = _sample(tmp_path, 40, 60)
-    torch.manual_seed(0)
+    np.random.seed(0)
     out = _mapper()(d)
     assert out["image"].shape == (3, 32, 32) and out["sem_seg"].shape == (32, 32)
     assert out["image"].dtype == torch.uint8 and out["sem_seg"].dtype == torch.int64
@@ -179,7 +148,7 @@ def test_train_pipeline_short_edge_choice(tmp_path) -> None:
 def test_crop_box_retries_dominated_crops() -> None:
     label = np.zeros((100, 100), dtype=np.uint8)
     label[:, 90:] = 1  # only crops touching the right strip hold two classes
-    torch.manual_seed(0)
+    np.random.seed(0)
     boxes = [random_crop_box(label, (20, 20), cat_max_ratio=0.75) for _ in range(200)]
     # two classes under 75% need x1 >= 96: 5 offsets of 81; 11 draws: 1 - (76/81)^11 = 0.50
     share = np.mean([x1 >= 96 for _, _, _, x1 in boxes])
@@ -191,7 +160,7 @@ def test_rare_class_recrop(tmp_path, monkeypatch) -> None:
     d = _sample(tmp_path, 64, 64)  # class 5: a 20x20 corner block
     plain = _mapper(scale=(64, 64), cat_max_ratio=1.0)
     rare = _mapper(scale=(64, 64), cat_max_ratio=1.0, rare_class_min_crop_pixels=100)
-    torch.manual_seed(0)
+    np.random.seed(0)
     # one 32x32 crop holds > 100 px of it with probability 0.16; 11 draws: 0.85
     hits_plain = np.mean([(plain(d)["sem_seg"] == 5).sum() > 100 for _ in range(200)])
     hits_rare = np.mean(
@@ -217,7 +186,7 @@ def test_unlabelled_images_whole_with_a_clean_copy(tmp_path) -> None:
     mapper = _mapper(photometric=lambda image: 255 - image)  # a stand-in distortion
     original = torch.from_numpy(np.asarray(pipelines_module.read_image(d["file_name"])))
     flips = set()
-    torch.manual_seed(0)
+    np.random.seed(0)
     for _ in range(12):
         out = mapper(d)
         assert "sem_seg" not in out

@@ -2,8 +2,8 @@
 
 Usage: python tests/engine/_ddp_entry.py DATA_ROOT <train_net.py arguments>. Lightning re-runs
 this script for the second process. Every rank writes OUTPUT_DIR/rank<r>.pt with its final
-trainable weights, the image ids it trained on and the number of parameter tensors that DDP's
-reducer synchronises.
+trainable weights, the image ids it trained on, the number of parameter tensors that DDP's
+reducer synchronises and the class names of the model's BatchNorm layers.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class RecordRank(pl.Callback):
             "weights": trainable_state_dict(pl_module.model),
             "image_ids": self.image_ids,
             "ddp_num_parameter_tensors": ddp_data["num_parameter_tensors"],
+            "norm_types": sorted(
+                type(m).__name__
+                for m in pl_module.model.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            ),
             "world_size": trainer.world_size,
         }
         path = os.path.join(pl_module.cfg.OUTPUT_DIR, f"rank{trainer.global_rank}.pt")

@@ -41,3 +41,12 @@ def teacher_start(head: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         noise = torch.randn(value.shape, generator=generator, dtype=torch.float32)
         teacher[name] = (value + 0.05 * noise).half().float()
     return teacher
+
+
+def fingerprint(tensor: torch.Tensor) -> torch.Tensor:
+    """(3,) float64 summary of a tensor (to keep the fixture small): its L2 norm and its dot
+    products with two fixed random N(0, 1) vectors (a generator seeded 0)."""
+    flat = tensor.detach().double().flatten()
+    generator = torch.Generator().manual_seed(0)
+    probes = torch.randn(2, flat.numel(), generator=generator, dtype=torch.float64)
+    return torch.cat([flat.norm()[None], probes @ flat])

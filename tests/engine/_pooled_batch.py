@@ -41,11 +41,12 @@ def tiny_cfg() -> CfgNode:
     )  # fmt: skip
 
 
-def build_model() -> VFMSegmentor:
+def build_model(device: str = "cpu") -> VFMSegmentor:
     """The same randomly initialised model on every process (seeded), in training mode."""
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(0)
     model = VFMSegmentor.from_config(tiny_cfg())
-    return model.train()
+    return model.train().to(device)
 
 
 def pooled_batch(size: int = 4) -> list[dict]:
@@ -77,22 +78,38 @@ def step_record(model: nn.Module, ddp_model: nn.Module, batch: list[dict]) -> di
     }
 
 
-def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+def ddp_worker(rank: int, world_size: int, port: int, out_dir: str, device: str = "cpu") -> None:
     """Process ``rank``: its contiguous share of :func:`pooled_batch` (the images a per-GPU
     batch of ``4 / world_size`` gives it), one step under DDP with the light head synchronised
-    (``rank<r>_sync.pt``) and one without (``rank<r>_local.pt``)."""
+    (``rank<r>_sync.pt``) and one without (``rank<r>_local.pt``). On "cuda" every process uses
+    GPU 0 (gloo carries CUDA tensors; NCCL wants one GPU per process)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         share = len(pooled_batch()) // world_size
         batch = pooled_batch()[rank * share : (rank + 1) * share]
+        device_ids = [0] if device == "cuda" else None
         for name in ("sync", "local"):
             model = build_model()
             if name == "sync":
-                sync_light_head_batchnorm(model, device_type="cpu")
-            ddp_model = DistributedDataParallel(model, broadcast_buffers=False)  # as the engine
+                sync_light_head_batchnorm(model, device_type=device)
+            model = model.to(device)
+            ddp_model = DistributedDataParallel(
+                model, device_ids=device_ids, broadcast_buffers=False
+            )  # as the engine
             record = step_record(model, ddp_model, batch)
+            record = {k: to_cpu(v) for k, v in record.items()}
             torch.save(record, os.path.join(out_dir, f"rank{rank}_{name}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_cpu(v) for v in value]
+    return value

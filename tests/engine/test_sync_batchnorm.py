@@ -16,7 +16,13 @@ from clouds.engine.sync_batchnorm import (
     convert_batchnorm,
     sync_light_head_batchnorm,
 )
-from tests.engine._pooled_batch import build_model, ddp_worker, pooled_batch, step_record
+from tests.engine._pooled_batch import (
+    build_model,
+    ddp_worker,
+    pooled_batch,
+    step_record,
+    to_cpu,
+)
 
 TOLERANCE = 1e-5
 
@@ -54,6 +60,19 @@ def _max_difference(a: dict, b: dict) -> dict[str, float]:
 def pooled() -> dict:
     model = build_model()
     return step_record(model, model, pooled_batch())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch's SyncBatchNorm needs CUDA")
+def test_on_a_gpu_torch_syncbatchnorm_gives_the_step_of_the_pooled_batch(tmp_path) -> None:
+    """The GPU path (torch.nn.SyncBatchNorm, the original's layer): 2 processes sharing GPU 0."""
+    model = build_model("cuda")
+    reference = to_cpu(step_record(model, model, pooled_batch()))
+    mp.spawn(ddp_worker, args=(2, _free_port(), str(tmp_path), "cuda"), nprocs=2, join=True)
+    for r in range(2):
+        record = torch.load(tmp_path / f"rank{r}_sync.pt", weights_only=True)
+        assert record["norm_types"] == ["SyncBatchNorm"]
+        difference = _max_difference(record, reference)
+        assert max(difference.values()) < TOLERANCE, difference
 
 
 def test_two_processes_give_the_step_of_the_pooled_batch(two_processes, pooled) -> None:

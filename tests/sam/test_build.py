@@ -32,6 +32,19 @@ def test_refiner_from_config_loads_the_checkpoint(tiny_sam_checkpoint: Path) -> 
     torch.testing.assert_close(refiner.predictor.model.state_dict()[key], saved[key])
 
 
+@pytest.mark.parametrize("eval_mode", [False, True])
+def test_sam_mode_follows_the_eval_mode_key(tiny_sam_checkpoint: Path, eval_mode: bool) -> None:
+    """SAM in training mode by default (the original's, a part of its model), eval mode with
+    MODEL.CLOUDS.SAM.EVAL_MODE; never trainable either way."""
+    cfg = get_cfg()
+    cfg.MODEL.CLOUDS.SAM.MODEL_TYPE = "tiny"
+    cfg.MODEL.CLOUDS.SAM.CHECKPOINT = str(tiny_sam_checkpoint)
+    cfg.MODEL.CLOUDS.SAM.EVAL_MODE = eval_mode
+    model = SamRefiner.from_config(cfg).predictor.model
+    assert all(m.training is not eval_mode for m in model.modules())
+    assert not any(p.requires_grad for p in model.parameters())
+
+
 def test_missing_and_mismatched_checkpoints_are_named(tmp_path: Path) -> None:
     with pytest.raises(SamCheckpointError, match="not found"):
         build_sam("tiny", str(tmp_path / "nope.pth"))

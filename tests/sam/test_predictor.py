@@ -62,3 +62,28 @@ def test_batched_predictions_match_segment_anythings_predictor(sam, second_pass:
             decided = ref_logits.abs() > 1e-4  # away from the threshold, rounding cannot flip it
             assert torch.equal(masks[decided], ref_logits[decided] > sam.mask_threshold)
             assert decided.float().mean() > 0.95
+
+
+def test_training_mode_encodes_each_image_alone_with_batchnorm_statistics() -> None:
+    """With SAM in training mode (the original's), each image is encoded alone: its embedding
+    is the one-image encoding, and BatchNorm's running statistics are updated once per image."""
+    from tests.engine._bn_sam import build_bn_sam
+
+    torch.manual_seed(0)
+    sam = build_bn_sam().train().requires_grad_(False)
+    images = [torch.from_numpy(np.random.default_rng(i).integers(0, 256, (3, 32, 32), np.uint8))
+              for i in range(2)]  # fmt: skip
+    predictor = SamBatchPredictor(model=sam)
+    predictor.set_images(images)
+    batched = predictor._features
+    alone = []
+    for image in images:
+        predictor.set_images([image])
+        alone.append(predictor._features)
+    torch.testing.assert_close(batched, torch.cat(alone))
+    bn = sam.image_encoder.layers[1]
+    assert int(bn.num_batches_tracked) == 4  # 2 images, then each again
+    sam.eval()
+    predictor.set_images(images)
+    assert int(bn.num_batches_tracked) == 4  # eval mode: running statistics used, not updated
+    assert not torch.allclose(predictor._features, batched)

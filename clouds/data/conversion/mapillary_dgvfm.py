@@ -128,7 +128,9 @@ def convert_mapillary_dgvfm(
     if not train_id:
         lut = np.where(lut == IGNORE_LABEL, IGNORE_LABEL, train_id_to_label_id_lut()[lut])
     jobs = find_dgvfm_mapillary_jobs(root, save_dir, version)
-    for folder in {job.output.parent for job in jobs} | {save_dir / s / "label" for _, s in _SPLITS}:
+    for folder in {job.output.parent for job in jobs} | {
+        save_dir / s / "label" for _, s in _SPLITS
+    }:
         folder.mkdir(parents=True, exist_ok=True)
     return run_conversion(
         jobs, LabelConverter(lut=lut), nproc=nproc, force=force, desc="mapillary labels"

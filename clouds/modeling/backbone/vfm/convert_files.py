@@ -42,7 +42,9 @@ _State = MutableMapping[str, torch.Tensor]
 def _load(path: str) -> object:
     """``torch.load`` of a release file (tensors only), naming ``path`` when it is missing."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weight file not found: {path} (absolute: {os.path.abspath(path)})")
+        raise FileNotFoundError(
+            f"weight file not found: {path} (absolute: {os.path.abspath(path)})"
+        )
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -94,7 +96,9 @@ def convert_clip_file(
         ValueError: when ``embed_dim`` (the original's ``--embed_dim``) is not the file's width.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weight file not found: {path} (absolute: {os.path.abspath(path)})")
+        raise FileNotFoundError(
+            f"weight file not found: {path} (absolute: {os.path.abspath(path)})"
+        )
     with warnings.catch_warnings():  # OpenAI's release is TorchScript: jit.load is its reader
         warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=FutureWarning)
         archive = torch.jit.load(path, map_location="cpu").float().state_dict()

@@ -1,0 +1,76 @@
+"""One DGVFM training step equals the original's, from the same seed (tests/fixtures/dgvfm_train).
+
+Same initial weights, same batch and the same seed of torch / NumPy / ``random`` before the step:
+every loss term, the total, the gradient of every trainable tensor and its change by the AdamW
+step built from the config agree with the original's to 1e-4 relative (in float64, so that only
+real differences exceed rounding). This holds only if every random draw of the step (sub-crop
+box from NumPy, then in torch: LoRA dropouts of the half-size and sub-crop passes, the light
+head's Dropout2d, the token mask, the refinement decoder's dropouts and its Dropout2d) is taken
+from the same generator, in the same order and shape, as the original's. See
+:mod:`tests.modeling.dgvfm_train_utils` for how the fixtures were made.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.modeling.dgvfm_train_utils import (
+    CASES,
+    digest,
+    load_record,
+    our_step,
+    relative_difference,
+    unpack_digests,
+)
+
+TOLERANCE = 1e-4
+# a gradient the architecture makes zero (a bias right before a normalisation): rounding only
+STRUCTURAL_ZERO = 1e-12
+LOSS_NAMES = {
+    "decode_lr.loss_ce": "loss_coarse",
+    "decode_hr.loss_ce": "loss_refine",
+    "decode.loss_ce": "loss_sem_seg",
+}
+
+
+def _relative(ours: float, theirs: float) -> float:
+    return abs(ours - theirs) / abs(theirs)
+
+
+def _check_tensors(ours: dict, theirs: dict, what: str) -> None:
+    assert set(ours) == set(theirs), f"{what}: {sorted(set(ours) ^ set(theirs))}"
+    for key, expected in theirs.items():
+        scale = float(expected.get("norm", expected["values"]).double().norm())
+        if what == "gradient" and scale < STRUCTURAL_ZERO:
+            assert float(ours[key].norm()) < STRUCTURAL_ZERO, key
+            continue
+        difference = relative_difference(digest(key, ours[key]), expected)
+        assert difference < TOLERANCE, f"{what} of {key}: {difference:.2e}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "dinov2_ms_masked",
+        "dinov2_linearhead",
+        "eva02_ms_masked",
+        pytest.param(
+            "clip_ms_masked",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="CLIP training step differs from the original's (loss 4e-6, LoRA "
+                "gradients up to 70%): not yet found",
+            ),
+        ),
+        "sam_ms_masked",
+    ],
+)
+def test_training_step_equals_the_originals(name: str) -> None:
+    assert name in CASES
+    record = load_record(name)
+    result = our_step(name, record)
+    for original_name, value in record["losses"].items():
+        assert _relative(result.losses[LOSS_NAMES[original_name]], value) < TOLERANCE
+    assert _relative(result.losses["total"], record["total"]) < TOLERANCE
+    _check_tensors(result.grads, unpack_digests(record["grads"]), "gradient")
+    _check_tensors(result.updates, unpack_digests(record["updates"]), "AdamW update")
