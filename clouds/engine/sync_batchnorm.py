@@ -2,8 +2,9 @@
 
 DGVFM's ``LinearHead`` (our :class:`~clouds.modeling.heads.vfmnet.VFMNet`) holds a
 ``torch.nn.SyncBatchNorm``: with N GPUs its batch statistics cover the N per-GPU batches; on one
-GPU without a process group it is a plain BatchNorm. Neither its frozen backbones nor its
-refinement head have BatchNorm layers, and the CLOUDS models (detectron2) synchronise none.
+GPU mmengine's runner turns it back into a plain BatchNorm. No other layer of its LoRA models
+normalises over GPUs: its refinement head has none, and the one SyncBatchNorm of its backbones (in
+the CLIP ViT's unused ``fpn1``) never runs; the CLOUDS models (detectron2) synchronise none.
 
 :func:`sync_light_head_batchnorm` makes the BatchNorm layers of a :class:`VFMSegmentor`'s light
 head normalise over all processes when training runs on several: on GPUs with

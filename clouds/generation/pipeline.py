@@ -29,6 +29,8 @@ from diffusers import (
 )
 from diffusers.models.attention_processor import AttnProcessor2_0
 
+from clouds.generation.toy_pipeline import ToyTextToImagePipeline, is_toy_pipeline_folder
+
 __all__ = [
     "DTYPES",
     "SCHEDULERS",
@@ -168,13 +170,18 @@ def load_pipeline(
 ) -> StableDiffusionPipeline:
     """Load ``model_id`` (hub id or local folder) for ``runner.generate_images``, fast paths on.
 
+    A folder saved by :func:`clouds.generation.toy_pipeline.save_toy_pipeline` loads the toy
+    generator instead (the other settings do not apply to it).
+
     Raises:
         ModelNotFoundError: naming ``model_id`` when the folder is missing or not a pipeline,
             or the hub id is not in the local cache with ``local_files_only``.
         ValueError: for an unknown scheduler.
     """
-    source = _model_source(model_id)
     _scheduler_spec(scheduler)
+    if is_toy_pipeline_folder(model_id):  # the toy generator (quickstart, tests)
+        return ToyTextToImagePipeline.from_pretrained(Path(model_id).expanduser())
+    source = _model_source(model_id)
     try:
         with warnings.catch_warnings():
             # newer diffusers prefer `dtype=`; `torch_dtype=` works on every supported version

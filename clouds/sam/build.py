@@ -33,7 +33,7 @@ __all__ = [
     "load_sam_checkpoint",
 ]
 
-SAM_MODEL_TYPES = ("vit_t", "vit_b", "vit_l", "vit_h", "tiny")
+SAM_MODEL_TYPES = ("vit_t", "vit_b", "vit_l", "vit_h", "tiny", "toy")
 
 
 class SamCheckpointError(RuntimeError):
@@ -125,6 +125,10 @@ def build_sam(
     """
     if model_type == "tiny":
         model: nn.Module = build_tiny_sam()
+    elif model_type == "toy":  # region growing in the image (clouds.sam.toy_sam), no weights
+        from clouds.sam.toy_sam import build_toy_sam
+
+        model = build_toy_sam()
     elif model_type == "vit_t":
         model = _mobile_sam_builder()(checkpoint=None)
     elif model_type in sam_model_registry:

@@ -81,6 +81,14 @@ def test_refiner_output_becomes_the_label() -> None:
     labeler, model = _labeler(refiner=refiner, seed=3)
     out = labeler.label(model, _batch(), step=5)
     torch.testing.assert_close(out[1]["sem_seg"], torch.from_numpy(truth))
+    # both prompted classes stay targets (see tests/engine/test_joint_step_parity.py)
+    torch.testing.assert_close(out[1]["prompted_classes"], torch.tensor([0, 2]))
+
+
+def test_teacher_labels_carry_no_prompted_classes() -> None:
+    labeler, model = _labeler()
+    out = labeler.label(model, _batch(), step=0)
+    assert "prompted_classes" not in out[1]
 
 
 def test_dump_writes_colour_pngs_once_per_period(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ trees down to the horizon, a road in perspective at the bottom with sidewalks an
 or vegetation beside it, walls and fences along the sidewalks, poles carrying traffic
 signs or lights, and cars, trucks, buses, trains, people, riders on bicycles or
 motorcycles and parked bicycles, each scaled by its distance to the horizon and drawn far
-to near. Pixels of the ego vehicle's hood carry the ignore label 255.
+to near. Pixels of the ego vehicle's hood carry the ignore label 255. A :class:`SceneContent`
+sets how often each kind of object appears and how wide the road is (the toy datasets use the
+default; the toy text-to-image generator sets it from a prompt).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from clouds.data.datasets.cityscapes_meta import CITYSCAPES_CLASSES, IGNORE_LABEL
 
-__all__ = ["Scene", "sample_scene"]
+__all__ = ["Scene", "SceneContent", "sample_scene"]
 
 _ID = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
 
@@ -28,6 +30,40 @@ class Scene:
 
     label: np.ndarray
     horizon: int
+
+
+@dataclass(frozen=True)
+class SceneContent:
+    """How often each kind of object appears in a scene.
+
+    Attributes:
+        skyline: probabilities of a building, a tree crown or a gap of sky per skyline block.
+        road_width: range of the road half-width at the bottom row, as a fraction of the width.
+        fence, wall, truck, bus, rider, parked_bicycle, train, hood: probability of one.
+        poles, cars, persons: [low, high) range of their count.
+    """
+
+    skyline: tuple[float, float, float] = (0.65, 0.25, 0.1)
+    road_width: tuple[float, float] = (0.3, 0.45)
+    fence: float = 0.6
+    wall: float = 0.5
+    poles: tuple[int, int] = (1, 4)
+    cars: tuple[int, int] = (1, 5)
+    truck: float = 0.35
+    bus: float = 0.3
+    persons: tuple[int, int] = (0, 4)
+    rider: float = 0.5
+    parked_bicycle: float = 0.3
+    train: float = 0.15
+    hood: float = 0.3
+
+    def __post_init__(self) -> None:
+        if len(self.skyline) != 3 or min(self.skyline) < 0 or abs(sum(self.skyline) - 1) > 1e-6:
+            raise ValueError(f"SceneContent.skyline must be 3 probabilities, got {self.skyline}")
+        for name in ("poles", "cars", "persons"):
+            low, high = getattr(self, name)
+            if not 0 <= low < high:
+                raise ValueError(f"SceneContent.{name} must be a range 0 <= low < high")
 
 
 @dataclass(frozen=True)
@@ -55,13 +91,15 @@ def _box(label: np.ndarray, top: float, bottom: float, left: float, right: float
     label[y0:y1, x0:x1] = cls
 
 
-def _skyline(label: np.ndarray, horizon: int, rng: np.random.Generator) -> None:
+def _skyline(
+    label: np.ndarray, horizon: int, rng: np.random.Generator, kinds: tuple[float, float, float]
+) -> None:
     """Buildings and tree crowns standing on the horizon, with gaps of sky."""
     h, w = label.shape
     x = 0
     while x < w:
         block = int(rng.integers(max(3, w // 12), max(4, w // 4) + 1))
-        kind = rng.choice(3, p=[0.65, 0.25, 0.1])
+        kind = rng.choice(3, p=list(kinds))
         top = horizon - rng.uniform(0.12, 0.42) * h
         if kind == 0:
             _box(label, top, horizon, x, x + block, _ID["building"])
@@ -74,7 +112,9 @@ def _skyline(label: np.ndarray, horizon: int, rng: np.random.Generator) -> None:
         x += block
 
 
-def _ground(label: np.ndarray, horizon: int, rng: np.random.Generator) -> _Road:
+def _ground(
+    label: np.ndarray, horizon: int, rng: np.random.Generator, road_width: tuple[float, float]
+) -> _Road:
     """Road in perspective with sidewalks, and terrain or vegetation beyond them."""
     h, w = label.shape
     rows = np.arange(h, dtype=np.float64)
@@ -82,7 +122,7 @@ def _ground(label: np.ndarray, horizon: int, rng: np.random.Generator) -> _Road:
     road = _Road(
         horizon=horizon,
         center=w * rng.uniform(0.4, 0.6),
-        road_half=w * (0.03 + rng.uniform(0.3, 0.45) * depth),
+        road_half=w * (0.03 + rng.uniform(*road_width) * depth),
         walk=w * (0.02 + rng.uniform(0.12, 0.22) * depth),
     )
     cols = np.arange(w, dtype=np.float64)[None, :]
@@ -195,6 +235,7 @@ def sample_scene(
     width: int,
     *,
     horizon_range: tuple[float, float] = (0.4, 0.55),
+    content: SceneContent = SceneContent(),
 ) -> Scene:
     """Sample one street scene.
 
@@ -208,11 +249,11 @@ def sample_scene(
     """
     label = np.full((height, width), _ID["sky"], dtype=np.uint8)
     horizon = int(height * rng.uniform(*horizon_range))
-    _skyline(label, horizon, rng)
-    road = _ground(label, horizon, rng)
-    if rng.random() < 0.6:
+    _skyline(label, horizon, rng, content.skyline)
+    road = _ground(label, horizon, rng, content.road_width)
+    if rng.random() < content.fence:
         _barrier(label, road, rng, _ID["fence"])
-    if rng.random() < 0.5:
+    if rng.random() < content.wall:
         _barrier(label, road, rng, _ID["wall"])
 
     draws: list[tuple[float, Callable[[float], None]]] = []
@@ -220,17 +261,18 @@ def sample_scene(
     def add(count: int, draw: Callable[[float], None], low: float = 0.05) -> None:
         draws.extend((rng.uniform(low, 0.95), draw) for _ in range(count))
 
-    add(int(rng.integers(1, 4)), lambda d: _pole(label, road, rng, d), low=0.1)
-    add(int(rng.integers(1, 5)), lambda d: _vehicle(label, road, rng, d, _ID["car"]))
-    add(int(rng.random() < 0.35), lambda d: _vehicle(label, road, rng, d, _ID["truck"]))
-    add(int(rng.random() < 0.3), lambda d: _vehicle(label, road, rng, d, _ID["bus"]))
-    add(int(rng.integers(0, 4)), lambda d: _person(label, road, rng, d))
-    add(int(rng.random() < 0.5), lambda d: _rider(label, road, rng, d))
-    add(int(rng.random() < 0.3), lambda d: _parked_bicycle(label, road, rng, d))
-    if rng.random() < 0.15:
+    c = content
+    add(int(rng.integers(*c.poles)), lambda d: _pole(label, road, rng, d), low=0.1)
+    add(int(rng.integers(*c.cars)), lambda d: _vehicle(label, road, rng, d, _ID["car"]))
+    add(int(rng.random() < c.truck), lambda d: _vehicle(label, road, rng, d, _ID["truck"]))
+    add(int(rng.random() < c.bus), lambda d: _vehicle(label, road, rng, d, _ID["bus"]))
+    add(int(rng.integers(*c.persons)), lambda d: _person(label, road, rng, d))
+    add(int(rng.random() < c.rider), lambda d: _rider(label, road, rng, d))
+    add(int(rng.random() < c.parked_bicycle), lambda d: _parked_bicycle(label, road, rng, d))
+    if rng.random() < c.train:
         draws.append((rng.uniform(0.0, 0.1), lambda d: _vehicle(label, road, rng, d, _ID["train"])))
     for depth, draw in sorted(draws, key=lambda item: item[0]):
         draw(depth)
-    if rng.random() < 0.3:
+    if rng.random() < c.hood:
         _hood(label, rng)
     return Scene(label=label, horizon=horizon)
