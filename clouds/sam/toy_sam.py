@@ -4,14 +4,15 @@
 batched predictor (:class:`clouds.sam.SamBatchPredictor`) and the refinement use it through the
 same code as a real SAM (``MODEL.CLOUDS.SAM.MODEL_TYPE "toy"``):
 
-- the image encoder smooths the image (a box filter that averages textures and sensor noise
-  away) and returns the smoothed colours as its embedding, at the input resolution;
+- the image encoder smooths the image (a median filter that removes textures and sensor noise
+  and keeps straight edges) and returns the smoothed colours as its embedding, at the input
+  resolution;
 - the prompt encoder passes the point coordinates and labels through;
 - the mask decoder grows a region from the foreground points: pixels whose smoothed colour lies
   within a tolerance of the points' median colour, connected to a point; three tolerances give
-  the three multimask outputs (small, medium, large), each scored by its stability (the IoU of
-  the masks grown at 0.7x and 1.4x its tolerance: a mask whose border sits on a strong edge does
-  not move when the tolerance changes).
+  the three multimask outputs (small, medium, large), each scored by the share of its border
+  that sits on a clear edge (outside neighbours farther than 1.5x the tolerance from the
+  points' colour): a mask cut short inside an object or leaking out of it scores low.
 
 The tolerances and the filter size are buffers, saved and loaded as the checkpoint of the
 model type. No labels reach it: it sees pixels and prompt points only.
@@ -29,22 +30,24 @@ from torch import nn
 __all__ = ["ToyMaskDecoder", "ToyPromptEncoder", "ToySam", "ToySmoothingEncoder", "build_toy_sam"]
 
 DEFAULT_TOLERANCES = (0.05, 0.1, 0.18)
-_STABILITY_FACTORS = (0.7, 1.4)
+_EDGE_FACTOR = 1.5
 
 
 class ToySmoothingEncoder(nn.Module):
-    """(B, 3, S, S) colours in [0, 1] -> (B, 3, S, S) box-filtered colours."""
+    """(B, 3, S, S) colours in [0, 1] -> (B, 3, S, S) median-filtered colours (textures and
+    noise averaged away, straight edges kept)."""
 
-    def __init__(self, *, img_size: int = 128, kernel: int = 3) -> None:
+    def __init__(self, *, img_size: int = 128, kernel: int = 5) -> None:
         super().__init__()
-        if kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"The toy SAM's smoothing kernel must be odd and >= 1, got {kernel}")
+        if kernel not in (3, 5):
+            raise ValueError(f"The toy SAM's median filter must be 3 or 5 pixels, got {kernel}")
         self.img_size = img_size
         self.register_buffer("kernel", torch.tensor(kernel))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = int(self.kernel)
-        return F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
+        images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        smooth = np.stack([cv2.medianBlur(np.ascontiguousarray(i), int(self.kernel)) for i in images])
+        return torch.from_numpy(smooth).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255.0
 
 
 class ToyPromptEncoder(nn.Module):
@@ -110,14 +113,12 @@ class ToyMaskDecoder(nn.Module):
             return np.full((3, size, size), -1.0, np.float32), np.zeros(3, np.float32)
         distance = np.linalg.norm(colours - np.median(colours[rows, cols], axis=0), axis=2)
         logits, scores = [], []
+        ring_kernel = np.ones((3, 3), np.uint8)
         for tolerance in self.tolerances.tolist():
             mask = _connected_to_points(distance < tolerance, rows, cols)
-            lower, upper = (
-                _connected_to_points(distance < tolerance * f, rows, cols)
-                for f in _STABILITY_FACTORS
-            )
-            union = np.count_nonzero(upper | lower)
-            scores.append(np.count_nonzero(lower & upper) / union if union else 0.0)
+            ring = cv2.dilate(mask.astype(np.uint8), ring_kernel).astype(bool) & ~mask
+            edge = distance[ring] > _EDGE_FACTOR * tolerance
+            scores.append(edge.mean() if mask.any() and ring.any() else 0.0)
             logits.append(np.where(mask, 1.0, -1.0))
         return np.stack(logits).astype(np.float32), np.asarray(scores, np.float32)
 
@@ -137,7 +138,7 @@ class ToySam(Sam):
         self,
         *,
         img_size: int = 128,
-        kernel: int = 3,
+        kernel: int = 5,
         tolerances: tuple[float, float, float] = DEFAULT_TOLERANCES,
     ) -> None:
         super().__init__(
@@ -152,10 +153,10 @@ class ToySam(Sam):
 def build_toy_sam(
     *,
     img_size: int = 128,
-    kernel: int = 3,
+    kernel: int = 5,
     tolerances: tuple[float, float, float] = DEFAULT_TOLERANCES,
 ) -> ToySam:
     """The toy SAM (see the module docstring); ``img_size`` is the long side images are
-    resized to, ``kernel`` the smoothing box, ``tolerances`` the colour distances (RGB in
+    resized to, ``kernel`` the median filter's side, ``tolerances`` the colour distances (RGB in
     [0, 1]) of its three masks."""
     return ToySam(img_size=img_size, kernel=kernel, tolerances=tolerances)
