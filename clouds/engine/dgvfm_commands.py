@@ -40,7 +40,7 @@ CFG_OPTION_KEYS: dict[str, str] = {
     "work_dir": "OUTPUT_DIR",
     "load_from": "MODEL.WEIGHTS",
     "randomness.seed": "SEED",
-    "train_dataloader.batch_size": "SOLVER.IMS_PER_BATCH",
+    "train_dataloader.batch_size": "SOLVER.IMS_PER_GPU",
     "train_dataloader.num_workers": "DATALOADER.NUM_WORKERS",
     "optim_wrapper.optimizer.lr": "SOLVER.BASE_LR",
     "optim_wrapper.optimizer.weight_decay": "SOLVER.WEIGHT_DECAY",
