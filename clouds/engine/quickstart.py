@@ -1,11 +1,14 @@
-"""The quickstart pipeline: toy data -> conversion -> tiny warm-up -> tiny-SD generation ->
-joint training (EMA teacher + tiny SAM) -> evaluation -> report.
+"""The quickstart as an experiment on toy data: warm-up -> generate -> joint (teacher only) ->
+joint + SAM, each scored on every toy target domain, then a report.
 
-Each stage is a :class:`Stage` run in order on a shared :class:`QuickstartContext`; later
-stages (generation, joint training) slot in by adding stages to the list. Every stage is
-resumable: data and conversions are skipped when done, training resumes from its
-``last.ckpt``. Training and evaluation go through the same code as ``train_net.py``
-(:func:`clouds.engine.launch.launch_from_args`).
+Stages run in order on a shared :class:`QuickstartContext`: toy datasets (converted by the
+conversion tools), a tiny CLOUDS warm-up on toy GTA5, an unlabelled set from the toy
+text-to-image generator (:mod:`clouds.generation.toy_pipeline`, through ``generate_txt_im.py``'s
+code), two joint trainings from the warm-up weights (EMA-teacher pseudo-labels as they are, then
+refined by the toy SAM of :mod:`clouds.sam.toy_sam`), the evaluation of every stage's model on
+toy GTA5 and every target, the pseudo-label accuracy of teacher vs SAM on the targets' images,
+and ``DIR/report.md``. Every stage is resumable; training and evaluation go through the same
+code as ``train_net.py`` (:func:`clouds.engine.launch.launch_from_args`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from clouds.config import load_config
 from clouds.data.conversion import CONVERSIONS
 from clouds.data.conversion.cli import conversion_main
 from clouds.data.toy import make_toy_datasets
@@ -24,15 +29,19 @@ from clouds.engine.launch import default_argument_parser, launch_from_args
 
 __all__ = [
     "DEFAULT_STAGES",
+    "TARGETS",
+    "TRAINED_STAGES",
     "QuickstartContext",
     "Stage",
     "run_quickstart",
     "stage_datasets",
     "stage_evaluate",
     "stage_generate",
-    "stage_joint",
+    "stage_joint_sam",
+    "stage_joint_teacher",
+    "stage_pseudo_labels",
+    "stage_report",
     "stage_warmup",
-    "write_report_context",
 ]
 
 logger = logging.getLogger("clouds.quickstart")
@@ -40,10 +49,21 @@ logger = logging.getLogger("clouds.quickstart")
 # Folder of the quickstart's generated set: <datasets>/stable_diffusion/quickstart (sd_quickstart).
 GENERATED_FOLDER = "quickstart"
 # Joint training dumps image / teacher / SAM-refined pseudo-labels every this many iterations.
-PSEUDO_LABEL_DUMP_PERIOD = 10
-# Generated images and pseudo-label triples the report shows.
-REPORT_PICTURES = 3
+PSEUDO_LABEL_DUMP_PERIOD = 50
+# The stages that train a model, in order; each is scored on every dataset.
+TRAINED_STAGES = ("warmup", "joint_teacher", "joint_sam")
+# The toy target domains (validation splits); their mean is the report's target average.
+TARGETS = (
+    "cityscapes_val",
+    "bdd_val",
+    "mapillary_val",
+    "acdc_fog_val",
+    "acdc_night_val",
+    "acdc_rain_val",
+    "acdc_snow_val",
+)
 
+# {stage: {dataset: sem_seg metrics}}
 Results = dict[str, dict[str, dict[str, float]]]
 
 
@@ -54,32 +74,37 @@ class QuickstartContext:
     Attributes:
         output_dir: DIR of ``--output-dir``; the report lands in ``DIR/report.md``.
         warmup_config: config file of the warm-up (tiny CLOUDS on toy GTA5).
-        joint_config: config file of the joint training (source + generated set).
+        joint_config: config file of the joint trainings (source + generated set).
         num_images: toy images per split of each dataset.
+        num_generated: images the toy generator makes.
         image_size: toy image (height, width).
-        seed: seed of the toy data and of training.
+        seed: seed of the toy data, the generation and training.
         overrides: extra ``KEY VALUE`` config overrides for every training/evaluation run.
-        weights: checkpoint the evaluation uses (set by the last training stage).
-        model_name: what that checkpoint is ("warmup" or "joint"), its column in the report.
-        results: evaluation results ``{dataset: {"sem_seg": metrics}}`` (set by evaluation).
+        results: each trained stage's metrics per dataset (set by the evaluation).
+        pseudo_labels: pixel accuracy of teacher and SAM-refined pseudo-labels per target
+            (set by the pseudo-label stage).
     """
 
     output_dir: Path
     warmup_config: str
     joint_config: str = ""
     num_images: int = 8
+    num_generated: int = 32
     image_size: tuple[int, int] = (64, 128)
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
-    weights: str | None = None
-    model_name: str = ""
     results: Results = field(default_factory=dict)
+    pseudo_labels: dict[str, Any] = field(default_factory=dict)
 
     @property
     def datasets_root(self) -> Path:
         return self.output_dir / "datasets"
 
-    def run_train_net(self, argv: Sequence[str]) -> Results:
+    def stage_weights(self, stage: str) -> Path:
+        """The final checkpoint of a trained stage."""
+        return self.output_dir / stage / "model_final.ckpt"
+
+    def run_train_net(self, argv: Sequence[str]) -> dict[str, Any]:
         """Run ``train_net.py`` with ``argv`` (plus the context's overrides) in this process."""
         args = default_argument_parser().parse_args(
             [*argv, "SEED", str(self.seed), *self.overrides]
@@ -127,32 +152,30 @@ def stage_warmup(ctx: QuickstartContext) -> None:
             "('gta5',)",
         ]
     )
-    ctx.weights = str(out / "model_final.ckpt")
-    ctx.model_name = "warmup"
 
 
 def stage_generate(ctx: QuickstartContext) -> None:
-    """Generate ``sd_quickstart`` with a tiny random Stable Diffusion saved like a real one,
-    through ``generate_txt_im.py``'s code (finished images are skipped on a re-run)."""
+    """Generate ``sd_quickstart`` with the toy text-to-image generator (a folder loaded like a
+    Stable Diffusion folder) through ``generate_txt_im.py``'s code; no labels come with it."""
     from clouds.generation.cli import main as generation_main
     from clouds.generation.options import PROJECT_PROMPTS_STEM
-    from clouds.generation.tiny import save_tiny_sd_pipeline
+    from clouds.generation.toy_pipeline import is_toy_pipeline_folder, save_toy_pipeline
 
-    pipeline = ctx.output_dir / "tiny_sd_pipeline"
-    if not (pipeline / "model_index.json").is_file():
-        save_tiny_sd_pipeline(pipeline, seed=ctx.seed)
+    pipeline = ctx.output_dir / "toy_text_to_image"
+    if not is_toy_pipeline_folder(pipeline):
+        save_toy_pipeline(pipeline)
     height, width = ctx.image_size
     code = generation_main(
         [
             "--input", PROJECT_PROMPTS_STEM,
             "--folder", GENERATED_FOLDER,
-            "--num-images", str(ctx.num_images),
+            "--num-images", str(ctx.num_generated),
             "--model-id", str(pipeline),
             "--local-files-only",
-            "--steps", "2",
+            "--steps", "1",
             "--height", str(height),
             "--width", str(width),
-            "--batch-size", str(ctx.num_images),
+            "--batch-size", "8",
             "--seed", str(ctx.seed),
             "--device", "cpu",
             "--output-root", str(ctx.datasets_root / "stable_diffusion"),
@@ -162,136 +185,102 @@ def stage_generate(ctx: QuickstartContext) -> None:
         raise RuntimeError(f"Generating the quickstart images failed (exit code {code})")
 
 
-def stage_joint(ctx: QuickstartContext) -> None:
-    """Joint training from the warm-up weights on toy GTA5 + ``sd_quickstart`` with the joint
-    config (``MODEL.CLOUDS.SAM.MINIBATCH`` / ``ENABLED``: EMA teacher pseudo-labels refined by a
-    tiny random SAM, the original's pseudo-label rules); resumes an interrupted run."""
+def _toy_sam_checkpoint(ctx: QuickstartContext) -> Path:
+    """The toy SAM's state (its tolerances and filter), saved for MODEL.CLOUDS.SAM.CHECKPOINT."""
     import torch
 
-    from clouds.sam import build_tiny_sam
+    from clouds.sam.toy_sam import build_toy_sam
     from clouds.utils.io import atomic_path
 
-    if not ctx.weights or not ctx.joint_config:
-        raise RuntimeError("The joint stage needs the warm-up stage and a joint config")
-    sam = ctx.output_dir / "sam_tiny.pth"
-    if not sam.is_file():
-        torch.manual_seed(ctx.seed)
-        with atomic_path(sam) as tmp:
-            torch.save(build_tiny_sam().state_dict(), tmp)
-    out = ctx.output_dir / "joint"
-    ctx.run_train_net(
-        [
-            "--config-file", ctx.joint_config,
-            "--resume",
-            "OUTPUT_DIR", str(out),
-            "MODEL.WEIGHTS", ctx.weights,
-            "MODEL.CLOUDS.SAM.CHECKPOINT", str(sam),
-            "MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD", str(PSEUDO_LABEL_DUMP_PERIOD),
-            "DATASETS.TRAIN", f"('gta5', 'sd_{GENERATED_FOLDER}')",
-            "DATASETS.TEST", "('cityscapes_val',)",
-        ]
-    )  # fmt: skip
-    ctx.weights = str(out / "model_final.ckpt")
-    ctx.model_name = "joint"
-
-
-def stage_evaluate(ctx: QuickstartContext) -> None:
-    """Evaluate on the config's test sets (toy GTA5 and every target domain): the warm-up
-    weights into ``DIR/eval/warmup``, then ``ctx.weights`` (the last training stage's) into ``DIR``,
-    whose ``report.md`` holds the per-dataset mIoU table with a "warmup" column beside the
-    evaluated model's (named "joint" after joint training), per-class IoU and overlays."""
-    if not ctx.weights:
-        raise RuntimeError("The evaluation stage needs a training stage before it")
-    warmup_weights = str(ctx.output_dir / "warmup" / "model_final.ckpt")
-    warmup_dir = ctx.output_dir / "eval" / "warmup"  # not the training folder: its run is kept
-    baselines: list[str] = []
-    if ctx.weights != warmup_weights:
-        ctx.run_train_net(
-            ["--config-file", ctx.warmup_config, "--eval-only",
-             "MODEL.WEIGHTS", warmup_weights, "OUTPUT_DIR", str(warmup_dir)]
-        )  # fmt: skip
-        baselines.append(str(warmup_dir))
-    write_report_context(ctx)
-    ctx.results = ctx.run_train_net(
-        ["--config-file", ctx.warmup_config, "--eval-only",
-         "MODEL.WEIGHTS", ctx.weights, "OUTPUT_DIR", str(ctx.output_dir),
-         "TEST.REPORT_BASELINES", repr(tuple(baselines)),
-         "TEST.REPORT_RUN_NAME", ctx.model_name or "this run"]
-    )  # fmt: skip
-
-
-def write_report_context(ctx: QuickstartContext) -> Path:
-    """Write ``DIR/report_context.json``: the report's title, what ran (toy data, tiny random
-    models, which stage each table comes from, the config files) and a gallery of generated
-    images and pseudo-labels (EMA teacher vs SAM-refined), read by the evaluation's report."""
-    from clouds.engine.callbacks import REPORT_CONTEXT
-
-    joint = ctx.model_name == "joint"
-    evaluated = (
-        f"the joint-trained model (stage 'joint', {ctx.joint_config})"
-        if joint
-        else f"the warm-up model (stage 'warmup', {ctx.warmup_config})"
-    )
-    overrides = f" Overrides of every run: {' '.join(ctx.overrides)}." if ctx.overrides else ""
-    intro = [
-        f"What ran: toy data ({ctx.num_images} images per split, written in every dataset's "
-        f"real folder layout and label encoding) and tiny, randomly initialised models. "
-        f"Stage 'warmup' trained a tiny CLOUDS on toy GTA5 ({ctx.warmup_config}); stage "
-        f"'generate' made the sd_{GENERATED_FOLDER} set with a tiny random Stable Diffusion; "
-        f"stage 'joint' trained on toy GTA5 + sd_{GENERATED_FOLDER} from the warm-up weights "
-        f"with EMA-teacher pseudo-labels refined by a tiny random SAM ({ctx.joint_config}); "
-        f"stage 'evaluate' scored both on the test sets of {ctx.warmup_config}.{overrides}",
-        f"Which table is which: 'mIoU per dataset' and 'Per-class IoU' are {evaluated}; "
-        f"'mIoU against other runs' puts the warm-up model (column 'warmup') beside it "
-        f"(column '{ctx.model_name}').",
-        "Why these numbers cannot show the method's gain: tiny random-initialised models "
-        "trained for a few iterations on a few toy images only show that the pipeline runs "
-        "end to end, not the method's effect (joint training may well score below the "
-        "warm-up here).",
-    ]
-    context = {
-        "title": "Quickstart report: toy data, tiny random-initialised models",
-        "intro": intro,
-        "gallery": _report_gallery(ctx.output_dir),
-    }
-    path = ctx.output_dir / REPORT_CONTEXT
-    path.write_text(json.dumps(context, indent=2) + "\n")
+    path = ctx.output_dir / "sam_toy.pth"
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            torch.save(build_toy_sam().state_dict(), tmp)
     return path
 
 
-def _report_gallery(output_dir: Path) -> dict[str, list[tuple[str, str]]]:
-    """The first generated images and the last dumped pseudo-label triples, as paths relative
-    to ``output_dir``."""
-    gallery: dict[str, list[tuple[str, str]]] = {}
-    images = output_dir / "datasets" / "stable_diffusion" / GENERATED_FOLDER / "images"
-    generated = sorted(images.glob("*.png"))[:REPORT_PICTURES]
-    if generated:
-        gallery[f"Generated images (sd_{GENERATED_FOLDER}, tiny random Stable Diffusion)"] = [
-            (path.relative_to(output_dir).as_posix(), path.stem) for path in generated
-        ]
-    dumps = sorted((output_dir / "joint" / "pseudo_labels").glob("*_image.png"))
-    if dumps:
-        last_step = dumps[-1].name.split("_")[0]
-        triples = [path for path in dumps if path.name.startswith(f"{last_step}_")]
-        pictures = []
-        for image in triples[:REPORT_PICTURES]:
-            stem = image.name[: -len("_image.png")]
-            for suffix, caption in (("image", "image"), ("before", "teacher"), ("after", "SAM")):
-                path = image.with_name(f"{stem}_{suffix}.png")
-                pictures.append((path.relative_to(output_dir).as_posix(), f"{stem} {caption}"))
-        heading = (
-            f"Pseudo-labels at iteration {int(last_step)} (image | EMA teacher | refined by SAM)"
-        )
-        gallery[heading] = pictures
-    return gallery
+def _joint_stage(name: str, *, sam: bool) -> Stage:
+    def run(ctx: QuickstartContext) -> None:
+        warmup = ctx.stage_weights("warmup")
+        if not warmup.is_file() or not ctx.joint_config:
+            raise RuntimeError(f"Stage {name!r} needs the warm-up stage and a joint config")
+        ctx.run_train_net(
+            [
+                "--config-file", ctx.joint_config,
+                "--resume",
+                "OUTPUT_DIR", str(ctx.output_dir / name),
+                "MODEL.WEIGHTS", str(warmup),
+                "MODEL.CLOUDS.SAM.ENABLED", str(sam),
+                "MODEL.CLOUDS.SAM.CHECKPOINT", str(_toy_sam_checkpoint(ctx)),
+                "MODEL.CLOUDS.PSEUDO_LABEL_DUMP_PERIOD", str(PSEUDO_LABEL_DUMP_PERIOD),
+                "DATASETS.TRAIN", f"('gta5', 'sd_{GENERATED_FOLDER}')",
+                "DATASETS.TEST", "('gta5',)",
+            ]
+        )  # fmt: skip
+
+    run.__doc__ = (
+        f"Joint training from the warm-up weights on toy GTA5 + sd_{GENERATED_FOLDER}: EMA-teacher "
+        f"pseudo-labels {'refined by the toy SAM' if sam else 'as they are (SAM off)'}."
+    )
+    return Stage(name, run)
+
+
+stage_joint_teacher = _joint_stage("joint_teacher", sam=False)
+stage_joint_sam = _joint_stage("joint_sam", sam=True)
+
+
+def stage_evaluate(ctx: QuickstartContext) -> None:
+    """Score every trained stage on the warm-up config's test sets (toy GTA5 and every target
+    domain), each into ``DIR/eval/<stage>`` (skipped when its results are there)."""
+    for name in TRAINED_STAGES:
+        weights = ctx.stage_weights(name)
+        if not weights.is_file():
+            continue
+        out = ctx.output_dir / "eval" / name
+        results_file = out / "quickstart_results.json"
+        if results_file.is_file():
+            ctx.results[name] = json.loads(results_file.read_text())
+            continue
+        results = ctx.run_train_net(
+            ["--config-file", ctx.warmup_config, "--eval-only",
+             "MODEL.WEIGHTS", str(weights), "OUTPUT_DIR", str(out)]
+        )  # fmt: skip
+        ctx.results[name] = {k: dict(v["sem_seg"]) for k, v in results.items()}
+        results_file.write_text(json.dumps(ctx.results[name], indent=1) + "\n")
+
+
+def stage_pseudo_labels(ctx: QuickstartContext) -> None:
+    """Pseudo-labels on the toy target images, which have ground truth: the warm-up model (the
+    teacher joint training starts from) labels each image, the toy SAM refines the labels with
+    the joint config's rules; both are scored against the toy ground truth."""
+    from clouds.engine.quickstart_pseudo_labels import score_pseudo_labels
+
+    ctx.pseudo_labels = score_pseudo_labels(
+        load_config(ctx.joint_config, [*ctx.overrides, "MODEL.WEIGHTS",
+                    str(ctx.stage_weights("warmup")), "MODEL.CLOUDS.SAM.CHECKPOINT",
+                    str(_toy_sam_checkpoint(ctx))]),
+        datasets=TARGETS,
+        output_dir=ctx.output_dir / "pseudo_labels",
+        seed=ctx.seed,
+    )  # fmt: skip
+
+
+def stage_report(ctx: QuickstartContext) -> None:
+    """Write ``DIR/report.md``: the stage table, what each stage is, pictures and curves."""
+    from clouds.engine.quickstart_report import write_quickstart_report
+
+    write_quickstart_report(ctx)
 
 
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("datasets", stage_datasets),
     Stage("warmup", stage_warmup),
     Stage("generate", stage_generate),
-    Stage("joint", stage_joint),
+    stage_joint_teacher,
+    stage_joint_sam,
     Stage("evaluate", stage_evaluate),
+    Stage("pseudo_labels", stage_pseudo_labels),
+    Stage("report", stage_report),
 )
 
 

@@ -300,7 +300,11 @@ class ToyTextToImagePipeline:
         attributes = parse_prompt(prompt)
         style = prompt_style(attributes, rng)
         scene = sample_scene(
-            rng, height, width, horizon_range=style.horizon_range, content=prompt_content(attributes)
+            rng,
+            height,
+            width,
+            horizon_range=style.horizon_range,
+            content=prompt_content(attributes),
         )
         return render_scene(scene, style, rng)
 

@@ -11,8 +11,8 @@ same code as a real SAM (``MODEL.CLOUDS.SAM.MODEL_TYPE "toy"``):
 - the mask decoder grows a region from the foreground points: pixels whose smoothed colour lies
   within a tolerance of the points' median colour, connected to a point; three tolerances give
   the three multimask outputs (small, medium, large), each scored by the share of its border
-  that sits on a clear edge (outside neighbours farther than 1.5x the tolerance from the
-  points' colour): a mask cut short inside an object or leaking out of it scores low.
+  that sits on a clear edge (pixels 2 pixels outside it farther from the points' colour
+  than the largest tolerance and 1.5x its own): a mask cut short inside an object or leaking out of it scores low.
 
 The tolerances and the filter size are buffers, saved and loaded as the checkpoint of the
 model type. No labels reach it: it sees pixels and prompt points only.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from torch import nn
 
@@ -46,7 +45,9 @@ class ToySmoothingEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        smooth = np.stack([cv2.medianBlur(np.ascontiguousarray(i), int(self.kernel)) for i in images])
+        smooth = np.stack(
+            [cv2.medianBlur(np.ascontiguousarray(i), int(self.kernel)) for i in images]
+        )
         return torch.from_numpy(smooth).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255.0
 
 
@@ -113,11 +114,14 @@ class ToyMaskDecoder(nn.Module):
             return np.full((3, size, size), -1.0, np.float32), np.zeros(3, np.float32)
         distance = np.linalg.norm(colours - np.median(colours[rows, cols], axis=0), axis=2)
         logits, scores = [], []
-        ring_kernel = np.ones((3, 3), np.uint8)
+        near, far = np.ones((3, 3), np.uint8), np.ones((5, 5), np.uint8)
+        largest = float(self.tolerances.max())
         for tolerance in self.tolerances.tolist():
             mask = _connected_to_points(distance < tolerance, rows, cols)
-            ring = cv2.dilate(mask.astype(np.uint8), ring_kernel).astype(bool) & ~mask
-            edge = distance[ring] > _EDGE_FACTOR * tolerance
+            pixels = mask.astype(np.uint8)
+            # the ring 2 pixels outside the mask: past the pixels that smoothing blends
+            ring = cv2.dilate(pixels, far).astype(bool) & ~cv2.dilate(pixels, near).astype(bool)
+            edge = distance[ring] > max(_EDGE_FACTOR * tolerance, largest)
             scores.append(edge.mean() if mask.any() and ring.any() else 0.0)
             logits.append(np.where(mask, 1.0, -1.0))
         return np.stack(logits).astype(np.float32), np.asarray(scores, np.float32)

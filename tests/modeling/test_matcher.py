@@ -107,3 +107,31 @@ def test_bad_inputs_are_errors():
         matcher(outputs, targets * 2)
     with pytest.raises(ValueError, match="non-zero"):
         HungarianMatcher(cost_class=0.0, cost_mask=0.0, cost_dice=0.0, num_points=16)
+
+
+def test_random_points_are_drawn_per_image_as_the_original(monkeypatch):
+    """One ``torch.rand(1, P, 2)`` per image, in batch order (the original's calls: on CUDA a
+    single (B, P, 2) draw would give other points from the same seed), each image matched on
+    its own draw."""
+    matcher = HungarianMatcher(cost_class=1.0, cost_mask=1.0, cost_dice=1.0, num_points=7)
+    outputs = {"pred_logits": torch.randn(3, 4, 3), "pred_masks": torch.randn(3, 4, H, W)}
+    targets = [
+        {"labels": torch.tensor([0, 1]), "masks": torch.rand(2, H, W) > 0.5} for _ in range(3)
+    ]
+    shapes, draws, used = [], [], []
+    real_rand = torch.rand
+
+    def spy(*size, **kwargs):
+        shapes.append(tuple(size))
+        draws.append(real_rand(*size, **kwargs))
+        return draws[-1]
+
+    real_cost = matcher.cost_matrix
+    monkeypatch.setattr(torch, "rand", spy)
+    monkeypatch.setattr(
+        matcher, "cost_matrix", lambda *a: used.append(a[-1]) or real_cost(*a), raising=False
+    )
+    matcher(outputs, targets)
+    assert shapes == [(1, 7, 2)] * 3
+    for draw, points in zip(draws, used):
+        assert torch.equal(points, draw[0])

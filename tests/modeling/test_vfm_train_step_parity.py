@@ -54,14 +54,7 @@ def _check_tensors(ours: dict, theirs: dict, what: str) -> None:
         "dinov2_ms_masked",
         "dinov2_linearhead",
         "eva02_ms_masked",
-        pytest.param(
-            "clip_ms_masked",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="CLIP training step differs from the original's (loss 4e-6, LoRA "
-                "gradients up to 70%): not yet found",
-            ),
-        ),
+        "clip_ms_masked",
         "sam_ms_masked",
     ],
 )

@@ -13,6 +13,10 @@ directly (``F.multi_head_attention_forward``) and would silently bypass a LoRA-w
 ``out_proj`` (DGVFM's LoRA on ``out_proj`` never acts, so MODEL.LORA.MODE "effective" adapts
 the two MLP layers only). Every such attention is therefore swapped for :class:`ProjectedSelfAttention`,
 which holds the same parameters under the same names and calls ``out_proj`` as a module.
+
+The blocks run on sequence-first tokens (N, B, C), as DGVFM's tower (open_clip's default is
+batch-first): the LoRA dropouts draw their masks over the tokens in memory order, so only this
+layout draws the original's masks from the same seed.
 """
 
 from __future__ import annotations
@@ -49,12 +53,15 @@ class ProjectedSelfAttention(nn.Module):
     ``out_proj.*``).
     """
 
-    def __init__(self, *, attention: nn.MultiheadAttention) -> None:
+    def __init__(
+        self, *, attention: nn.MultiheadAttention, batch_first: bool | None = None
+    ) -> None:
+        """``batch_first``: the token layout; None keeps ``attention``'s own."""
         super().__init__()
         if not attention._qkv_same_embed_dim:
             raise ValueError("only attention with equal query/key/value widths is supported")
         self.num_heads = attention.num_heads
-        self.batch_first = attention.batch_first
+        self.batch_first = attention.batch_first if batch_first is None else batch_first
         self.in_proj_weight = attention.in_proj_weight
         self.in_proj_bias = attention.in_proj_bias
         self.out_proj = attention.out_proj
@@ -185,14 +192,16 @@ def create_open_clip_visual(
 
 
 def _swap_attention(visual: VisionTransformer) -> None:
-    """Replace each block's ``nn.MultiheadAttention`` by a :class:`ProjectedSelfAttention`."""
+    """Replace each block's ``nn.MultiheadAttention`` by a :class:`ProjectedSelfAttention` and
+    make the tower sequence-first (tokens (N, B, C)), as DGVFM's."""
+    visual.transformer.batch_first = False
     for i, block in enumerate(visual.transformer.resblocks):
         if not isinstance(block.attn, nn.MultiheadAttention):
             raise ConfigError(
                 f"block {i} of the CLIP image tower uses {type(block.attn).__name__}; only "
                 f"nn.MultiheadAttention blocks are supported"
             )
-        block.attn = ProjectedSelfAttention(attention=block.attn)
+        block.attn = ProjectedSelfAttention(attention=block.attn, batch_first=False)
 
 
 @BACKBONE_REGISTRY.register()
@@ -252,12 +261,9 @@ class CLIPViT(VFMBackbone):
         cls_token = visual.class_embedding.to(x.dtype).expand(b, 1, c)
         pos = self.position_embedding((h, w)).to(x.dtype)
         x = visual.ln_pre(visual.patch_dropout(torch.cat([cls_token, x], dim=1) + pos))
-        batch_first = visual.transformer.batch_first
-        if not batch_first:
-            x = x.transpose(0, 1)
+        x = x.transpose(0, 1)  # (N, B, C): the layout the LoRA dropouts draw their masks over
 
         def to_map(tokens: torch.Tensor) -> torch.Tensor:
-            tokens = tokens if batch_first else tokens.transpose(0, 1)
-            return tokens[:, 1:].transpose(1, 2).reshape(b, c, h, w)
+            return tokens.transpose(0, 1)[:, 1:].transpose(1, 2).reshape(b, c, h, w)
 
         return self.run_blocks(visual.transformer.resblocks, x, to_map)

@@ -1,0 +1,85 @@
+"""The toy SAM: masks from the image itself, through the batched predictor and the config path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clouds.config import get_cfg
+from clouds.sam import SamBatchPredictor, SamRefiner
+from clouds.sam.build import SamCheckpointError, build_sam
+from clouds.sam.toy_sam import build_toy_sam
+
+
+def _two_regions(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
+    """A (3, 64, 96) image: a textured, noisy blue box on a grey road, and its (64, 96) mask."""
+    image = np.full((64, 96, 3), 0.4)
+    box = np.zeros((64, 96), bool)
+    box[20:44, 30:70] = True
+    image[box] = (0.15, 0.25, 0.7)
+    yy, xx = np.mgrid[0:64, 0:96]
+    windows = box & (yy % 4 < 2) & (xx % 4 < 2)
+    image[windows] *= 0.8
+    image += rng.normal(0, 0.03, image.shape)
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return torch.from_numpy(pixels).permute(2, 0, 1), box
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_best_mask_is_the_object_under_the_points() -> None:
+    image, box = _two_regions(np.random.default_rng(0))
+    predictor = SamBatchPredictor(model=build_toy_sam().eval())
+    predictor.set_images([image])
+    points = torch.tensor([[[40.0, 25.0], [60.0, 40.0]], [[5.0, 5.0], [90.0, 60.0]]])
+    iou, logits = predictor.predict(0, points, torch.ones(2, 2, dtype=torch.int))
+    assert iou.shape == (2, 3) and logits.shape[:2] == (2, 3)
+    best = predictor.upscale(0, logits[torch.arange(2), iou.argmax(1)]).numpy()
+    assert _iou(best[0], box) > 0.9  # the box, not the road around it
+    assert _iou(best[1], ~box) > 0.9  # the road, around the box
+    masks = predictor.upscale(0, logits[0]).numpy()
+    assert masks[0].sum() <= masks[1].sum() <= masks[2].sum()  # small, medium, large
+
+
+def test_masks_come_from_the_image_not_from_labels() -> None:
+    """Refining two different teacher maps of one image prompts at the same points -> same
+    masks; a teacher whose box is too big is snapped back to the box's edges."""
+    image, box = _two_regions(np.random.default_rng(1))
+    refiner = SamRefiner(
+        predictor=SamBatchPredictor(model=build_toy_sam().eval()),
+        num_points=3,
+        size_threshold=50,
+        selection_mode="interior",
+    )
+    teacher = np.zeros((64, 96), np.int64)
+    grown = box.copy()
+    grown[18:46, 28:72] = True  # 2 pixels too wide on every side
+    teacher[grown] = 13
+    refined = refiner.refine(
+        [image], [torch.from_numpy(teacher)], generator=np.random.default_rng(0)
+    )[0].label.numpy()
+    truth = np.where(box, 13, 0)
+    labelled = refined != 255
+    assert (refined == truth)[labelled].mean() > 0.97
+    assert (teacher == truth).mean() < 0.96
+    assert labelled.mean() > 0.8
+
+
+def test_built_from_the_config_path_with_a_checkpoint(tmp_path) -> None:
+    path = tmp_path / "sam_toy.pth"
+    torch.save(build_toy_sam(tolerances=(0.02, 0.04, 0.08)).state_dict(), path)
+    model = build_sam("toy", str(path))
+    assert model.mask_decoder.tolerances.tolist() == pytest.approx([0.02, 0.04, 0.08])
+    cfg = get_cfg()
+    cfg.MODEL.CLOUDS.SAM.MODEL_TYPE = "toy"
+    cfg.MODEL.CLOUDS.SAM.CHECKPOINT = str(path)
+    refiner = SamRefiner.from_config(cfg)
+    assert isinstance(refiner.predictor.model, type(build_toy_sam()))
+    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(SamCheckpointError, match="does not fit the model type"):
+        build_sam("toy", str(tmp_path / "bad.pth"))
+    with pytest.raises(ValueError, match="3 positive tolerances"):
+        build_toy_sam(tolerances=(0.1, 0.2))
