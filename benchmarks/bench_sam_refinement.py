@@ -114,7 +114,8 @@ def run_ours(
     outputs: list[torch.Tensor] = []
     for start in range(0, len(images), image_batch_size):
         chunk = slice(start, start + image_batch_size)
-        outputs.extend(refiner.refine(images[chunk], labels[chunk], generator=generator))
+        refined = refiner.refine(images[chunk], labels[chunk], generator=generator)
+        outputs.extend(r.label for r in refined)
     return outputs
 
 

@@ -102,6 +102,7 @@ FOUNDATION_WEIGHT_FILES = {
     "sam/build.py",  # SAM's official weights
     "modeling/backbone/vfm/weights.py",  # the VFMs' official weights
     "modeling/backbone/vfm/convert.py",  # same, converted to our key names
+    "modeling/backbone/vfm/convert_files.py",  # same, converted as the original DGVFM tools
     "modeling/lora_export.py",  # a LoRA-merged VFM, in the official format
     "engine/quickstart.py",  # the tiny random SAM of the quickstart
 }

@@ -25,6 +25,7 @@ def test_script_writes_a_loadable_tree(tmp_path: Path) -> None:
             "32",
             "64",
             "--convert",
+            "--dgvfm-layout",
         ],
         capture_output=True,
         text=True,
