@@ -23,9 +23,10 @@ allowed), ``detectron2.data`` (``MetadataCatalog``, ``DatasetCatalog``),
 ``detectron2.structures`` (``ImageList``, ``Instances``, ``BitMasks``, ``Boxes``),
 ``detectron2.utils.{comm,registry,memory,file_io}``,
 ``detectron2.projects.point_rend`` (``ColorAugSSDTransform``) and its ``point_features``
-(``point_sample``, ``get_uncertain_point_coords_with_randomness``), and an empty module
-``MultiScaleDeformableAttention`` (the original then runs its pure-PyTorch deformable
-attention on every device; ours uses its own kernels, see bench_ms_deform_attn.py). Its
+(``point_sample``, ``get_uncertain_point_coords_with_randomness``), and, unless the original's
+compiled op ``MultiScaleDeformableAttention`` is installed (its ``ops/make.sh``; what it uses
+on a GPU), an empty module of that name there (the original then runs its pure-PyTorch
+deformable attention; ours uses its own kernels, see bench_ms_deform_attn.py). Its
 Python packages: segment-anything, fvcore, scipy, matplotlib, opencv (open_clip and timm are
 ours). Only the warm-up step is timed: the joint step needs Segment Anything weights and the
 original's SAM wrapper on both sides.
@@ -37,6 +38,8 @@ original's SAM wrapper on both sides.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import itertools
 import logging
 import os
@@ -71,8 +74,8 @@ _SHIM_MODULES = (
     "detectron2.structures",
     "detectron2.utils.comm",
     "detectron2.projects.point_rend.point_features",
-    "MultiScaleDeformableAttention",
 )
+_DEFORMABLE_OP = "MultiScaleDeformableAttention"
 _COLUMNS = (
     "model",
     "dtype",
@@ -123,6 +126,10 @@ def _require_original(root: str | None, shims: str | None) -> tuple[Path, Path]:
         if not (Path(shims) / Path(*m.split("."))).with_suffix(".py").is_file()
         and not (Path(shims) / Path(*m.split(".")) / "__init__.py").is_file()
     ]
+    if not (Path(shims) / f"{_DEFORMABLE_OP}.py").is_file() and not importlib.util.find_spec(
+        _DEFORMABLE_OP
+    ):
+        missing.append(_DEFORMABLE_OP)
     if missing:
         raise OriginalNotFoundError(f"{shims} lacks the stand-in module(s) {missing}. {usage}")
     return Path(root), Path(shims)
@@ -141,8 +148,6 @@ def _import_original(root: Path, shims: Path) -> types.ModuleType:
         package = types.ModuleType(name)
         package.__path__ = [str(root / folder)]
         sys.modules[name] = package
-    import importlib
-
     importlib.import_module(f"{ORIGINAL_PACKAGE}.modeling")
     importlib.import_module(f"{ORIGINAL_PACKAGE}.clouds")
     return importlib.import_module(f"{ORIGINAL_PACKAGE}.config")

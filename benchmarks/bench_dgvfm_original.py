@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import tempfile
@@ -180,9 +181,12 @@ def import_original(setup: OriginalSetup) -> None:
         os.execv(str(setup.python), command)
     _stub_missing_mmcv_ops()
     importlib.import_module("rein")  # registers the original's modules
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
 
     init_default_scope("mmseg")
+    # the original logs every trainable tensor at its first train(): keep the table readable
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
 
 
 def build_original(setup: OriginalSetup, sizes: Sizes, device: torch.device) -> nn.Module:

@@ -1,8 +1,18 @@
-"""Training augmentations of the original CLOUDS, with detectron2's semantics, on numpy images.
+"""Training augmentations of the original CLOUDS, with detectron2's semantics and random streams.
 
-Every function works on (H, W, 3) uint8 images and (H, W) integer label maps and takes its random
-numbers as arguments, so a test can replay the draws of the original code; the ``sample_*``
-helpers draw them from torch's global generator (seeded per sample by the training dataset).
+The image functions work on (H, W, 3) uint8 images and (H, W) integer label maps and take their
+random numbers as arguments; the ``draw_*`` / ``sample_*`` helpers make the draws from the
+generators the original's code uses, with the same calls, so that from the same generator states
+a sample comes out as the original's:
+
+- :func:`draw_uniform`: ``np.random.uniform(low, high)``, NumPy's global generator, as
+  detectron2's ``ResizeScale`` (the scale), ``FixedSizeCrop`` (the offset fraction) and
+  ``RandomFlip`` (flip when < 0.5) draw.
+- :func:`sample_color_aug_ssd`: Python's global ``random``, as PointRend's
+  ``ColorAugSSDTransform`` draws (``randrange(2)`` coins, ``uniform``, ``randint``), in its order.
+- :func:`torch_uniform`: torch's global generator, for the extra draws of our own options only.
+
+The operations:
 
 - :func:`resize_scale_size`: detectron2's ``ResizeScale``: the image is fitted, aspect kept,
   inside the target box (``INPUT.INITIAL_HEIGHT/WIDTH``) scaled by a random factor.
@@ -16,6 +26,7 @@ helpers draw them from torch's global generator (seeded per sample by the traini
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import cv2
@@ -29,22 +40,24 @@ __all__ = [
     "color_aug_ssd",
     "crop_origin",
     "crop_pad",
+    "draw_uniform",
     "hflip",
     "resize_image",
     "resize_label",
     "resize_scale_size",
     "sample_color_aug_ssd",
-    "uniform",
+    "torch_uniform",
 ]
 
 
-def uniform(low: float = 0.0, high: float = 1.0) -> float:
+def draw_uniform(low: float = 0.0, high: float = 1.0) -> float:
+    """One draw of U(low, high) from NumPy's global generator (``np.random.uniform``)."""
+    return float(np.random.uniform(low, high))
+
+
+def torch_uniform(low: float = 0.0, high: float = 1.0) -> float:
     """One draw of U(low, high) from torch's global generator."""
     return float(torch.empty((), dtype=torch.float64).uniform_(low, high))
-
-
-def _coin() -> bool:
-    return bool(torch.rand(()) < 0.5)
 
 
 def resize_scale_size(
@@ -125,12 +138,22 @@ def sample_color_aug_ssd(
     saturation_range: tuple[float, float] = (0.5, 1.5),
     hue_delta: int = 18,
 ) -> ColorAugSSDParams:
-    """Draw the parameters of one call (each step on with probability 0.5)."""
-    brightness = uniform(-brightness_delta, brightness_delta) if _coin() else None
-    contrast_first = _coin()
-    contrast = uniform(*contrast_range) if _coin() else None
-    saturation = uniform(*saturation_range) if _coin() else None
-    hue = int(torch.randint(-hue_delta, hue_delta + 1, ()).item()) if _coin() else None
+    """Draw the parameters of one call from Python's global ``random``, each step on with
+    probability 0.5, in the order ``ColorAugSSDTransform.apply_image`` draws them: brightness
+    (``randrange(2)``, then its value when on), the order coin, then contrast, saturation and
+    hue (coin, value when on), contrast coming after hue when the order coin is 0.
+    """
+
+    def step(low: float, high: float) -> float | None:
+        return random.uniform(low, high) if random.randrange(2) else None
+
+    brightness = step(-brightness_delta, brightness_delta)
+    contrast_first = bool(random.randrange(2))
+    contrast = step(*contrast_range) if contrast_first else None
+    saturation = step(*saturation_range)
+    hue = random.randint(-hue_delta, hue_delta) if random.randrange(2) else None
+    if not contrast_first:
+        contrast = step(*contrast_range)
     return ColorAugSSDParams(brightness, contrast_first, contrast, saturation, hue)
 
 

@@ -2,9 +2,9 @@
 
 Training batches are lists of mapped dicts (detectron2 style): ``SOLVER.IMS_PER_BATCH /
 world_size`` per process, or ``SOLVER.IMS_PER_GPU`` per process (:func:`images_per_rank`). The
-training sampler yields ``(index, seed)``; the dataset maps the image under
-``torch.random.fork_rng`` seeded with ``seed``, so augmentation does not depend on worker count,
-prefetching or where a run was resumed.
+training sampler yields ``(index, seed)``; the dataset maps the image with the global torch,
+NumPy and Python ``random`` generators seeded with ``seed`` (their states restored after), so
+augmentation does not depend on worker count, prefetching or where a run was resumed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -86,11 +87,24 @@ def _numpy_seeded(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+@contextlib.contextmanager
+def _python_random_seeded(seed: int) -> Iterator[None]:
+    """Python's global ``random`` seeded by ``seed`` inside, its state restored after (the CLOUDS
+    ColorAugSSD draws from it as detectron2's PointRend transform does)."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 class MappedDataset(Dataset):
     """Map-style dataset over dataset dicts, mapped on access.
 
     A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs under forked
-    torch and NumPy generators seeded by it, so the sample is reproducible. An
+    torch, NumPy and Python ``random`` generators seeded by it (as detectron2's
+    ``seed_all_rng(seed)`` seeds them), so the sample is reproducible. An
     ``(index, seed, rare_class)`` key (:class:`RareClassSampler`) also hands the class to the mapper as "rare_class".
     """
 
@@ -107,7 +121,11 @@ class MappedDataset(Dataset):
             d = self.dicts[index]
             if rare_class:
                 d = dict(d, rare_class=rare_class[0])
-            with torch.random.fork_rng(devices=[]), _numpy_seeded(seed):
+            with (
+                torch.random.fork_rng(devices=[]),
+                _numpy_seeded(seed),
+                _python_random_seeded(seed),
+            ):
                 torch.manual_seed(seed)
                 return self.mapper(d)
         return self.mapper(self.dicts[key])

@@ -3,8 +3,10 @@
 Training (:class:`SemSegTrainMapper`): the original CLOUDS's augmentation with detectron2's
 semantics (see :mod:`clouds.data.augmentation`): aspect-kept random rescale, a fixed-size crop
 placed by one uniform draw, ColorAugSSD and flip for labelled images; flip (and ColorAugSSD for
-the student's view) only for generated ones. Randomness comes from torch's global generator,
-which the training dataset seeds per sample (see :mod:`clouds.data.build`).
+the student's view) only for generated ones. The draws are the original's, from its generators
+in its order: scale, crop offset and flip from NumPy's global generator, ColorAugSSD from
+Python's ``random`` (see :mod:`clouds.data.augmentation`); our options' extra draws come from
+torch's. The training dataset seeds all three per sample (see :mod:`clouds.data.build`).
 
 Test (:class:`SemSegTestMapper`): short side ``INPUT.MIN_SIZE_TEST``, long side capped at
 ``INPUT.MAX_SIZE_TEST``; scored at that size against nearest-resized labels when
@@ -26,12 +28,13 @@ from clouds.data.augmentation import (
     color_aug_ssd,
     crop_origin,
     crop_pad,
+    draw_uniform,
     hflip,
     resize_image,
     resize_label,
     resize_scale_size,
     sample_color_aug_ssd,
-    uniform,
+    torch_uniform,
 )
 from clouds.utils.io import ImageReadError, read_image, read_label
 
@@ -66,6 +69,10 @@ class SemSegTrainMapper:
     are used whole at their native size: flip only, then ColorAugSSD for "image" (the student's
     view) while "image_clean" keeps the flipped image without it (the EMA teacher's view).
 
+    Draws, in order (labelled: scale, crop offset, ColorAugSSD, flip; generated: flip,
+    ColorAugSSD) as the original's ``MapperTrain``: ``np.random.uniform`` for scale, offset and
+    flip, Python's ``random`` for ColorAugSSD.
+
     Output dict: the input keys plus "image" (uint8 (3, h, w), ``image_format`` channel order),
     "sem_seg" (int64 (h, w)) for labelled images, "image_clean" for generated ones when
     ``keep_clean_unlabelled``.
@@ -74,7 +81,9 @@ class SemSegTrainMapper:
     ``target_size x scale``), ``single_category_max_area`` < 1 (redraw the crop up to
     ``max_crop_tries`` times while one class covers that share of its labelled pixels),
     ``independent_offsets`` (separate draws for top and left), ``color_aug="torchvision"``
-    (torchvision's RandomPhotometricDistort, which also permutes channels).
+    (torchvision's RandomPhotometricDistort, which also permutes channels). Their extra draws
+    (the left offset, redrawn crops, torchvision's jitter) come from torch's generator, so the
+    NumPy and Python streams advance as the original's.
     """
 
     def __init__(
@@ -139,7 +148,7 @@ class SemSegTrainMapper:
         )
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
-        scale = uniform(*self.scale_range)
+        scale = draw_uniform(*self.scale_range)
         target = self.target_size or (height, width)
         if self.force_size:
             return max(1, round(target[0] * scale)), max(1, round(target[1] * scale))
@@ -148,9 +157,9 @@ class SemSegTrainMapper:
     def _crop_origin(self, label: np.ndarray) -> tuple[int, int]:
         height, width = label.shape
         origin = (0, 0)
-        for _ in range(self.max_crop_tries):
-            u = uniform()
-            fractions = (u, uniform()) if self.independent_offsets else (u, u)
+        for attempt in range(self.max_crop_tries):
+            u = draw_uniform() if attempt == 0 else torch_uniform()
+            fractions = (u, torch_uniform()) if self.independent_offsets else (u, u)
             origin = crop_origin(height, width, self.crop_size, fractions)
             if self.single_category_max_area >= 1.0:
                 break
@@ -179,7 +188,7 @@ class SemSegTrainMapper:
             image = crop_pad(image, origin, self.crop_size, fill=0)
             label = crop_pad(label, origin, self.crop_size, fill=self.ignore_label)
         image = self._color(image)
-        if self.flip and uniform() < 0.5:
+        if self.flip and draw_uniform() < 0.5:
             image, label = hflip(image), hflip(label)
         return image, label
 
@@ -197,7 +206,7 @@ class SemSegTrainMapper:
             image, label = self._labelled(image, label)
             out["sem_seg"] = torch.from_numpy(label.astype(np.int64))
         else:
-            if self.flip and uniform() < 0.5:
+            if self.flip and draw_uniform() < 0.5:
                 image = hflip(image)
             if self.keep_clean_unlabelled:
                 out["image_clean"] = image_to_tensor(image)

@@ -99,7 +99,7 @@ def score_pseudo_labels(
             with torch.no_grad():
                 labels = teacher(image).argmax(dim=0).cpu()
             refined = refiner.refine(
-                [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)],
+                [torch.from_numpy(np.array(image)).permute(2, 0, 1)],
                 [labels],
                 generator=generator,
             )[0].label.numpy()

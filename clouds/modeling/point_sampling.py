@@ -37,7 +37,9 @@ def get_uncertain_point_coords_with_randomness(
 ) -> Tensor:
     """Points biased towards uncertain regions (PointRend): of ``num_points * oversample_ratio``
     uniform candidates keep the ``importance_sample_ratio`` most uncertain share, fill the rest
-    with fresh uniform points.
+    with fresh uniform points. The generator calls are the original's (detectron2's): one
+    ``torch.rand(N, num_points * oversample_ratio, 2)``, then, when some points are left,
+    ``torch.rand(N, num_random, 2)``; so one seed gives the same points on every device.
 
     Args:
         coarse_logits: (N, 1, H, W) mask logits.

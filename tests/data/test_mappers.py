@@ -1,5 +1,7 @@
 """Training and test mappers."""
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,13 @@ from clouds.data.mappers import SemSegTestMapper, SemSegTrainMapper
 from clouds.utils.io import ImageReadError, write_png_atomic
 
 PALETTE = np.array([[250, 0, 0], [0, 250, 0], [0, 0, 250]], dtype=np.uint8)
+
+
+def _seed_all(seed: int) -> None:
+    """Seed every generator the training mapper draws from (torch, NumPy, Python)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def _write(tmp_path, label: np.ndarray, name: str = "a") -> dict:
@@ -45,7 +54,7 @@ def test_train_mapper_keeps_image_and_label_aligned(tmp_path) -> None:
     record = _write(tmp_path, label)
     mapper = _mapper(target_size=(32, 64))
     for seed in range(6):
-        torch.manual_seed(seed)
+        _seed_all(seed)
         out = mapper(record)
         image, sem_seg = out["image"], out["sem_seg"]
         assert image.shape == (3, 16, 32) and image.dtype == torch.uint8
@@ -75,10 +84,28 @@ def test_crop_avoids_single_category_crops(tmp_path) -> None:
     kwargs = {"target_size": (16, 128), "scale_range": (1.0, 1.0), "flip": False}
     mixed = []
     for mapper in (_mapper(**kwargs), _mapper(single_category_max_area=0.75, **kwargs)):
-        torch.manual_seed(0)
+        _seed_all(0)
         outs = [mapper(record)["sem_seg"] for _ in range(30)]
         mixed.append(np.mean([len(o.unique()) > 1 for o in outs]))
     assert mixed[1] > mixed[0] + 0.3
+
+
+def test_crop_options_draw_their_extras_from_torch(tmp_path) -> None:
+    """Independent offsets and redrawn crops leave NumPy's and Python's streams where the
+    original's draws leave them (the later flip and ColorAugSSD draws stay the original's)."""
+    label = np.zeros((16, 128), dtype=np.int64)
+    label[:, 100:] = 1
+    record = _write(tmp_path, label)
+    kwargs = {"target_size": (16, 128), "scale_range": (1.0, 1.0), "color_aug": "detectron2"}
+    options = {"independent_offsets": True, "single_category_max_area": 0.75}
+    for seed in range(4):
+        streams, labels = [], []
+        for mapper in (_mapper(**kwargs), _mapper(**options, **kwargs)):
+            _seed_all(seed)
+            labels.append(mapper(record)["sem_seg"])
+            streams.append((np.random.uniform(), random.random()))
+        assert streams[0] == streams[1]
+        assert len(labels[1].unique()) > 1  # the option did redraw single-class crops
 
 
 def test_generated_images_are_used_whole_with_flip_only(tmp_path) -> None:
@@ -90,7 +117,7 @@ def test_generated_images_are_used_whole_with_flip_only(tmp_path) -> None:
     mapper = _mapper(color_aug="detectron2")
     flipped = jittered = 0
     for seed in range(12):
-        torch.manual_seed(seed)
+        _seed_all(seed)
         out = mapper(record)
         assert "sem_seg" not in out
         assert out["image_clean"].shape == out["image"].shape == (3, 20, 28)  # native size
@@ -108,9 +135,9 @@ def test_photometric_jitter_changes_only_the_image(tmp_path, color_aug: str) -> 
     jitter = _mapper(flip=False, scale_range=(1.0, 1.0), color_aug=color_aug)
     changed = 0
     for seed in range(8):
-        torch.manual_seed(seed)
+        _seed_all(seed)
         a = plain(record)
-        torch.manual_seed(seed)
+        _seed_all(seed)
         b = jitter(record)
         assert torch.equal(a["sem_seg"], b["sem_seg"])
         changed += int(not torch.equal(a["image"], b["image"]))
@@ -135,7 +162,7 @@ def _crop_fractions(tmp_path, **kwargs) -> list[tuple[float, float]]:
     mapper = _mapper(scale_range=(1.0, 1.0), target_size=(40, 100), flip=False, **kwargs)
     out = []
     for seed in range(10):
-        torch.manual_seed(seed)
+        _seed_all(seed)
         sample = mapper(record)
         out.append((sample["sem_seg"][0, 0].item() / 24, sample["image"][0, 0, 0].item() / 68))
     return out
@@ -204,7 +231,7 @@ def test_student_image_is_the_jitter_of_the_teachers_clean_copy(tmp_path, monkey
     mapper = _mapper(color_aug="detectron2")
     flips = []
     for seed in range(10):
-        torch.manual_seed(seed)
+        _seed_all(seed)
         out = mapper(record)
         assert torch.equal(out["image"], 255 - out["image_clean"])
         flips.append(torch.equal(out["image_clean"], original.flip(-1)))

@@ -34,3 +34,18 @@ def test_bad_ratios_are_errors():
         get_uncertain_point_coords_with_randomness(logits, 8, 0.5, 0.5)
     with pytest.raises(ValueError, match="importance_sample_ratio"):
         get_uncertain_point_coords_with_randomness(logits, 8, 3.0, 1.5)
+
+
+def test_random_draws_are_the_originals(monkeypatch):
+    """Candidates first, then the random share, one call each for all masks (the original's
+    calls: on CUDA other calls would give other points from the same seed)."""
+    shapes = []
+    real_rand = torch.rand
+
+    def spy(*size, **kwargs):
+        shapes.append(tuple(size))
+        return real_rand(*size, **kwargs)
+
+    monkeypatch.setattr(torch, "rand", spy)
+    get_uncertain_point_coords_with_randomness(torch.randn(3, 1, 8, 8), 16, 3.0, 0.75)
+    assert shapes == [(3, 48, 2), (3, 4, 2)]

@@ -12,14 +12,21 @@ and pixel decoder with the linear-class-head decoder of ``convnext_linear`` (Mas
 decoder, as ``train_gta_r50.yaml``). Each fixture holds the batch (2 images of 64 x 64 with their
 label maps), the seed set before the forward pass, every weighted loss term, the gradient of
 every trainable tensor, the original optimizer's (lr, weight decay) per tensor, the update of
-the first 64 entries of every tensor after one optimizer step, the shapes of every
+the first 64 entries of every tensor after its optimizer step, the shapes of every
 ``torch.rand`` call of the step in order, and 8 numbers drawn right after the backward pass.
 
-Entries whose gradient is zero in exact arithmetic hold rounding noise on both sides and are
-checked for being small, not equal: the bias of a convolution right before a GroupNorm with one
-channel per group (the pixel decoder's ``input_proj.*.0.bias``) and the key bias of attention
-(the middle third of ``in_proj_bias``: softmax ignores it). Adam normalises that noise, so their
-updates are not compared either.
+Gradients are compared at 1e-4 of each tensor's norm plus 1e-6 of the whole model's gradient
+norm: float32 rounding scales with the summed terms, not with a result that cancels (the first
+lateral convolution's weight and the GroupNorm weights after the input projections, ~1e-3 of the
+model's norm, differ by up to 1.3e-4 of their own norm between two runs of the original itself,
+on 1 and on 2 threads). Entries whose gradient
+is zero in exact arithmetic hold rounding noise on both sides and are checked for being small:
+the bias of a convolution right before a GroupNorm with one channel per group (the pixel
+decoder's ``input_proj.*.0.bias``) and the key bias of attention (the middle third of
+``in_proj_bias``: softmax ignores it). The optimizer step is checked on the original's own
+gradients: after clipping to a norm of 0.01 many entries are near AdamW's eps, where the update
+is proportional to the gradient and inherits its last-bit rounding, so a full-step comparison
+would measure that rounding rather than the optimizer.
 """
 
 from __future__ import annotations
@@ -95,8 +102,9 @@ def recorded_rand_calls() -> Iterator[list[list[int]]]:
 
 
 def training_step(variant: str, fixture: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    """One step as the trainer runs it: the model's weighted losses summed, backward, the
-    module's gradient clipping and the optimizer step of ``configure_optimizers``."""
+    """One step as the trainer runs it: the model's weighted losses summed, backward (our
+    gradients kept), then the module's gradient clipping and the optimizer step of
+    ``configure_optimizers`` applied to the original's gradients."""
     module = CloudsLightningModule.from_config(training_config(variant))
     load_model_weights(module.model, original_weights(variant, tmp_path / "model.pth"))
     model = module.model.train()
@@ -114,6 +122,8 @@ def training_step(variant: str, fixture: dict[str, Any], tmp_path: Path) -> dict
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     grads = {name: p.grad.detach().clone() for name, p in params.items()}
     before = {name: p.detach().clone() for name, p in params.items()}
+    for name, p in params.items():  # the optimizer step on the original's gradients
+        p.grad = fixture["grads"][name].clone() if name in fixture["grads"] else None
     module.configure_gradient_clipping(optimizer)
     optimizer.step()
     groups = {
@@ -179,27 +189,28 @@ def test_every_gradient_equals_the_originals(step: tuple) -> None:
     _, fixture, ours = step
     assert sorted(ours["grads"]) == sorted(fixture["grads"])
     largest = max(float(g.abs().max()) for g in fixture["grads"].values())
+    floor = 1e-6 * float(torch.stack([g.norm() for g in fixture["grads"].values()]).norm())
     for name, reference in fixture["grads"].items():
         grad = ours["grads"][name]
         noise = exact_zero_gradient(name, reference.shape)
         if not noise.all():
-            assert relative_difference(grad[~noise], reference[~noise]) <= RTOL, name
+            kept = reference[~noise]
+            error = float((grad[~noise] - kept).norm())
+            assert error <= RTOL * float(kept.norm()) + floor, name
         if noise.any():
             assert float(grad[noise].abs().max()) <= RTOL * largest, name
 
 
 def test_optimizer_step_equals_the_originals(step: tuple) -> None:
-    """Same (lr, weight decay) for every tensor, same clipped AdamW update. The original also
-    hands the linear head's unused ``void_embedding`` to AdamW, which skips it (no gradient);
-    ours leaves it out."""
+    """Same (lr, weight decay) for every tensor, and from the same gradients the same clipped
+    AdamW update. The original also hands the linear head's unused ``void_embedding`` to AdamW,
+    which skips it (no gradient); ours leaves it out."""
     _, fixture, ours = step
     unused = set(fixture["param_groups"]) - set(fixture["grads"])
     assert unused <= {"void_embedding.weight"}
     expected = {k: v for k, v in fixture["param_groups"].items() if k not in unused}
     assert ours["param_groups"] == pytest.approx(expected, rel=1e-12)
+    assert sorted(ours["updates"]) == sorted(fixture["update_sample"])
     for name, reference in fixture["update_sample"].items():
         update = ours["updates"][name].flatten()[:UPDATE_SAMPLE]
-        noise = exact_zero_gradient(name, ours["updates"][name].shape).flatten()[:UPDATE_SAMPLE]
-        if noise.all():
-            continue
-        assert relative_difference(update[~noise], reference[~noise]) <= RTOL, name
+        assert relative_difference(update, reference) <= RTOL, name

@@ -1,4 +1,4 @@
-"""tools/quickstart.py end to end, shortened (2 toy images per split, 2 iterations)."""
+"""tools/quickstart.py end to end, shortened (2 toy images per split, 2 iterations per stage)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import re
 from pathlib import Path
 
+from clouds.engine.quickstart import TARGETS, TRAINED_STAGES
+
 REPO = Path(__file__).resolve().parents[2]
-TARGETS = ["cityscapes_val", "bdd_val", "mapillary_val", "acdc_fog_val", "acdc_night_val"]
 
 
 def _quickstart_main():
@@ -18,53 +19,57 @@ def _quickstart_main():
     return module.main
 
 
+def _iterations(run: Path) -> list[int]:
+    with open(run / "metrics.json") as f:
+        return [json.loads(line)["iteration"] for line in f if "total_loss" in line]
+
+
 def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
     out = tmp_path / "qs"
-    argv = ["--output-dir", str(out), "--num-images", "2"]
+    argv = ["--output-dir", str(out), "--num-images", "2", "--num-generated", "4"]
     argv += ["SOLVER.MAX_ITER", "2", "SOLVER.LOG_PERIOD", "1"]
     assert _quickstart_main()(argv) == 0
 
     # toy data written and converted by the real tools
     assert list((out / "datasets" / "gta" / "labels").glob("*_labelTrainIds.png"))
-    # warm-up trained through train_net's code: checkpoints, config, metrics
-    warmup = out / "warmup"
-    assert (warmup / "model_final.ckpt").is_file() and (warmup / "config.yaml").is_file()
-    with open(warmup / "metrics.json") as f:
-        iterations = [json.loads(line)["iteration"] for line in f if "total_loss" in line]
-    assert iterations  # training metrics were logged
-    # tiny-SD generation through generate_txt_im's code, then joint training on top of the warm-up
-    generated = out / "datasets" / "stable_diffusion" / "quickstart" / "images"
-    assert len(list(generated.glob("*.png"))) == 2
-    assert (out / "joint" / "model_final.ckpt").is_file()
-    # report with source and target rows and overlays
-    report = (out / "report.md").read_text()
-    for name in ["gta5", *TARGETS]:
-        assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+", report), name
-    assert list(out.rglob("*.png"))
-    # the joint model's mIoU stands, named, beside the warm-up model's on every dataset
-    # first lines: what ran, which table is the joint model's, why toy numbers show no gain
-    head = report.split("\n## ")[0]
-    assert head.startswith("# Quickstart report: toy data, tiny random-initialised models\n")
-    assert "'mIoU per dataset' and 'Per-class IoU' are the joint-trained model" in head
-    assert "joint_gta.yaml" in head and "warmup_gta.yaml" in head
-    assert "cannot show the method's gain" in head
-    assert "average is over the target domains, leaving out the source gta5" in report
-    # generated images shown, every picture link an existing file
-    assert "## Generated images (sd_quickstart" in report
-    assert re.search(
-        r"## Pseudo-labels at iteration \d+ \(image \| EMA teacher \| refined by SAM\)", report
-    )
-    for link in re.findall(r"\]\(([^)]+)\)", report):
-        assert (out / link).is_file(), link
-    baseline_table = report.split("## mIoU against other runs")[1].split("##")[0]
-    assert "| dataset | warmup | joint |" in baseline_table
-    for name in ["gta5", *TARGETS]:
-        assert re.search(rf"\|\s*{name}\s*\|\s*[\d.]+\s*\|\s*[\d.]+", baseline_table), name
+    # the toy generator's images through generate_txt_im's code, and no labels beside them
+    generated = out / "datasets" / "stable_diffusion" / "quickstart"
+    assert len(list((generated / "images").glob("*.png"))) == 4
+    assert not [p for p in generated.rglob("*") if "label" in p.name.lower()]
+    # every trained stage through train_net's code, each scored on the source and every target
+    for stage in TRAINED_STAGES:
+        assert (out / stage / "model_final.ckpt").is_file() and _iterations(out / stage), stage
+    summary = json.loads((out / "quickstart_summary.json").read_text())
+    assert list(summary["target_average"]) == list(TRAINED_STAGES)
+    for stage in TRAINED_STAGES:
+        assert set(summary["miou"][stage]) == {"gta5", *TARGETS}
+    # the joint + SAM stage refined pseudo-labels with the toy SAM (dumped at iteration 0)
+    assert list((out / "joint_sam" / "pseudo_labels").glob("*_after.png"))
+    # pseudo-label accuracy of teacher vs SAM on every target, in percent
+    pseudo = summary["pseudo_labels"]
+    assert set(pseudo["datasets"]) == set(TARGETS)
+    for key in ("teacher", "sam", "sam_coverage", "teacher_on_sam_pixels"):
+        assert 0.0 <= pseudo["all"][key] <= 100.0, key
 
-    # re-running continues: data is kept, training is already complete
-    stamp = (warmup / "model_final.ckpt").stat().st_mtime_ns
+    report = (out / "report.md").read_text()
+    head = report.split("\n## What each stage is")[0]
+    assert head.startswith("# Quickstart report: CLOUDS in a toy world\n")
+    assert "| dataset | warmup | joint_teacher | joint_sam |" in head
+    assert re.search(r"\| \*\*target average\*\* \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", head)
+    for name in TARGETS:
+        assert re.search(rf"\| {name} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", head), name
+    assert "| gta5 (source) |" in head
+    assert "## Pseudo-labels on the toy targets: teacher vs SAM" in report
+    assert "## Generated images" in report and "## Training curves" in report
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert links
+    for link in links:
+        assert (out / link).is_file(), link
+
+    # re-running continues: data is kept, training and evaluation are complete
+    stamp = (out / "warmup" / "model_final.ckpt").stat().st_mtime_ns
+    iterations = _iterations(out / "warmup")
     assert _quickstart_main()(argv) == 0
-    with open(warmup / "metrics.json") as f:
-        assert [json.loads(line)["iteration"] for line in f if "total_loss" in line] == iterations
-    assert (warmup / "model_final.ckpt").stat().st_mtime_ns >= stamp
+    assert _iterations(out / "warmup") == iterations
+    assert (out / "warmup" / "model_final.ckpt").stat().st_mtime_ns >= stamp

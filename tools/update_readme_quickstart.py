@@ -1,0 +1,138 @@
+"""Rewrite the README's quickstart numbers and pictures from quickstart runs of seeds 0, 1 and 2.
+
+    python tools/update_readme_quickstart.py --rerun output/readme_quickstart
+    python tools/update_readme_quickstart.py --runs DIR0 DIR1 DIR2   # existing runs, seeds 0-2
+
+Writes the table between the README's ``quickstart-results`` markers, the pictures of the first
+run to demo/assets/quickstart/, and demo/assets/quickstart/inputs.json: the hash of the files
+that make them (tests/tools/test_readme_quickstart.py fails once they change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "demo" / "assets" / "quickstart"
+INPUTS_FILE = ASSETS / "inputs.json"
+START, END = "<!-- quickstart-results:start -->", "<!-- quickstart-results:end -->"
+SEEDS = (0, 1, 2)
+# The files whose change makes the README's quickstart numbers and pictures stale.
+INPUT_GLOBS = (
+    "tools/quickstart.py",
+    "tools/update_readme_quickstart.py",
+    "clouds/engine/quickstart*.py",
+    "clouds/generation/toy_pipeline.py",
+    "clouds/sam/toy_sam.py",
+    "clouds/data/toy/__init__.py",
+    "clouds/data/toy/datasets.py",
+    "clouds/data/toy/render.py",
+    "clouds/data/toy/scene.py",
+    "configs/toy/Base-Toy-CLOUDS.yaml",
+    "configs/toy/warmup_gta.yaml",
+    "configs/toy/joint_gta.yaml",
+    "configs/toy/quickstart_joint.yaml",
+    "prompts_clouds_project_written.txt",
+)
+
+
+def inputs_hash(repo: Path = REPO) -> str:
+    """SHA-256 over the paths and contents of the files of :data:`INPUT_GLOBS`."""
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in INPUT_GLOBS for p in repo.glob(pattern)}):
+        digest.update(path.relative_to(repo).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def results_table(summaries: list[dict]) -> str:
+    """Markdown table: per seed the target average of each stage and the pseudo-label
+    accuracy of teacher and SAM, SAM's coverage and the teacher's accuracy on SAM's pixels."""
+    lines = [
+        "| seed | warm-up | joint (teacher only) | joint + SAM | pseudo-labels: teacher | SAM "
+        "| SAM coverage | teacher on SAM's pixels |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for summary in summaries:
+        average, pseudo = summary["target_average"], summary["pseudo_labels"]["all"]
+        cells = [average[s] for s in ("warmup", "joint_teacher", "joint_sam")]
+        accuracies = [
+            pseudo[k] for k in ("teacher", "sam", "sam_coverage", "teacher_on_sam_pixels")
+        ]
+        lines.append(
+            f"| {summary['seed']} | "
+            + " | ".join(f"{v:.2f}" for v in cells)
+            + " | "
+            + " | ".join(f"{v:.1f}" for v in accuracies)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _strip(paths: list[Path], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    Image.fromarray(np.concatenate(images, axis=1)).save(target)
+
+
+def write_assets(run: Path) -> list[str]:
+    """Copy the first run's pictures into demo/assets/quickstart/; returns their README lines."""
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    generated = sorted(
+        (run / "datasets" / "stable_diffusion" / "quickstart" / "images").glob("*.png")
+    )
+    _strip(generated[:4], ASSETS / "generated.png")
+    pseudo = json.loads((run / "quickstart_summary.json").read_text())["pseudo_labels"]
+    name, stem = pseudo["pictures"][0]
+    _strip(
+        [run / "pseudo_labels" / f"{stem}_{s}.png" for s in ("image", "truth", "teacher", "sam")],
+        ASSETS / "pseudo_labels.png",
+    )
+    shutil.copyfile(run / "report_files" / "curves.png", ASSETS / "curves.png")
+    return [
+        "![generated images](demo/assets/quickstart/generated.png)",
+        f"![{name}: image, ground truth, teacher, SAM](demo/assets/quickstart/pseudo_labels.png)",
+        "![training curves](demo/assets/quickstart/curves.png)",
+    ]
+
+
+def update_readme(block: str, readme: Path = REPO / "README.md") -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} lacks the markers {START} ... {END}")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--rerun", type=Path, help="run the quickstart for seeds 0-2 under DIR")
+    group.add_argument("--runs", type=Path, nargs=3, help="existing runs of seeds 0, 1, 2")
+    args = parser.parse_args(argv)
+    runs = args.runs or [args.rerun / f"seed{s}" for s in SEEDS]
+    if args.rerun:
+        for seed, run in zip(SEEDS, runs):
+            command = [sys.executable, str(REPO / "tools" / "quickstart.py")]
+            subprocess.run([*command, "--output-dir", str(run), "--seed", str(seed)], check=True)
+    summaries = [json.loads((run / "quickstart_summary.json").read_text()) for run in runs]
+    if [s["seed"] for s in summaries] != list(SEEDS):
+        raise ValueError(f"The runs must be of seeds {SEEDS}, got {[s['seed'] for s in summaries]}")
+    pictures = write_assets(runs[0])
+    update_readme("\n".join([results_table(summaries), "", *pictures]))
+    INPUTS_FILE.write_text(json.dumps({"sha256": inputs_hash()}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
