@@ -95,7 +95,13 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="job launcher (pytorch: torchrun / torch.distributed.launch; slurm: srun)",
     )
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    parser.add_argument(
+        "--local_rank",
+        "--local-rank",
+        type=int,
+        default=0,
+        help="accepted as torch.distributed.launch passes it; the rank is read from LOCAL_RANK",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of known mistakes")
 
 
@@ -111,6 +117,13 @@ def train_argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--amp", action="store_true", help="fp16 automatic mixed precision")
     _common_arguments(parser)
+    layout = parser.add_argument_group(
+        "process layout (ours, used by tools/dist_train.sh; not in the original)"
+    )
+    layout.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
+    layout.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    layout.add_argument("--machine-rank", type=int, default=0, help="rank of this machine")
+    layout.add_argument("--dist-url", default="auto", help="tcp://host:port of machine 0")
     return parser
 
 
@@ -222,9 +235,21 @@ def backbone_weights(config: Path, opts: Sequence[str]) -> str | None:
 
 
 def _launch_flags(args: argparse.Namespace) -> list[str]:
+    """``train_net.py``'s process-layout flags (only ``tools/train.py`` has them)."""
     if args.launcher == "mpi":
         raise ConfigError("--launcher mpi is not supported: start the processes with torchrun")
-    return []
+    if not hasattr(args, "num_gpus"):
+        return []
+    return [
+        "--num-gpus",
+        str(args.num_gpus),
+        "--num-machines",
+        str(args.num_machines),
+        "--machine-rank",
+        str(args.machine_rank),
+        "--dist-url",
+        args.dist_url,
+    ]
 
 
 def _work_dir(args: argparse.Namespace, config: str, opts: Sequence[str]) -> str:
@@ -239,7 +264,6 @@ def train_command(argv: Sequence[str] | None = None) -> tuple[list[str], bool]:
     """``train_net.py`` arguments for the original ``tools/train.py`` command line ``argv``,
     and whether ``--debug`` was given."""
     args = train_argument_parser().parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     config = our_config(args.config)
     opts = cfg_options_to_opts(args.cfg_options)
     opts += ["OUTPUT_DIR", _work_dir(args, args.config, opts)]
@@ -262,7 +286,6 @@ def test_command(argv: Sequence[str] | None = None) -> tuple[list[str], bool]:
     files hold some): give it only files you trust.
     """
     args = test_argument_parser().parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     if args.show or args.show_dir:
         raise ConfigError(
             "--show/--show-dir are not supported: draw predictions with demo/demo.py, or add "

@@ -16,6 +16,7 @@ from clouds.cli_errors import UserFileError
 from clouds.config import CfgNode, ConfigError
 from clouds.data.catalog import DatasetCatalog, MetadataCatalog, UnknownDatasetError
 from clouds.data.datasets import DatasetNotFoundError, register_all_datasets
+from clouds.data.datasets.register_dgvfm import DGVFM_DATASET_NAMES, dgvfm_datasets_root
 from clouds.utils.weights_source import (
     OFFICIAL_FILES,
     SAM_FILES,
@@ -63,10 +64,16 @@ def check_datasets(cfg: CfgNode, *, eval_only: bool = False) -> None:
         meta = MetadataCatalog.get(name)
         for folder in (meta.get("image_root"), meta.get("sem_seg_root")):
             if folder and not Path(folder).is_dir():
+                where = (
+                    "$DGVFM_DATASETS (else $DETECTRON2_DATASETS, else data/; now "
+                    f"{dgvfm_datasets_root().resolve()})"
+                    if name in DGVFM_DATASET_NAMES
+                    else f"$DETECTRON2_DATASETS (now {root.resolve()})"
+                )
                 raise DatasetNotFoundError(
                     f"Dataset {name!r} ({key}): folder {folder} does not exist. Datasets are read "
-                    f"from $DETECTRON2_DATASETS (now {root.resolve()}); see datasets/README.md "
-                    f"for where {name} comes from and how to lay it out."
+                    f"from {where}; see datasets/README.md for where {name} comes from and how to "
+                    "lay it out."
                 )
 
 

@@ -59,6 +59,17 @@ def test_missing_dataset_folder_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pa
         preflight.check_datasets(_cfg(), eval_only=True)  # the training set is not read
 
 
+def test_missing_dgvfm_dataset_names_its_own_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "detectron2"))
+    monkeypatch.setenv("DGVFM_DATASETS", str(tmp_path / "dgvfm"))
+    cfg = _cfg(**{"DATASETS.TRAIN": ("dg_gta_train",)})
+    with pytest.raises(DatasetNotFoundError, match=r"\$DGVFM_DATASETS .*now .*dgvfm\)") as info:
+        preflight.check_datasets(cfg)
+    assert "detectron2" not in str(info.value)
+
+
 def test_unknown_dataset_suggests_the_closest(datasets: Path) -> None:
     with pytest.raises(UnknownDatasetError, match="did you mean cityscapes_val"):
         preflight.check_datasets(_cfg(**{"DATASETS.TEST": ("cityscape_val",)}))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -187,6 +188,32 @@ def test_train_then_test_as_the_readme(prepared_root: Path) -> None:
     assert tested.returncode == 0, tested.stderr[-3000:]
     results = (root / "work_dirs/dg_lora_dinov2_ms_masked_test" / "metrics.json").read_text()
     assert "dg_cityscapes_val/sem_seg/mIoU" in results
+
+
+def test_dist_train_script_trains_on_two_processes(prepared_root: Path) -> None:
+    """``tools/dist_train.sh CONFIG 2`` (CPU processes here): two ranks, one run."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    work_dir = "work_dirs/dist_two_processes"
+    env = {"PORT": str(port), "PATH": os.environ["PATH"]}
+    done = _run(
+        prepared_root,
+        "env",
+        *(f"{k}={v}" for k, v in env.items()),
+        "bash",
+        str(REPO / "tools/dist_train.sh"),
+        CONFIG,
+        "2",
+        "--work-dir",
+        work_dir,
+        "--cfg-options",
+        *TINY,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = (prepared_root / work_dir / "config.yaml").read_text()
+    assert "IMS_PER_GPU: 2" in config
+    assert "2 image(s) per process x 2 process(es)" in done.stdout + done.stderr
 
 
 def test_commands_without_weights_name_the_file(original_root: Path, tmp_path: Path) -> None:
