@@ -85,6 +85,7 @@ class Sizes:
 
 @dataclass(frozen=True)
 class OriginalSetup:
+    root: Path
     checkout: Path
     shims: Path | None
     python: Path | None
@@ -134,7 +135,7 @@ def find_original_setup(root: str) -> OriginalSetup | None:
     shims = base / "shims"
     python = base / "venv" / "bin" / "python"
     return OriginalSetup(
-        checkout, shims if shims.is_dir() else None, python if python.is_file() else None
+        base, checkout, shims if shims.is_dir() else None, python if python.is_file() else None
     )
 
 
@@ -173,10 +174,12 @@ def import_original(setup: OriginalSetup) -> None:
         if setup.python is None or os.environ.get(_REEXEC_MARK):
             raise SystemExit(
                 f"the original needs mmsegmentation 1.2.2 / mmengine / mmcv: install them for "
-                f"{sys.executable}, or provide {setup.checkout.parent / 'venv'} with them"
+                f"{sys.executable}, or provide {setup.root / 'venv'} with them"
             ) from None
         os.environ[_REEXEC_MARK] = "1"
-        os.chdir(REPO)
+        # this project importable there from any working directory (relative paths keep working)
+        paths = [str(REPO), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         command = [str(setup.python), "-m", "benchmarks.bench_dgvfm_original", *sys.argv[1:]]
         os.execv(str(setup.python), command)
     _stub_missing_mmcv_ops()
