@@ -13,9 +13,8 @@ import argparse
 import os
 import sys
 
+from clouds.data.conversion.cli import report_conversion
 from clouds.data.conversion.mapillary_dgvfm import convert_mapillary_dgvfm
-from clouds.data.conversion.spec import DatasetLayoutError
-from clouds.utils.io import DiskFullError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,28 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--force", action="store_true", help="re-convert up-to-date labels")
     args = parser.parse_args(argv)
-    try:
-        result = convert_mapillary_dgvfm(
+    return report_conversion(
+        "mapillary",
+        lambda: convert_mapillary_dgvfm(
             args.ori_root_dir,
             args.save_dir,
             version=args.version,
             train_id=args.train_id,
             nproc=args.nproc,
             force=args.force,
-        )
-    except DatasetLayoutError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 2
-    except DiskFullError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 1
-    for message in result.failures:
-        sys.stderr.write(f"FAILED: {message}\n")
-    sys.stdout.write(
-        f"mapillary: {result.converted} converted, {result.skipped} up to date, "
-        f"{len(result.failures)} failed\n"
+        ),
     )
-    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":
