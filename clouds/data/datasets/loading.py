@@ -6,7 +6,7 @@ stores a function and metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ __all__ = [
     "load_images",
     "register_dataset",
     "register_image_label_pairs",
+    "unlabelled_dicts",
 ]
 
 README = "datasets/README.md"
@@ -119,14 +120,10 @@ def load_image_label_pairs(
     return dicts
 
 
-def load_images(name: str, image_dir: Path) -> list[dict[str, Any]]:
-    """Detectron2-style dicts of an unlabelled image folder (``sem_seg_file_name`` None).
-
-    Raises:
-        DatasetNotFoundError: if the folder is missing or holds no image.
-    """
+def unlabelled_dicts(images: Iterable[Path]) -> list[dict[str, Any]]:
+    """Detectron2-style dicts of ``images`` without labels (``sem_seg_file_name`` None)."""
     dicts = []
-    for image in _list_images(name, image_dir, "*"):
+    for image in images:
         height, width = image_hw(image)
         dicts.append(
             {
@@ -138,6 +135,15 @@ def load_images(name: str, image_dir: Path) -> list[dict[str, Any]]:
             }
         )
     return dicts
+
+
+def load_images(name: str, image_dir: Path) -> list[dict[str, Any]]:
+    """Detectron2-style dicts of an unlabelled image folder (``sem_seg_file_name`` None).
+
+    Raises:
+        DatasetNotFoundError: if the folder is missing or holds no image.
+    """
+    return unlabelled_dicts(_list_images(name, image_dir, "*"))
 
 
 def register_dataset(

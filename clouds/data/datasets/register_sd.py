@@ -26,8 +26,8 @@ from typing import Any
 from clouds.data.catalog import DatasetCatalog
 from clouds.data.datasets.loading import (
     DatasetNotFoundError,
-    image_hw,
     register_dataset,
+    unlabelled_dicts,
 )
 
 __all__ = [
@@ -95,19 +95,7 @@ def load_generated_set(name: str, folder: Path) -> list[dict[str, Any]]:
         images = _listed_images(name, folder)
     else:
         images = _png_images(name, folder)
-    dicts = []
-    for image in images:
-        height, width = image_hw(image)
-        dicts.append(
-            {
-                "file_name": str(image),
-                "sem_seg_file_name": None,
-                "height": height,
-                "width": width,
-                "image_id": image.stem,
-            }
-        )
-    return dicts
+    return unlabelled_dicts(images)
 
 
 class GeneratedSetResolver:
