@@ -98,6 +98,18 @@ def test_cross_entropy_averages_over_all_pixels_like_mmseg() -> None:
     torch.testing.assert_close(model._ce(logits, labels), per_pixel[labelled].mean())
 
 
+def test_cross_entropy_keeps_float64_and_promotes_half_precision() -> None:
+    """float64 logits (the parity runs) give a float64 loss; bfloat16 ones a float32 loss."""
+    model = build_model(tiny_vfm_cfg("DINOv2", ["MODEL.VFM_HEAD.TYPE", "light"]))
+    logits = torch.randn(2, 5, 4, 4, dtype=torch.float64) * 10
+    labels = torch.randint(0, 5, (2, 4, 4))
+    expected = -logits.log_softmax(1).gather(1, labels[:, None]).mean()
+    loss = model._ce(logits, labels)
+    assert loss.dtype == torch.float64
+    torch.testing.assert_close(loss, expected, rtol=1e-13, atol=0)
+    assert model._ce(logits.bfloat16(), labels).dtype == torch.float32
+
+
 def test_eval_outputs_class_probabilities_at_requested_size() -> None:
     model = build_model(tiny_vfm_cfg("CLIPViT", ["MODEL.VFM_HEAD.TYPE", "light"])).eval()
     inputs = [

@@ -264,11 +264,13 @@ class VFMSegmentor(SegmentorBase):
 
     def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of logits (B, K, H, W) against labels (B, H, W): summed over labelled
-        pixels / all pixels (mmseg ``avg_non_ignore=False``), or / labelled ones."""
+        pixels / all pixels (mmseg ``avg_non_ignore=False``), or / labelled ones. Computed in
+        float32 at least (half-precision logits are promoted; float64 ones stay float64)."""
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         if self.ce_avg_non_ignore:
-            return F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_label)
+            return F.cross_entropy(logits, labels, ignore_index=self.ignore_label)
         per_pixel = F.cross_entropy(
-            logits.float(), labels, ignore_index=self.ignore_label, reduction="none"
+            logits, labels, ignore_index=self.ignore_label, reduction="none"
         )
         return per_pixel.mean()
 
