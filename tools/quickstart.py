@@ -1,10 +1,11 @@
-"""Run CLOUDS as an experiment in a toy world, on a fresh machine, in about two minutes on a CPU.
+"""Run CLOUDS as an experiment in a toy world, on a fresh machine, in a few minutes on a CPU.
 
     python tools/quickstart.py --output-dir output/quickstart
 
 Makes the toy datasets (every dataset's real layout and label encoding), converts them with the
 conversion tools, trains a tiny CLOUDS on toy GTA5 (configs/toy/warmup_gta.yaml, through the
-same code as train_net.py), generates an unlabelled set with the toy text-to-image generator
+same code as train_net.py), trains as many more iterations as a joint stage on toy GTA5 alone
+(the source-only control), generates an unlabelled set with the toy text-to-image generator
 (generate_txt_im.py's code), then trains jointly on toy GTA5 + that set from the warm-up twice
 (configs/toy/quickstart_joint.yaml): with EMA-teacher pseudo-labels as they are, and refined by
 the toy SAM. Every stage's model is scored on toy GTA5, Cityscapes, BDD, Mapillary and ACDC;
@@ -41,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         default=str(REPO / "configs" / "toy" / "quickstart_joint.yaml"),
         help="joint-training config (default: configs/toy/quickstart_joint.yaml)",
     )
-    parser.add_argument("--num-images", type=int, default=8, help="toy images per split")
-    parser.add_argument("--num-generated", type=int, default=32, help="images of the toy generator")
+    parser.add_argument("--num-images", type=int, default=24, help="toy images per split")
+    parser.add_argument(
+        "--num-generated", type=int, default=192, help="images of the toy generator"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
     parser.add_argument(
         "--num-threads",

@@ -31,6 +31,9 @@ INPUT_GLOBS = (
     "tools/quickstart.py",
     "tools/update_readme_quickstart.py",
     "clouds/engine/quickstart*.py",
+    "clouds/data/augmentation.py",
+    "clouds/data/build.py",
+    "clouds/data/mappers.py",
     "clouds/generation/toy_pipeline.py",
     "clouds/sam/toy_sam.py",
     "clouds/data/toy/__init__.py",
@@ -55,16 +58,17 @@ def inputs_hash(repo: Path = REPO) -> str:
 
 
 def results_table(summaries: list[dict]) -> str:
-    """Markdown table: per seed the target average of each stage and the pseudo-label
+    """Markdown table: per seed the target average of each stage (the source-only control
+    beside the warm-up) and the pseudo-label
     accuracy of teacher and SAM, SAM's coverage and the teacher's accuracy on SAM's pixels."""
     lines = [
-        "| seed | warm-up | joint (teacher only) | joint + SAM | pseudo-labels: teacher | SAM "
-        "| SAM coverage | teacher on SAM's pixels |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seed | warm-up | source only | joint (teacher only) | joint + SAM "
+        "| pseudo-labels: teacher | SAM | SAM coverage | teacher on SAM's pixels |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for summary in summaries:
         average, pseudo = summary["target_average"], summary["pseudo_labels"]["all"]
-        cells = [average[s] for s in ("warmup", "joint_teacher", "joint_sam")]
+        cells = [average[s] for s in ("warmup", "source_only", "joint_teacher", "joint_sam")]
         accuracies = [
             pseudo[k] for k in ("teacher", "sam", "sam_coverage", "teacher_on_sam_pixels")
         ]

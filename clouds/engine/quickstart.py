@@ -1,10 +1,12 @@
-"""The quickstart as an experiment on toy data: warm-up -> generate -> joint (teacher only) ->
-joint + SAM, each scored on every toy target domain, then a report.
+"""The quickstart as an experiment on toy data: warm-up -> source-only control -> generate ->
+joint (teacher only) -> joint + SAM, each scored on every toy target domain, then a report.
 
 Stages run in order on a shared :class:`QuickstartContext`: toy datasets (converted by the
 conversion tools), a tiny CLOUDS warm-up on toy GTA5, an unlabelled set from the toy
 text-to-image generator (:mod:`clouds.generation.toy_pipeline`, through ``generate_txt_im.py``'s
-code), two joint trainings from the warm-up weights (EMA-teacher pseudo-labels as they are, then
+code), a source-only control (the joint config's iterations on toy GTA5 alone, from the warm-up
+weights: what more training without the generated set gives), two joint trainings from the
+warm-up weights (EMA-teacher pseudo-labels as they are, then
 refined by the toy SAM of :mod:`clouds.sam.toy_sam`), the evaluation of every stage's model on
 toy GTA5 and every target, the pseudo-label accuracy of teacher vs SAM on the targets' images,
 and ``DIR/report.md``. Every stage is resumable; training and evaluation go through the same
@@ -41,6 +43,7 @@ __all__ = [
     "stage_joint_teacher",
     "stage_pseudo_labels",
     "stage_report",
+    "stage_source_only",
     "stage_warmup",
 ]
 
@@ -51,7 +54,7 @@ GENERATED_FOLDER = "quickstart"
 # Joint training dumps image / teacher / SAM-refined pseudo-labels every this many iterations.
 PSEUDO_LABEL_DUMP_PERIOD = 50
 # The stages that train a model, in order; each is scored on every dataset.
-TRAINED_STAGES = ("warmup", "joint_teacher", "joint_sam")
+TRAINED_STAGES = ("warmup", "source_only", "joint_teacher", "joint_sam")
 # The toy target domains (validation splits); their mean is the report's target average.
 TARGETS = (
     "cityscapes_val",
@@ -88,8 +91,8 @@ class QuickstartContext:
     output_dir: Path
     warmup_config: str
     joint_config: str = ""
-    num_images: int = 8
-    num_generated: int = 32
+    num_images: int = 24
+    num_generated: int = 192
     image_size: tuple[int, int] = (64, 128)
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
@@ -199,11 +202,35 @@ def _toy_sam_checkpoint(ctx: QuickstartContext) -> Path:
     return path
 
 
+def _warmup_weights(ctx: QuickstartContext, stage: str) -> Path:
+    warmup = ctx.stage_weights("warmup")
+    if not warmup.is_file() or not ctx.joint_config:
+        raise RuntimeError(f"Stage {stage!r} needs the warm-up stage and a joint config")
+    return warmup
+
+
+def stage_source_only(ctx: QuickstartContext) -> None:
+    """The control: the joint config's schedule from the warm-up weights on toy GTA5 alone (no
+    generated set, no teacher, no SAM), so that the joint stages are compared with as much
+    more training on the source."""
+    warmup = _warmup_weights(ctx, "source_only")
+    ctx.run_train_net(
+        [
+            "--config-file", ctx.joint_config,
+            "--resume",
+            "OUTPUT_DIR", str(ctx.output_dir / "source_only"),
+            "MODEL.WEIGHTS", str(warmup),
+            "MODEL.CLOUDS.SAM.ENABLED", "False",
+            "MODEL.CLOUDS.SAM.MINIBATCH", "False",
+            "DATASETS.TRAIN", "('gta5',)",
+            "DATASETS.TEST", "('gta5',)",
+        ]
+    )  # fmt: skip
+
+
 def _joint_stage(name: str, *, sam: bool) -> Stage:
     def run(ctx: QuickstartContext) -> None:
-        warmup = ctx.stage_weights("warmup")
-        if not warmup.is_file() or not ctx.joint_config:
-            raise RuntimeError(f"Stage {name!r} needs the warm-up stage and a joint config")
+        warmup = _warmup_weights(ctx, name)
         ctx.run_train_net(
             [
                 "--config-file", ctx.joint_config,
@@ -275,6 +302,7 @@ def stage_report(ctx: QuickstartContext) -> None:
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage("datasets", stage_datasets),
     Stage("warmup", stage_warmup),
+    Stage("source_only", stage_source_only),
     Stage("generate", stage_generate),
     stage_joint_teacher,
     stage_joint_sam,

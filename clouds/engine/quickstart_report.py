@@ -24,6 +24,8 @@ __all__ = ["stage_table", "target_average", "write_quickstart_report"]
 
 _STAGE_TEXT = {
     "warmup": "tiny CLOUDS trained on toy GTA5 only (the source)",
+    "source_only": "the control: from the warm-up weights, the joint stages' iterations on toy "
+    "GTA5 alone (what more source training gives without the generated set)",
     "joint_teacher": "from the warm-up weights, toy GTA5 + the generated set, labelled by the "
     "EMA teacher (SAM off)",
     "joint_sam": "the same, with the teacher's labels refined by the toy SAM (the method)",
@@ -116,8 +118,9 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
         "toy generator samples the same grammar (it cannot invent new content as Stable "
         "Diffusion does), and the toy SAM grows regions of similar colour from the prompt "
         "points (it knows nothing of objects). Compare the stages with each other, not with "
-        "real-data numbers: a joint stage also trains longer than the warm-up, so part of any "
-        "gain over it comes from the extra iterations.",
+        "real-data numbers: a joint stage also trains longer than the warm-up, so compare it "
+        "with source_only (as many more iterations on the source alone) for the gain that "
+        "the generated set and its pseudo-labels bring.",
     ]
     pseudo = ctx.pseudo_labels
     if pseudo:
@@ -129,8 +132,9 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
         parts += [
             "## Pseudo-labels on the toy targets: teacher vs SAM (pixel accuracy %)",
             "The warm-up model (the teacher joint training starts from) labels each target "
-            "image; the toy SAM refines the labels with the joint config's rules (pixels no "
-            "mask covers are ignored). Accuracy counts the pixels a map labels; 'teacher on "
+            "image; the toy SAM refines the labels with the joint config's rules "
+            "(MODEL.CLOUDS.SAM.UNCOVERED says whether pixels no mask covers are ignored or "
+            "keep the teacher's label). Accuracy counts the pixels a map labels; 'teacher on "
             "SAM's pixels' is the teacher's accuracy on the pixels the refined map keeps.",
             _table(["dataset", "teacher", "SAM", "SAM coverage", "teacher on SAM's pixels"], rows),
             "image | ground truth | teacher | SAM-refined:",

@@ -4,9 +4,10 @@
 batched predictor (:class:`clouds.sam.SamBatchPredictor`) and the refinement use it through the
 same code as a real SAM (``MODEL.CLOUDS.SAM.MODEL_TYPE "toy"``):
 
-- the image encoder smooths the image (a median filter that removes textures and sensor noise
-  and keeps straight edges) and returns the smoothed colours as its embedding, at the input
-  resolution;
+- the image encoder flattens the image (mean-shift filtering, which pulls every pixel to the
+  mode of the colours around it: textures, sensor noise and soft light fall into flat patches
+  with the objects' edges kept, then a median filter) and returns the flattened colours as its
+  embedding, at the input resolution;
 - the prompt encoder passes the point coordinates and labels through;
 - the mask decoder grows a region from the foreground points: pixels whose smoothed colour lies
   within a tolerance of the points' median colour, connected to a point; three tolerances give
@@ -14,7 +15,7 @@ same code as a real SAM (``MODEL.CLOUDS.SAM.MODEL_TYPE "toy"``):
   that sits on a clear edge (pixels 2 pixels outside it farther from the points' colour
   than the largest tolerance and 1.5x its own): a mask cut short inside an object or leaking out of it scores low.
 
-The tolerances and the filter size are buffers, saved and loaded as the checkpoint of the
+The tolerances and the filters' sizes are buffers, saved and loaded as the checkpoint of the
 model type. No labels reach it: it sees pixels and prompt points only.
 """
 
@@ -29,25 +30,47 @@ from torch import nn
 __all__ = ["ToyMaskDecoder", "ToyPromptEncoder", "ToySam", "ToySmoothingEncoder", "build_toy_sam"]
 
 DEFAULT_TOLERANCES = (0.05, 0.1, 0.18)
+# mean-shift filter: spatial window radius (px) and colour window radius (0-255 RGB units)
+DEFAULT_SPATIAL_RADIUS = 12
+DEFAULT_COLOUR_RADIUS = 40
 _EDGE_FACTOR = 1.5
 
 
 class ToySmoothingEncoder(nn.Module):
-    """(B, 3, S, S) colours in [0, 1] -> (B, 3, S, S) median-filtered colours (textures and
-    noise averaged away, straight edges kept)."""
+    """(B, 3, S, S) colours in [0, 1] -> (B, 3, S, S) mean-shift then median-filtered colours
+    (textures, noise and soft light flattened, edges kept)."""
 
-    def __init__(self, *, img_size: int = 128, kernel: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        img_size: int = 128,
+        kernel: int = 3,
+        spatial_radius: int = DEFAULT_SPATIAL_RADIUS,
+        colour_radius: int = DEFAULT_COLOUR_RADIUS,
+    ) -> None:
         super().__init__()
         if kernel not in (3, 5):
             raise ValueError(f"The toy SAM's median filter must be 3 or 5 pixels, got {kernel}")
+        if spatial_radius < 1 or colour_radius < 1:
+            raise ValueError(
+                "The toy SAM's mean-shift radii must be positive, got "
+                f"spatial {spatial_radius}, colour {colour_radius}"
+            )
         self.img_size = img_size
         self.register_buffer("kernel", torch.tensor(kernel))
+        self.register_buffer("spatial_radius", torch.tensor(spatial_radius))
+        self.register_buffer("colour_radius", torch.tensor(colour_radius))
+
+    def _flatten(self, image: np.ndarray) -> np.ndarray:
+        """(S, S, 3) uint8 -> (S, S, 3) uint8."""
+        shifted = cv2.pyrMeanShiftFiltering(
+            np.ascontiguousarray(image), int(self.spatial_radius), int(self.colour_radius)
+        )
+        return cv2.medianBlur(shifted, int(self.kernel))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        smooth = np.stack(
-            [cv2.medianBlur(np.ascontiguousarray(i), int(self.kernel)) for i in images]
-        )
+        smooth = np.stack([self._flatten(i) for i in images])
         return torch.from_numpy(smooth).permute(0, 3, 1, 2).to(x.device, torch.float32) / 255.0
 
 
@@ -142,7 +165,7 @@ class ToySam(Sam):
         self,
         *,
         img_size: int = 128,
-        kernel: int = 5,
+        kernel: int = 3,
         tolerances: tuple[float, float, float] = DEFAULT_TOLERANCES,
     ) -> None:
         super().__init__(
@@ -157,10 +180,10 @@ class ToySam(Sam):
 def build_toy_sam(
     *,
     img_size: int = 128,
-    kernel: int = 5,
+    kernel: int = 3,
     tolerances: tuple[float, float, float] = DEFAULT_TOLERANCES,
 ) -> ToySam:
     """The toy SAM (see the module docstring); ``img_size`` is the long side images are
-    resized to, ``kernel`` the median filter's side, ``tolerances`` the colour distances (RGB in
+    resized to, ``kernel`` the side of the median filter after the mean shift, ``tolerances`` the colour distances (RGB in
     [0, 1]) of its three masks."""
     return ToySam(img_size=img_size, kernel=kernel, tolerances=tolerances)

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from clouds.config import load_config
 from clouds.engine.quickstart import TARGETS, TRAINED_STAGES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +45,11 @@ def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch
     assert list(summary["target_average"]) == list(TRAINED_STAGES)
     for stage in TRAINED_STAGES:
         assert set(summary["miou"][stage]) == {"gta5", *TARGETS}
+    # the source-only control trains on toy GTA5 alone, with no teacher and no pseudo-labels
+    control = load_config(str(out / "source_only" / "config.yaml"))
+    assert tuple(control.DATASETS.TRAIN) == ("gta5",)
+    assert not control.MODEL.CLOUDS.SAM.MINIBATCH and not control.MODEL.CLOUDS.SAM.ENABLED
+    assert not (out / "source_only" / "pseudo_labels").exists()
     # the joint + SAM stage refined pseudo-labels with the toy SAM (dumped at iteration 0)
     assert list((out / "joint_sam" / "pseudo_labels").glob("*_after.png"))
     # pseudo-label accuracy of teacher vs SAM on every target, in percent
@@ -55,10 +61,11 @@ def test_quickstart_runs_every_stage_and_writes_the_report(tmp_path, monkeypatch
     report = (out / "report.md").read_text()
     head = report.split("\n## What each stage is")[0]
     assert head.startswith("# Quickstart report: CLOUDS in a toy world\n")
-    assert "| dataset | warmup | joint_teacher | joint_sam |" in head
-    assert re.search(r"\| \*\*target average\*\* \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", head)
+    assert "| dataset | warmup | source_only | joint_teacher | joint_sam |" in head
+    row = rf"(?: [\d.]+ \|){{{len(TRAINED_STAGES)}}}"
+    assert re.search(r"\| \*\*target average\*\* \|" + row, head)
     for name in TARGETS:
-        assert re.search(rf"\| {name} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", head), name
+        assert re.search(rf"\| {name} \|" + row, head), name
     assert "| gta5 (source) |" in head
     assert "## Pseudo-labels on the toy targets: teacher vs SAM" in report
     assert "## Generated images" in report and "## Training curves" in report

@@ -25,7 +25,7 @@ def test_readme_pictures_and_numbers_match_the_code_that_makes_them() -> None:
         "pictures were made: run `python tools/update_readme_quickstart.py --rerun DIR`"
     )
     block = (REPO / "README.md").read_text().split(tool.START, 1)[1].split(tool.END, 1)[0]
-    assert "| seed | warm-up | joint (teacher only) | joint + SAM |" in block
+    assert "| seed | warm-up | source only | joint (teacher only) | joint + SAM |" in block
     for picture in ("generated.png", "pseudo_labels.png", "curves.png"):
         assert f"demo/assets/quickstart/{picture}" in block
         assert (tool.ASSETS / picture).is_file()
