@@ -8,30 +8,21 @@ The patch kernel is resized to ``--kernel`` and the position grid to ``(--height
 official file too, converting it in memory).
 """
 
-import argparse
 import sys
+from collections.abc import Sequence
 
-from clouds.cli_errors import run_cli
-from clouds.modeling.backbone.vfm.convert_files import convert_dinov2_file, save_converted
+from clouds.modeling.backbone.vfm.convert_cli import kernel_grid_converter_main
+from clouds.modeling.backbone.vfm.convert_files import convert_dinov2_file
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pretrained", help="official DINOv2 file")
-    parser.add_argument("converted", help="file to write")
-    parser.add_argument("--kernel", default=16, type=int, help="patch size to run at")
-    parser.add_argument("--height", default=512, type=int, help="crop height of the grid")
-    parser.add_argument("--width", default=512, type=int, help="crop width of the grid")
-    args = parser.parse_args(argv)
-
-    def convert() -> None:
-        state = convert_dinov2_file(
-            args.pretrained, kernel=args.kernel, height=args.height, width=args.width
-        )
-        save_converted(state, args.converted)
-        sys.stdout.write(f"Load from {args.pretrained}\nSave to {args.converted}\n")
-
-    return run_cli(convert, prog="convert_dinov2.py")
+def main(argv: Sequence[str] | None = None) -> int:
+    return kernel_grid_converter_main(
+        argv,
+        prog="convert_dinov2.py",
+        description=__doc__.splitlines()[0],
+        source_help="official DINOv2 file",
+        convert_file=convert_dinov2_file,
+    )
 
 
 if __name__ == "__main__":
