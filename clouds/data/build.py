@@ -76,36 +76,30 @@ def _has_labels(d: dict, ignore_label: int = 255) -> bool:
 
 
 @contextlib.contextmanager
-def _numpy_seeded(seed: int) -> Iterator[None]:
-    """NumPy's global generator seeded by ``seed`` inside, its state restored after (the DGVFM
-    pipelines draw from it as mmcv / mmseg do)."""
-    state = np.random.get_state()
-    np.random.seed(seed % 2**32)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-@contextlib.contextmanager
-def _python_random_seeded(seed: int) -> Iterator[None]:
-    """Python's global ``random`` seeded by ``seed`` inside, its state restored after (the CLOUDS
-    ColorAugSSD draws from it as detectron2's PointRend transform does)."""
-    state = random.getstate()
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(state)
+def _generators_seeded(seed: int) -> Iterator[None]:
+    """The global torch (CPU), NumPy and Python ``random`` generators seeded by ``seed`` inside,
+    as detectron2's ``seed_all_rng(seed)`` seeds them, their states restored after (the CLOUDS
+    augmentation draws from NumPy and ``random`` as detectron2 does, the DGVFM pipelines from
+    NumPy as mmcv / mmseg do, our own options from torch)."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
 
 
 class MappedDataset(Dataset):
     """Map-style dataset over dataset dicts, mapped on access.
 
-    A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs under forked
-    torch, NumPy and Python ``random`` generators seeded by it (as detectron2's
-    ``seed_all_rng(seed)`` seeds them), so the sample is reproducible. An
-    ``(index, seed, rare_class)`` key (:class:`RareClassSampler`) also hands the class to the mapper as "rare_class".
+    A key is an index or an ``(index, seed)`` pair; with a seed the mapper runs with the global
+    generators seeded by it (:func:`_generators_seeded`), so the sample is reproducible. An
+    ``(index, seed, rare_class)`` key (:class:`RareClassSampler`) also hands the class to the
+    mapper as "rare_class".
     """
 
     def __init__(self, dicts: list[dict], mapper: Callable[[dict], dict]) -> None:
@@ -121,12 +115,7 @@ class MappedDataset(Dataset):
             d = self.dicts[index]
             if rare_class:
                 d = dict(d, rare_class=rare_class[0])
-            with (
-                torch.random.fork_rng(devices=[]),
-                _numpy_seeded(seed),
-                _python_random_seeded(seed),
-            ):
-                torch.manual_seed(seed)
+            with _generators_seeded(seed):
                 return self.mapper(d)
         return self.mapper(self.dicts[key])
 
