@@ -16,8 +16,9 @@ ACDC_CONDITIONS = ("fog", "night", "rain", "snow")
 _IMAGE_SUFFIX = "_rgb_anon"
 
 
-def register_acdc(datasets_root: Path) -> None:
-    """Register the eight ACDC condition/split datasets from ``<datasets_root>/acdc``."""
+def register_acdc(datasets_root: Path, *, prefix: str = "") -> None:
+    """Register the eight ACDC condition/split datasets (``<prefix>acdc_<condition>_<split>``)
+    from ``<datasets_root>/acdc`` (the DGVFM configs' ``dg_`` sets have the same layout)."""
     root = datasets_root / "acdc"
     for condition in ACDC_CONDITIONS:
         for split in ("train", "val"):
@@ -28,5 +29,5 @@ def register_acdc(datasets_root: Path) -> None:
                 image_suffix=_IMAGE_SUFFIX,
             )
             register_image_label_pairs(
-                f"acdc_{condition}_{split}", layout, f"*/*{_IMAGE_SUFFIX}.png"
+                f"{prefix}acdc_{condition}_{split}", layout, f"*/*{_IMAGE_SUFFIX}.png"
             )

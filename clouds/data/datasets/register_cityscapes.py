@@ -15,8 +15,9 @@ __all__ = ["register_cityscapes"]
 _IMAGE_SUFFIX = "_leftImg8bit"
 
 
-def register_cityscapes(datasets_root: Path) -> None:
-    """Register ``cityscapes_train`` and ``cityscapes_val`` from ``<datasets_root>/cityscapes``."""
+def register_cityscapes(datasets_root: Path, *, prefix: str = "") -> None:
+    """Register ``<prefix>cityscapes_train`` and ``<prefix>cityscapes_val`` from
+    ``<datasets_root>/cityscapes`` (the DGVFM configs' ``dg_`` sets have the same layout)."""
     root = datasets_root / "cityscapes"
     for split in ("train", "val"):
         layout = PairedLayout(
@@ -26,7 +27,7 @@ def register_cityscapes(datasets_root: Path) -> None:
             image_suffix=_IMAGE_SUFFIX,
         )
         register_image_label_pairs(
-            f"cityscapes_{split}",
+            f"{prefix}cityscapes_{split}",
             layout,
             f"*/*{_IMAGE_SUFFIX}.png",
             missing_hint=convert_hint("cityscapes", root),

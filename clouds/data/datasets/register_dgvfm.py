@@ -21,11 +21,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clouds.data.datasets.loading import PairedLayout, register_image_label_pairs
+from clouds.data.datasets.loading import PairedLayout, convert_hint, register_image_label_pairs
+from clouds.data.datasets.register_acdc import ACDC_CONDITIONS, register_acdc
+from clouds.data.datasets.register_cityscapes import register_cityscapes
 
 __all__ = ["DGVFM_DATASET_NAMES", "dgvfm_datasets_root", "register_dgvfm_datasets"]
 
-_ACDC_CONDITIONS = ("fog", "night", "rain", "snow")
 DGVFM_DATASET_NAMES: tuple[str, ...] = (
     "dg_gta_train",
     "dg_cityscapes_train",
@@ -34,17 +35,13 @@ DGVFM_DATASET_NAMES: tuple[str, ...] = (
     "dg_bdd100k_val",
     "dg_mapillary_train",
     "dg_mapillary_val",
-    *(f"dg_acdc_{c}_{s}" for c in _ACDC_CONDITIONS for s in ("train", "val")),
+    *(f"dg_acdc_{c}_{s}" for c in ACDC_CONDITIONS for s in ("train", "val")),
 )
 
 
 def dgvfm_datasets_root() -> Path:
     """``$DGVFM_DATASETS``, else ``$DETECTRON2_DATASETS``, else ``data``."""
     return Path(os.environ.get("DGVFM_DATASETS") or os.environ.get("DETECTRON2_DATASETS", "data"))
-
-
-def _hint(command: str) -> str:
-    return f"Convert the labels with `python tools/convert_datasets/{command}`. "
 
 
 def register_dgvfm_datasets(root: Path | None = None) -> Path:
@@ -55,21 +52,9 @@ def register_dgvfm_datasets(root: Path | None = None) -> Path:
         "dg_gta_train",
         PairedLayout(gta / "images", gta / "labels", label_suffix="_labelTrainIds.png"),
         "*.png",
-        missing_hint=_hint(f"gta.py {gta}"),
+        missing_hint=convert_hint("gta", gta),
     )
-    cityscapes = root / "cityscapes"
-    for split in ("train", "val"):
-        register_image_label_pairs(
-            f"dg_cityscapes_{split}",
-            PairedLayout(
-                cityscapes / "leftImg8bit" / split,
-                cityscapes / "gtFine" / split,
-                label_suffix="_gtFine_labelTrainIds.png",
-                image_suffix="_leftImg8bit",
-            ),
-            "*/*_leftImg8bit.png",
-            missing_hint=_hint(f"cityscapes.py {cityscapes}"),
-        )
+    register_cityscapes(root, prefix="dg_")
     bdd = root / "bdd100k"
     if not bdd.is_dir() and Path("datasets/bdd100k").is_dir():
         bdd = Path("datasets/bdd100k")
@@ -94,19 +79,8 @@ def register_dgvfm_datasets(root: Path | None = None) -> Path:
             f"dg_mapillary_{split}",
             PairedLayout(mapillary / folder / "images", converted / split / "label", ".png"),
             "*.jpg",
-            missing_hint=_hint(f"mapillary2cityscape.py {mapillary} {converted} --train_id"),
+            missing_hint="Convert the labels with `python tools/convert_datasets/"
+            f"mapillary2cityscape.py {mapillary} {converted} --train_id`. ",
         )
-    acdc = root / "acdc"
-    for condition in _ACDC_CONDITIONS:
-        for split in ("train", "val"):
-            register_image_label_pairs(
-                f"dg_acdc_{condition}_{split}",
-                PairedLayout(
-                    acdc / "rgb_anon" / condition / split,
-                    acdc / "gt" / condition / split,
-                    label_suffix="_gt_labelTrainIds.png",
-                    image_suffix="_rgb_anon",
-                ),
-                "*/*_rgb_anon.png",
-            )
+    register_acdc(root, prefix="dg_")
     return root
