@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from clouds.utils.io import atomic_path
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "demo" / "assets" / "quickstart"
 INPUTS_FILE = ASSETS / "inputs.json"
@@ -115,7 +117,8 @@ def update_readme(block: str, readme: Path = REPO / "README.md") -> None:
         raise ValueError(f"{readme} lacks the markers {START} ... {END}")
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
-    readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    with atomic_path(readme) as tmp:
+        Path(tmp).write_text(f"{head}{START}\n{block}\n{END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"The runs must be of seeds {SEEDS}, got {[s['seed'] for s in summaries]}")
     pictures = write_assets(runs[0])
     update_readme("\n".join([results_table(summaries), "", *pictures]))
-    INPUTS_FILE.write_text(json.dumps({"sha256": inputs_hash()}, indent=1) + "\n")
+    with atomic_path(INPUTS_FILE) as tmp:
+        Path(tmp).write_text(json.dumps({"sha256": inputs_hash()}, indent=1) + "\n")
     return 0
 
 

@@ -28,6 +28,7 @@ from clouds.data.conversion import CONVERSIONS
 from clouds.data.conversion.cli import conversion_main
 from clouds.data.toy import make_toy_datasets
 from clouds.engine.launch import default_argument_parser, launch_from_args
+from clouds.utils.io import atomic_path
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -193,7 +194,6 @@ def _toy_sam_checkpoint(ctx: QuickstartContext) -> Path:
     import torch
 
     from clouds.sam.toy_sam import build_toy_sam
-    from clouds.utils.io import atomic_path
 
     path = ctx.output_dir / "sam_toy.pth"
     if not path.is_file():
@@ -273,7 +273,8 @@ def stage_evaluate(ctx: QuickstartContext) -> None:
              "MODEL.WEIGHTS", str(weights), "OUTPUT_DIR", str(out)]
         )  # fmt: skip
         ctx.results[name] = {k: dict(v["sem_seg"]) for k, v in results.items()}
-        results_file.write_text(json.dumps(ctx.results[name], indent=1) + "\n")
+        with atomic_path(results_file) as tmp:  # a crash never leaves a half-written file
+            Path(tmp).write_text(json.dumps(ctx.results[name], indent=1) + "\n")
 
 
 def stage_pseudo_labels(ctx: QuickstartContext) -> None:

@@ -169,5 +169,6 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
         "miou": {s: {k: v.get("mIoU") for k, v in m.items()} for s, m in ctx.results.items()},
         "pseudo_labels": pseudo,
     }
-    (out / "quickstart_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    with atomic_path(out / "quickstart_summary.json") as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=1) + "\n")
     return report
