@@ -19,6 +19,7 @@ from pathlib import Path
 
 from clouds.cli_errors import UserFileError
 from clouds.config import ConfigError, load_config
+from clouds.utils.io import PROJECT_ROOT
 
 __all__ = [
     "BACKBONE_FILES",
@@ -33,7 +34,6 @@ __all__ = [
     "train_command",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # mmengine config keys of the original -> ours (values are passed through).
 CFG_OPTION_KEYS: dict[str, str] = {

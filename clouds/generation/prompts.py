@@ -18,10 +18,9 @@ import re
 from pathlib import Path
 
 from clouds.generation.options import ORIGINAL_PROMPTS_STEM, PROJECT_PROMPTS_STEM
+from clouds.utils.io import PROJECT_ROOT
 
 __all__ = ["PROJECT_ROOT", "PromptFileError", "dedup_key", "load_prompts", "resolve_prompt_file"]
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class PromptFileError(ValueError):

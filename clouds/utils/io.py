@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
+    "PROJECT_ROOT",
     "DiskFullError",
     "atomic_path",
     "is_temp_file",
@@ -26,6 +27,8 @@ __all__ = [
     "write_png_atomic",
     "ImageReadError",
 ]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout (configs/, prompts, tools/)
 
 
 class ImageReadError(OSError):
