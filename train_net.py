@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from clouds.cli_errors import run_cli
 from clouds.config import load_config
+from clouds.data.data_check import check_config_data
 from clouds.engine.arguments import default_argument_parser
-from clouds.engine.preflight import run_preflight
+from clouds.engine.preflight import check_data_before_training, check_datasets, run_preflight
 from clouds.utils.weights_source import (
     WeightsUnavailableError,
     is_hub_unavailable_error,
@@ -52,9 +53,16 @@ def cli(argv: Sequence[str] | None = None) -> int:
     def checked_main() -> None:
         nonlocal cfg, needs, hub_problem
         cfg = load_config(args.config_file or None, args.opts or [])
+        if args.check_data:  # only the scan of every image and label
+            check_datasets(cfg, eval_only=args.eval_only)
+            total = check_config_data(cfg, eval_only=args.eval_only)
+            print(f"check-data: {total} images (with their labels) checked, none bad")
+            return
         needs, hub_problem = run_preflight(
             cfg, num_gpus=args.num_gpus, eval_only=args.eval_only, resume=args.resume
         )
+        if not args.eval_only:
+            check_data_before_training(cfg)
         main(args)
 
     def translate(exc: BaseException) -> BaseException | None:

@@ -7,7 +7,7 @@ Each command runs in a fresh interpreter (as a user runs it) and is timed from s
 - ``train_net.py --config-file <real config> SOLVER.MAX_ITE 1``: an unknown-key error;
 - ``generate_txt_im.py --help`` and ``demo/demo.py --help``.
 
-The goal (issue 17): ``--help`` and the unknown-key error each under 1.5x the time of
+The goal: ``--help`` and the unknown-key error each under 1.5x the time of
 ``import torch``. Runs are interleaved round-robin (see benchmarks/common.py), so load changes
 on a shared machine hit every command alike; the table gives the median and best repeat and
 their ratios to ``import torch``.

@@ -27,10 +27,12 @@ _KNOWN: dict[tuple[str, str], int] = {
     ("clouds.config", "ConfigError"): CONFIG_ERROR_CODE,
     ("clouds.data.catalog", "UnknownDatasetError"): CONFIG_ERROR_CODE,
     ("clouds.data.datasets.loading", "DatasetNotFoundError"): FILE_ERROR_CODE,
+    ("clouds.data.data_check", "DataCheckError"): FILE_ERROR_CODE,
     ("clouds.modeling.checkpoint.state", "CheckpointMismatchError"): FILE_ERROR_CODE,
     ("clouds.modeling.checkpoint.mmengine", "UntrustedCheckpointError"): FILE_ERROR_CODE,
     ("clouds.sam.build", "SamCheckpointError"): FILE_ERROR_CODE,
     ("clouds.utils.weights_source", "WeightsUnavailableError"): FILE_ERROR_CODE,
+    ("clouds.utils.weights_file", "WeightsFileError"): FILE_ERROR_CODE,
     ("clouds.utils.io", "ImageReadError"): FILE_ERROR_CODE,
     ("clouds.utils.io", "DiskFullError"): FILE_ERROR_CODE,
     ("clouds.engine.distributed_errors", "PeerLostError"): FILE_ERROR_CODE,
@@ -42,6 +44,7 @@ _KNOWN: dict[tuple[str, str], int] = {
 # file the user named (unreadable, unknown format, not found).
 _FILE_READERS = (
     "clouds.modeling.checkpoint.formats",
+    "clouds.modeling.checkpoint.full_weights",
     "clouds.modeling.checkpoint.mmengine",
     "clouds.modeling.checkpoint.ours",
     "clouds.modeling.backbone.vfm.weights",

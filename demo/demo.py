@@ -8,13 +8,15 @@ Usage (Mask2Former's convention, config overrides last)::
     python demo/demo.py --config-file CFG --video-input VIDEO --output DIR [KEY VALUE ...]
 
 For each image ``<stem>``: ``DIR/<stem>_pred.png`` (colour prediction), ``DIR/<stem>_overlay.png``
-(colours over the image) and ``DIR/<stem>_legend.png`` (the classes present). A video gives
+(colours over the image) and ``DIR/<stem>_legend.png`` (the classes present); images in
+subfolders of an input folder keep them (``DIR/<city>/<stem>_pred.png``). A video gives
 ``DIR/<stem>_overlay.mp4`` and ``DIR/<stem>_legend.png``. Images whose three outputs exist are
-skipped (re-runs resume) unless ``--overwrite``. Weights come from ``MODEL.WEIGHTS``; classes,
-names and colours from the metadata of ``--dataset`` (default ``DATASETS.TEST[0]``), so an
-open-vocabulary model predicts the class list of any registered dataset, or any list given
-with ``--classes road sky giraffe``. Overrides may also be given Mask2Former-style after
-``--opts``.
+skipped (re-runs resume) unless ``--overwrite``. Weights come from ``MODEL.WEIGHTS`` (without
+it the demo stops, unless ``--random-weights`` asks for an untrained model); classes, names and
+colours from the metadata of ``--dataset`` (default ``DATASETS.TEST[0]``). A model with the
+text-classifier decoder (e.g. ``configs/variants/train_gta_text_classifier.yaml``) predicts the
+class list of any registered dataset, or any list given with ``--classes road sky giraffe``.
+Overrides may also be given Mask2Former-style after ``--opts``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clouds.cli_errors import user_error_code
-from clouds.config import load_config
+from clouds.config import CfgNode, ConfigError, load_config
 from clouds.engine.preflight import check_weights
 from clouds.utils.weights_source import (
     WeightsUnavailableError,
@@ -39,6 +41,8 @@ logger = logging.getLogger("demo")
 
 # Metadata name under which ``--classes`` registers its class list.
 CUSTOM_CLASSES_DATASET = "demo_custom_classes"
+# A shipped config whose decoder scores classes against CLIP text embeddings (``--classes``).
+TEXT_CLASSIFIER_CONFIG = "configs/variants/train_gta_text_classifier.yaml"
 _CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 
@@ -48,6 +52,32 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         if _CONFIG_KEY.match(token):
             return list(argv[:index]), list(argv[index:])
     return list(argv), []
+
+
+def classes_problem(cfg: CfgNode) -> str | None:
+    """Why ``--classes`` cannot work with the model of ``cfg`` (its class list is fixed by a
+    linear class head), or None when it scores classes against CLIP text embeddings."""
+    from clouds.modeling.registry import TRANSFORMER_DECODER_REGISTRY
+
+    arch = cfg.MODEL.META_ARCHITECTURE
+    if arch != "CLOUDS":
+        return (
+            f"--classes needs the CLOUDS model with the text-classifier decoder; "
+            f"MODEL.META_ARCHITECTURE={arch} predicts the fixed classes of the dataset it was "
+            f"trained on: pick them with --dataset, or use {TEXT_CLASSIFIER_CONFIG}"
+        )
+    decoder = cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME
+    if decoder in TRANSFORMER_DECODER_REGISTRY and getattr(
+        TRANSFORMER_DECODER_REGISTRY.get(decoder), "uses_text_classifier", False
+    ):
+        return None
+    return (
+        f"--classes needs the text-classifier decoder, but MODEL.MASK_FORMER."
+        f"TRANSFORMER_DECODER_NAME={decoder} is a linear class head over the "
+        f"{cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} training classes: use a config with "
+        f"MultiScaleMaskedTransformerDecoder (e.g. {TEXT_CLASSIFIER_CONFIG}) and weights trained "
+        f"with it, or leave out --classes"
+    )
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -72,6 +102,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
     parser.add_argument("--overwrite", action="store_true", help="redo images already done")
     parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="run without MODEL.WEIGHTS: predictions of an untrained model (to try the pipeline)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the libraries' INFO lines (open_clip, timm)"
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show the traceback of known mistakes too"
     )
     parser.add_argument(
@@ -89,8 +127,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> list[Path]:
     """Predict every input; returns the files written."""
     cfg = load_config(args.config_file, args.opts)
+    if not cfg.MODEL.WEIGHTS and not args.random_weights:
+        raise ConfigError(
+            "MODEL.WEIGHTS is not set, so the predictions would be those of an untrained model: "
+            "add MODEL.WEIGHTS <checkpoint>, or --random-weights to run it anyway"
+        )
     needs, hub_problem = check_weights(cfg, eval_only=True)
     # heavy imports (torch, the model libraries) once the config and files are known good
+    import torch
     from tqdm import tqdm
 
     from clouds.data.catalog import MetadataCatalog
@@ -112,6 +156,9 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise FileNotFoundError(f"--video-input not found: {args.video_input}")
     dataset = args.dataset
     if args.classes:
+        problem = classes_problem(cfg)
+        if problem is not None:
+            raise ConfigError(problem)
         reference = MetadataCatalog.get(dataset or default_dataset(cfg))
         dataset = CUSTOM_CLASSES_DATASET
         MetadataCatalog.get(dataset).set(
@@ -119,6 +166,8 @@ def run(args: argparse.Namespace) -> list[Path]:
             stuff_colors=colors_for_names(args.classes, reference).tolist(),
             ignore_label=reference.get("ignore_label", 255),
         )
+    if cfg.SEED >= 0:  # parts without pretrained weights (the toy CLIP) come out as in training
+        torch.manual_seed(cfg.SEED)
     try:
         predictor = Predictor(cfg, dataset_name=dataset)
     except Exception as e:
@@ -133,17 +182,17 @@ def run(args: argparse.Namespace) -> list[Path]:
     )
     written: list[Path] = []
     todo = [
-        path
-        for path in images
+        item
+        for item in images
         if args.overwrite
-        or not all(p.is_file() for p in image_output_paths(args.output, path.stem).values())
+        or not all(p.is_file() for p in image_output_paths(args.output, item.name).values())
     ]
     if len(todo) < len(images):
         logger.info("%d of %d images already done; skipped", len(images) - len(todo), len(images))
-    for path in tqdm(todo, desc="images", disable=not todo):
-        image = read_image(path)
-        pred = predictor(image, file_name=str(path)).argmax(dim=0).numpy()
-        written.extend(save_image_outputs(image, pred, args.output, path.stem, style).values())
+    for item in tqdm(todo, desc="images", disable=not todo):
+        image = read_image(item.path)
+        pred = predictor(image, file_name=str(item.path)).argmax(dim=0).numpy()
+        written.extend(save_image_outputs(image, pred, args.output, item.name, style).values())
     if args.video_input is not None:
         written.extend(
             write_video_overlay(predictor, args.video_input, args.output, style).values()
@@ -152,16 +201,25 @@ def run(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+def configure_logging(*, verbose: bool) -> None:
+    """Our INFO lines always; the libraries' INFO lines (open_clip logs on the root logger,
+    timm, ...) only when ``verbose``; their warnings always."""
+    logging.basicConfig(format="[%(asctime)s %(name)s] %(message)s")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in ("demo", "clouds"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(verbose=args.verbose)
     try:
         run(args)
     except Exception as e:  # known mistakes, and bad inputs (missing, unreadable, clashing)
         if user_error_code(e) is None and not isinstance(e, FileNotFoundError | ValueError):
             raise
         logger.error("%s", e, exc_info=args.debug)
-        return 1
+        return user_error_code(e) or 1
     return 0
 
 

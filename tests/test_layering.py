@@ -96,13 +96,12 @@ def test_no_cycle_between_parts():
     assert cycles == []
 
 
-# Files that read or write weights with torch directly, outside clouds/modeling/checkpoint/: each
-# handles a foundation model's pretrained weights, not a checkpoint of one of our models.
+# Files that read or write weights with torch directly, outside clouds/modeling/checkpoint/: the
+# one reader of every weight file, and writers of a foundation model's weights (not a checkpoint
+# of one of our models).
 FOUNDATION_WEIGHT_FILES = {
-    "sam/build.py",  # SAM's official weights
-    "modeling/backbone/vfm/weights.py",  # the VFMs' official weights
-    "modeling/backbone/vfm/convert.py",  # same, converted to our key names
-    "modeling/backbone/vfm/convert_files.py",  # same, converted as the original DGVFM tools
+    "utils/weights_file.py",  # reads every weight file (checkpoints, CLIP, VFM, SAM)
+    "modeling/backbone/vfm/convert_files.py",  # VFM weights converted as the original DGVFM tools
     "modeling/lora_export.py",  # a LoRA-merged VFM, in the official format
     "engine/quickstart.py",  # the tiny random SAM of the quickstart
 }

@@ -29,7 +29,7 @@ def add_base_config(cfg: CfgNode) -> None:
     _C.MODEL = CfgNode()
     _C.MODEL.META_ARCHITECTURE = "CLOUDS"  # META_ARCH_REGISTRY name
     _C.MODEL.WEIGHTS = ""  # checkpoint to initialise from (e.g. the warm-up result)
-    _C.MODEL.DEVICE = "cuda"  # "cuda" or "cpu"; the engine falls back to cpu when no GPU
+    _C.MODEL.DEVICE = "cuda"  # "cuda" or "cpu"; training refuses cuda on a machine without GPU
     _C.MODEL.PIXEL_MEAN = [122.7709383, 116.7460125, 104.09373615]  # CLIP mean, 0-255 RGB
     _C.MODEL.PIXEL_STD = [68.5005327, 66.6321579, 70.32316305]  # CLIP std, 0-255 RGB
     _C.MODEL.CHANNELS_LAST = False  # channels-last conv weights and backbone inputs (fast path)
@@ -61,6 +61,10 @@ def add_base_config(cfg: CfgNode) -> None:
     # or WeightedMultiDatasetSampler (ours: dataset drawn with probability factor / sum)
     _C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
     _C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = False  # drop images with only ignore labels
+    # scan every image and label once before a long training (clouds.data.data_check): runs
+    # when SOLVER.MAX_ITER >= CHECK_DATA_MIN_ITER; False never scans (train_net --check-data does)
+    _C.DATALOADER.CHECK_DATA = True
+    _C.DATALOADER.CHECK_DATA_MIN_ITER = 5000  # the shortest training scanned first
 
     _C.INPUT = CfgNode()
     _C.INPUT.FORMAT = "RGB"  # channel order fed to the model

@@ -5,6 +5,7 @@ coarse-to-fine inference modes."""
 from __future__ import annotations
 
 from clouds.config.node import CfgNode
+from clouds.config.rein_keys import add_rein_config
 
 __all__ = ["add_dgvfm_config"]
 
@@ -39,7 +40,7 @@ def add_dgvfm_config(cfg: CfgNode) -> None:
     _C.MODEL.LORA.MODE = "effective"  # "effective": only targets DGVFM's forward reaches; "all"
 
     _C.MODEL.VFM_HEAD = CfgNode()
-    _C.MODEL.VFM_HEAD.TYPE = "ms_masked"  # "light", "ms", "ms_masked" or "mask_former"
+    _C.MODEL.VFM_HEAD.TYPE = "ms_masked"  # "light", "ms", "ms_masked", "mask_former", "mask2former"
     _C.MODEL.VFM_HEAD.HIDDEN_DIM = 256  # head width
     _C.MODEL.VFM_HEAD.REFINE_LAYERS = 3  # refinement (MGRNet) blocks
     _C.MODEL.VFM_HEAD.REFINE_HEADS = 8  # refinement attention heads
@@ -52,6 +53,8 @@ def add_dgvfm_config(cfg: CfgNode) -> None:
     _C.MODEL.VFM_HEAD.DROPOUT = 0.1  # Dropout2d before each head's classifier
     _C.MODEL.VFM_HEAD.REFINE_HEAD_DIM = 64  # refinement attention width per head
     _C.MODEL.VFM_HEAD.CE_AVG_NON_IGNORE = False  # ours: CE / labelled pixels (original: / all)
+    # "mask2former": initial queries querys2feat(Rein's linked queries) (ReinMask2FormerHead)
+    _C.MODEL.VFM_HEAD.REPLACE_QUERY_FEAT = False
 
     # mmseg's per-GPU batch_size: > 0 gives each process this many images per iteration (N
     # processes train on N x this); SOLVER.IMS_PER_BATCH (a total) must then be 0
@@ -65,7 +68,7 @@ def add_dgvfm_config(cfg: CfgNode) -> None:
     _C.INPUT.VFM_PIPELINE.TRAIN_SCALE = (2560, 1440)  # (W, H) fixed training resize (no aspect)
     _C.INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES = []  # else: random short side among these, aspect kept
     _C.INPUT.VFM_PIPELINE.TRAIN_MAX_LONG_EDGE = 2048  # long-side cap of TRAIN_SHORT_EDGES resizes
-    _C.INPUT.VFM_PIPELINE.TEST_SCALES = []  # one (W, H) aspect-kept test resize per DATASETS.TEST
+    _C.INPUT.VFM_PIPELINE.TEST_SCALES = []  # aspect-kept (W, H) per DATASETS.TEST, or one for all
     _C.INPUT.VFM_PIPELINE.PAD_TO_CROP = False  # VFMSegmentor pads batches to INPUT.CROP.SIZE
     _C.INPUT.VFM_PIPELINE.PHOTOMETRIC = CfgNode()  # mmseg PhotoMetricDistortion (COLOR_AUG_SSD)
     _C.INPUT.VFM_PIPELINE.PHOTOMETRIC.BRIGHTNESS_DELTA = 32  # brightness + U(-delta, delta)
@@ -80,3 +83,5 @@ def add_dgvfm_config(cfg: CfgNode) -> None:
     _C.TEST.COARSE_TO_FINE.COARSE_SIZE = (512, 1024)  # stage-1 input size (h, w)
     _C.TEST.COARSE_TO_FINE.CONFIDENCE = 0.968  # a pixel is sure above this max probability
     _C.TEST.COARSE_TO_FINE.SURE_RATIO = 0.8  # a window is sure when this share of pixels is
+
+    add_rein_config(_C)

@@ -217,12 +217,15 @@ class VFMTestMapper:
     @classmethod
     def from_config(cls, cfg: CfgNode, dataset_name: str) -> VFMTestMapper:
         """The mapper of ``dataset_name``, whose scale is the entry of
-        ``INPUT.VFM_PIPELINE.TEST_SCALES`` at its position in ``DATASETS.TEST``."""
+        ``INPUT.VFM_PIPELINE.TEST_SCALES`` at its position in ``DATASETS.TEST`` (a single
+        entry serves every test set)."""
         names, scales = list(cfg.DATASETS.TEST), list(cfg.INPUT.VFM_PIPELINE.TEST_SCALES)
+        if len(scales) == 1:
+            scales = scales * len(names)
         if len(scales) != len(names):
             raise ConfigError(
                 f"INPUT.VFM_PIPELINE.TEST_SCALES needs one (W, H) per DATASETS.TEST entry "
-                f"{names}, got {scales}"
+                f"{names} (or one for all), got {scales}"
             )
         if dataset_name not in names:
             raise ConfigError(

@@ -44,10 +44,18 @@ def default_argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS")
     parser.add_argument(
+        "--check-data",
+        action="store_true",
+        help="only scan every image and label of the config's datasets once (decodable, sizes "
+        "match, label values known; cached per file) and report each bad file; training does "
+        "this itself when SOLVER.MAX_ITER >= DATALOADER.CHECK_DATA_MIN_ITER",
+    )
+    parser.add_argument(
         "--num-gpus",
         type=int,
         default=1,
-        help="processes per machine, one GPU each; with MODEL.DEVICE cpu, CPU processes",
+        help="processes per machine (at least 1), one GPU each: asking for GPUs this machine "
+        "lacks is an error; with MODEL.DEVICE cpu, CPU processes",
     )
     parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
     parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine")

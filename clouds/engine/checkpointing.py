@@ -44,11 +44,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
         Raises:
             FileNotFoundError: naming ``path``.
-            ValueError: an empty, truncated or foreign file, naming ``path``.
+            ValueError: an empty, truncated or foreign file, naming ``path`` (one line,
+                :mod:`clouds.utils.weights_file`).
         """
         if weights_only is False:
             raise TypeError("AtomicCheckpointIO reads checkpoints with weights_only only")
-        payload = read_checkpoint_payload(path)
+        payload = read_checkpoint_payload(path, key="--resume checkpoint")
         if not isinstance(payload, dict):
             raise ValueError(f"{path} is not a training checkpoint (.ckpt): it holds no dict")
         return payload

@@ -140,14 +140,22 @@ def setup(args: argparse.Namespace) -> CfgNode:
 
 
 def resolve_accelerator(cfg: CfgNode) -> str:
-    """ "gpu" when ``MODEL.DEVICE`` asks for CUDA and one is available, else "cpu"."""
+    """ "gpu" for ``MODEL.DEVICE`` cuda, "cpu" for cpu.
+
+    Raises:
+        ConfigError: another MODEL.DEVICE, or cuda on a machine without a GPU (asking for a GPU
+            the machine lacks is an error, as in :func:`clouds.engine.preflight.check_processes`).
+    """
     if cfg.MODEL.DEVICE not in ("cuda", "cpu"):
         raise ConfigError(f"MODEL.DEVICE must be 'cuda' or 'cpu', got {cfg.MODEL.DEVICE!r}")
-    if cfg.MODEL.DEVICE == "cuda":
-        if torch.cuda.is_available():
-            return "gpu"
-        logger.warning("MODEL.DEVICE is cuda but no GPU is available: running on the CPU")
-    return "cpu"
+    if cfg.MODEL.DEVICE == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "MODEL.DEVICE is cuda but this machine has no GPU. To run on the CPU, add "
+            "MODEL.DEVICE cpu."
+        )
+    return "gpu"
 
 
 def resolve_precision(cfg: CfgNode, accelerator: str) -> str:

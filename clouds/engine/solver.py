@@ -74,6 +74,7 @@ def get_param_groups(
     weight_decay_embed: float,
     backbone_multiplier: float,
     embed_by_name: bool = False,
+    no_decay_keys: Iterable[str] = (),
 ) -> list[dict]:
     """Split the trainable parameters of ``model`` into optimizer groups.
 
@@ -83,7 +84,9 @@ def get_param_groups(
     layers ``weight_decay_norm`` and ``nn.Embedding`` weights ``weight_decay_embed``; every other
     parameter (a bare ``nn.Parameter`` such as the pixel decoder's ``level_embed`` included) gets
     ``weight_decay``. With ``embed_by_name`` (ours) parameters named like an embedding
-    (:data:`EMBEDDING_NAME_KEYS`) get ``weight_decay_embed`` too. Groups with equal
+    (:data:`EMBEDDING_NAME_KEYS`) get ``weight_decay_embed`` too. Parameters whose qualified name
+    contains one of ``no_decay_keys`` get no weight decay, whatever the other rules say (the
+    DGVFM configs' mmengine ``custom_keys`` with ``decay_mult=0``). Groups with equal
     (lr, weight_decay) are merged; each group keeps the parameter names in ``"param_names"``.
     """
     groups: dict[tuple[float, float], dict] = {}
@@ -104,6 +107,8 @@ def get_param_groups(
                 embed_by_name and any(k in full_name for k in EMBEDDING_NAME_KEYS)
             ):
                 wd = weight_decay_embed
+            if any(key in full_name for key in no_decay_keys):
+                wd = 0.0
             group = groups.setdefault(
                 (lr, wd), {"params": [], "param_names": [], "lr": lr, "weight_decay": wd}
             )
@@ -125,6 +130,7 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
         weight_decay_embed=s.WEIGHT_DECAY_EMBED,
         backbone_multiplier=s.BACKBONE_MULTIPLIER,
         embed_by_name=s.WEIGHT_DECAY_EMBED_BY_NAME,
+        no_decay_keys=s.NO_DECAY_NAME_KEYS,
     )
     name = s.OPTIMIZER.upper()
     if name == "ADAMW":

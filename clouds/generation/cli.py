@@ -24,6 +24,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from clouds.cli_errors import UserFileError
 from clouds.data.datasets import datasets_root
 from clouds.generation.options import (
     DTYPE_NAMES,
@@ -32,6 +33,9 @@ from clouds.generation.options import (
     SCHEDULER_NAMES,
     SD2_MODEL_ID,
 )
+from clouds.generation.prompts import PromptFileError, load_prompts, resolve_prompt_file
+from clouds.utils.output_dir import check_output_dir
+from clouds.utils.weights_file import WeightsFileError, pipeline_weight_files
 from clouds.utils.weights_source import (
     HubNeed,
     OfficialFile,
@@ -150,6 +154,19 @@ def _hub_need(model_id: str) -> list[HubNeed]:
     return [HubNeed("--model-id", model_id, source)]
 
 
+def _check_model_folder(model_id: str) -> None:
+    """A local ``--model-id`` exists and, when it is a diffusers pipeline folder, its weight
+    files are whole (:func:`clouds.utils.weights_file.pipeline_weight_files`)."""
+    local = Path(model_id).expanduser()
+    if not local.exists():
+        if not is_hub_id(model_id):
+            raise UserFileError(f"Model folder {model_id} does not exist")
+        return
+    if (local / "model_index.json").is_file():
+        todo = f"Download the pipeline again (e.g. `hf download {SD2_MODEL_ID} --local-dir DIR`)"
+        pipeline_weight_files(local, key="--model-id", todo=todo)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -159,6 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(
             2, f"{parser.prog}: error: {weights_unavailable_message(needs[0], hub_problem)}\n"
         )
+    folder = (args.output_root or datasets_root() / "stable_diffusion") / args.folder
+    try:  # the cheap checks, before torch and diffusers are imported
+        prompts = load_prompts(resolve_prompt_file(args.input))
+        _check_model_folder(args.model_id)
+        check_output_dir(str(folder), key="--output-root/--folder")
+    except (PromptFileError, UserFileError, WeightsFileError) as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     # heavy imports (torch, diffusers) only once the command line is valid
     from clouds.generation.manifest import manifest_name
     from clouds.generation.pipeline import (
@@ -168,18 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_device,
         resolve_dtype,
     )
-    from clouds.generation.prompts import load_prompts, resolve_prompt_file
     from clouds.generation.runner import GenerationSettings, generate_images
 
     try:
-        prompts = load_prompts(resolve_prompt_file(args.input))
         device = resolve_device(args.device)
         dtype = resolve_dtype(args.dtype, device)
         local = Path(args.model_id).expanduser()
         model_id = str(local.resolve()) if local.exists() else args.model_id
         settings = GenerationSettings(
             prompts=prompts,
-            folder=(args.output_root or datasets_root() / "stable_diffusion") / args.folder,
+            folder=folder,
             num_images=args.num_images,
             model_id=model_id,
             dtype={v: k for k, v in DTYPES.items()}[dtype],

@@ -30,6 +30,7 @@ from diffusers import (
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from clouds.generation.toy_pipeline import ToyTextToImagePipeline, is_toy_pipeline_folder
+from clouds.utils.weights_file import pipeline_weight_files, reading_weights
 
 __all__ = [
     "DTYPES",
@@ -182,8 +183,9 @@ def load_pipeline(
     if is_toy_pipeline_folder(model_id):  # the toy generator (quickstart, tests)
         return ToyTextToImagePipeline.from_pretrained(Path(model_id).expanduser())
     source = _model_source(model_id)
+    local_files = pipeline_weight_files(source, key="--model-id") if Path(source).is_dir() else []
     try:
-        with warnings.catch_warnings():
+        with reading_weights(local_files, key="--model-id"), warnings.catch_warnings():
             # newer diffusers prefer `dtype=`; `torch_dtype=` works on every supported version
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = StableDiffusionPipeline.from_pretrained(

@@ -37,6 +37,7 @@ from clouds.generation.manifest import (
     read_manifests,
 )
 from clouds.generation.plan import GenerationItem, plan_items
+from clouds.generation.prompt_length import log_overlong_prompts, quiet_truncation_warnings
 from clouds.utils.io import write_png_atomic
 
 __all__ = ["GenerationSettings", "GenerationSummary", "SettingsMismatchError", "generate_images"]
@@ -238,6 +239,7 @@ def generate_images(
     pending = _pending_items(settings, items, manifest)
     if pending:
         pipe = load_pipe()
+        log_overlong_prompts(pipe, settings.prompts)
         bar = tqdm(
             total=len(items),
             initial=len(items) - len(pending),
@@ -246,7 +248,11 @@ def generate_images(
             disable=not progress,
             dynamic_ncols=True,
         )
-        with bar, _BackgroundWriter(manifest, max_pending=2 * settings.batch_size) as writer:
+        with (
+            bar,
+            _BackgroundWriter(manifest, max_pending=2 * settings.batch_size) as writer,
+            quiet_truncation_warnings(pipe),
+        ):
             for start in range(0, len(pending), settings.batch_size):
                 batch = pending[start : start + settings.batch_size]
                 for item, image in zip(batch, _generate_batch(pipe, batch, settings)):

@@ -8,6 +8,7 @@ from clouds.modeling.backbone.vfm import EVA02, CLIPViT, DINOv2, SAMViT
 from clouds.modeling.build import build_model
 from clouds.modeling.heads.mask_former_head import MaskFormerHead
 from clouds.modeling.meta_arch.clouds import CLOUDS
+from clouds.modeling.meta_arch.hrda_segmentor import HRDASegmentor
 from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from clouds.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
 from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import (
@@ -20,6 +21,7 @@ __all__ = [
     "CLOUDS",
     "DINOv2",
     "EVA02",
+    "HRDASegmentor",
     "MSDeformAttnPixelDecoder",
     "MaskFormerHead",
     "MultiScaleMaskedTransformerDecoder",

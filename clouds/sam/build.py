@@ -25,6 +25,8 @@ from segment_anything.modeling import (
 )
 from torch import nn
 
+from clouds.utils.weights_file import load_torch_weights
+
 __all__ = [
     "SAM_MODEL_TYPES",
     "SamCheckpointError",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 SAM_MODEL_TYPES = ("vit_t", "vit_b", "vit_l", "vit_h", "tiny", "toy")
+# What to do about a bad SAM checkpoint file.
+SAM_TODO = "Download it again (INSTALL.md lists every SAM file, its source and size)"
 
 
 class SamCheckpointError(RuntimeError):
@@ -93,13 +97,16 @@ def _mobile_sam_builder() -> Callable[..., nn.Module]:
 
 
 def load_sam_checkpoint(model: nn.Module, checkpoint: str) -> None:
-    """Load a ``torch.save``-d state dict into ``model`` (strict), with errors naming the file."""
+    """Load a ``torch.save``-d state dict into ``model`` (strict), with errors naming the file.
+
+    Raises:
+        SamCheckpointError: a missing file, or one that does not fit the model.
+        WeightsFileError: a truncated, corrupt or foreign file (one line naming
+            MODEL.CLOUDS.SAM.CHECKPOINT, :mod:`clouds.utils.weights_file`).
+    """
     if not os.path.isfile(checkpoint):
         raise SamCheckpointError(f"MODEL.CLOUDS.SAM.CHECKPOINT not found: {checkpoint}")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise SamCheckpointError(f"Cannot read SAM checkpoint {checkpoint}: {e}") from e
+    state = load_torch_weights(checkpoint, key="MODEL.CLOUDS.SAM.CHECKPOINT", todo=SAM_TODO)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict):

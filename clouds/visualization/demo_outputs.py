@@ -1,7 +1,8 @@
 """What ``demo/demo.py`` writes: colour predictions, overlays and legends of images and videos.
 
 For an image ``<stem>.<ext>``: ``<stem>_pred.png`` (colour prediction), ``<stem>_overlay.png``
-(colours blended over the image) and ``<stem>_legend.png`` (the classes present). For a video:
+(colours blended over the image) and ``<stem>_legend.png`` (the classes present); an image found
+in a subfolder of an input folder keeps that subfolder (``city/<stem>_pred.png``). For a video:
 ``<stem>_overlay.mp4`` (every frame overlaid, same frame rate) and ``<stem>_legend.png`` (the
 classes present in any frame). Videos are read and written with PyAV.
 """
@@ -9,6 +10,7 @@ classes present in any frame). Videos are read and written with PyAV.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from clouds.visualization.visualizer import colorize, legend, overlay, present_c
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ClassStyle",
+    "DemoInput",
     "collect_inputs",
     "image_output_paths",
     "read_video_frames",
@@ -46,26 +49,56 @@ class ClassStyle:
     alpha: float = 0.5
 
 
-def collect_inputs(specs: Sequence[str], exclude: Path | None = None) -> list[Path]:
-    """Image files named by ``specs``: files, folders (their images, sorted) or glob patterns,
-    leaving out the demo's own outputs (``<stem>_{pred,overlay,legend}.png``) in the output
-    folder ``exclude``, so that a run never reads back what an earlier one wrote.
+@dataclass(frozen=True)
+class DemoInput:
+    """An image to predict and the name of its outputs: its path relative to the folder (or the
+    fixed part of the glob pattern) it was found under, without the suffix ("city/frame" for
+    ``val/city/frame.png`` found under ``val``; the bare stem for a file named directly)."""
+
+    path: Path
+    name: str
+
+
+def _glob_root(pattern: str) -> Path:
+    """The leading folders of a glob pattern, before its first wildcard part."""
+    parts = Path(pattern).parts
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    return Path(*fixed[: len(parts) - 1])
+
+
+def _output_name(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` (posix, without suffix); its stem when ``root`` is None."""
+    if root is None:
+        return path.stem
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def collect_inputs(specs: Sequence[str], exclude: Path | None = None) -> list[DemoInput]:
+    """Image files named by ``specs``: files, folders (every image inside, subfolders included,
+    sorted) or glob patterns, leaving out the demo's own outputs
+    (``<name>_{pred,overlay,legend}.png``) inside the output folder ``exclude``, so that a run
+    never reads back what an earlier one wrote. Images found in subfolders keep their relative
+    folder in their output name, so ``val/frankfurt/a.png`` and ``val/lindau/a.png`` do not clash.
 
     Raises:
         FileNotFoundError: naming a spec that matches no image.
-        ValueError: when two inputs share a file stem (their outputs would collide).
+        ValueError: when two inputs would get the same output name.
     """
-    found: list[Path] = []
+    found: list[DemoInput] = []
     for spec in specs:
-        path = Path(spec)
+        path = Path(os.path.expanduser(spec))
         if path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            root: Path | None = path
+            matches = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            )
         elif path.is_file():
-            matches = [path]
+            root, matches = None, [path]
         else:
+            root = _glob_root(str(path))
             matches = sorted(
                 Path(p)
-                for p in glob.glob(os.path.expanduser(spec), recursive=True)
+                for p in glob.glob(str(path), recursive=True)
                 if Path(p).suffix.lower() in IMAGE_EXTENSIONS and Path(p).is_file()
             )
         if exclude is not None:
@@ -75,33 +108,37 @@ def collect_inputs(specs: Sequence[str], exclude: Path | None = None) -> list[Pa
             raise FileNotFoundError(
                 f"--input {spec!r} matches no image file{outside} ({IMAGE_EXTENSIONS})"
             )
-        found.extend(matches)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    stems: dict[str, Path] = {}
-    for path in unique:
-        if path.stem in stems:
+        found.extend(DemoInput(p.resolve(), _output_name(p, root)) for p in matches)
+    unique: dict[Path, DemoInput] = {}
+    for item in found:
+        unique.setdefault(item.path, item)
+    by_name: dict[str, Path] = {}
+    for item in unique.values():
+        if item.name in by_name:
             raise ValueError(
-                f"Inputs {stems[path.stem]} and {path} share the stem {path.stem!r}; their outputs "
-                f"would overwrite each other: run them separately"
+                f"Inputs {by_name[item.name]} and {item.path} share the output name "
+                f"{item.name!r}; their outputs would overwrite each other: run them separately"
             )
-        stems[path.stem] = path
-    return unique
+        by_name[item.name] = item.path
+    return list(unique.values())
 
 
 def _is_output(path: Path, output_dir: Path) -> bool:
-    """Whether ``path`` is a file that :func:`save_image_outputs` writes into ``output_dir``."""
+    """Whether ``path`` is a file that :func:`save_image_outputs` writes into ``output_dir``
+    (or one of its subfolders)."""
     kinds = image_output_paths(output_dir, "").keys()
-    in_output = path.resolve().parent == output_dir.resolve()
+    in_output = output_dir.resolve() in path.resolve().parents
     return in_output and any(path.name.endswith(f"_{kind}.png") for kind in kinds)
 
 
-def image_output_paths(output_dir: Path, stem: str) -> dict[str, Path]:
-    """{"pred", "overlay", "legend"} -> the PNG paths written for an image of ``stem``."""
-    return {kind: output_dir / f"{stem}_{kind}.png" for kind in ("pred", "overlay", "legend")}
+def image_output_paths(output_dir: Path, name: str) -> dict[str, Path]:
+    """{"pred", "overlay", "legend"} -> the PNG paths written for an image whose output name
+    is ``name`` (a stem, or a relative path without suffix: "city/frame")."""
+    return {kind: output_dir / f"{name}_{kind}.png" for kind in ("pred", "overlay", "legend")}
 
 
 def save_image_outputs(
-    image: np.ndarray, pred: np.ndarray, output_dir: Path, stem: str, style: ClassStyle
+    image: np.ndarray, pred: np.ndarray, output_dir: Path, name: str, style: ClassStyle
 ) -> dict[str, Path]:
     """Write the colour prediction, the overlay and the legend of one image.
 
@@ -109,7 +146,7 @@ def save_image_outputs(
         image: (H, W, 3) uint8 RGB.
         pred: (H, W) predicted class ids.
     """
-    paths = image_output_paths(output_dir, stem)
+    paths = image_output_paths(output_dir, name)
     ids = present_classes(pred, len(style.class_names))
     write_png_atomic(colorize(pred, style.colors), paths["pred"])
     write_png_atomic(overlay(image, pred, style.colors, style.alpha), paths["overlay"])

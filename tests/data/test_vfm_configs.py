@@ -23,6 +23,17 @@ from clouds.data.build import images_per_rank
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = json.loads((ROOT / "tests/fixtures/dgvfm_train/original_configs.json").read_text())
+# the SegFormer / HRDA / frozen systems (their "system" entry: tests/engine/test_segformer_hrda_configs.py)
+ORIGINAL |= json.loads((ROOT / "tests/fixtures/segformer_hrda/original_configs.json").read_text())
+# the Mask2Former configs named dg_* (all of them, with their "m2f" entry:
+# tests/engine/test_mask2former_configs.py)
+ORIGINAL |= {
+    name: values
+    for name, values in json.loads(
+        (ROOT / "tests/fixtures/mask2former_mmdet/original_configs.json").read_text()
+    ).items()
+    if Path(name).name.startswith("dg_")
+}
 # the original's test modes and ours, by the original's names
 MODES = {
     "ms_slide_inference": "coarse_to_fine",
@@ -103,7 +114,20 @@ def _model(cfg: CfgNode, original: dict) -> dict:
         ours["hr_crop_size"] = [cfg.MODEL.VFM_HEAD.SUB_CROP] * 2
         ours["crop_coord_divisible"] = cfg.MODEL.VFM_HEAD.SUB_CROP_GRID
     assert HEADS[heads.get("transformer")] == head_type
-    lora = cfg.MODEL.LORA
+    lora, rein = cfg.MODEL.LORA, cfg.MODEL.REIN
+    if rein.ENABLED:  # the Rein configs: a frozen ViT (the Reins module sized by it), no LoRA
+        assert not lora.ENABLED and cfg.MODEL.BACKBONE.FREEZE
+        embed_dims, num_layers = {"DINOv2": (1024, 24)}[cfg.MODEL.BACKBONE.NAME]
+        reins = {
+            "type": rein.TYPE,
+            "token_length": rein.TOKEN_LENGTH,
+            "lora_dim": rein.LORA_DIM,
+            "link_token_to_query": rein.LINK_TOKEN_TO_QUERY,
+            "embed_dims": embed_dims,
+            "num_layers": num_layers,
+            "patch_size": cfg.MODEL.VFM.PATCH_SIZE,
+        }
+        return {"rein": reins, "heads": ours}
     assert lora.ENABLED
     return {"lora": {"r": lora.RANK, "alpha": lora.ALPHA, "dropout": lora.DROPOUT}, "heads": ours}
 

@@ -105,6 +105,12 @@ def test_test_scales_must_match_datasets() -> None:
     cfg.INPUT.VFM_PIPELINE.TEST_SCALES = []
     with pytest.raises(ConfigError, match="one \\(W, H\\) per DATASETS.TEST"):
         VFMTestMapper.from_config(cfg, "cityscapes_val")
+    cfg.DATASETS.TEST = ("gta5", "cityscapes_val")
+    cfg.INPUT.VFM_PIPELINE.TEST_SCALES = [[64, 32]]  # one scale serves every test set
+    assert VFMTestMapper.from_config(cfg, "cityscapes_val").scale == (64, 32)
+    cfg.INPUT.VFM_PIPELINE.TEST_SCALES = [[64, 32], [32, 16], [16, 8]]
+    with pytest.raises(ConfigError, match="one \\(W, H\\) per DATASETS.TEST"):
+        VFMTestMapper.from_config(cfg, "gta5")
 
 
 def _sample(tmp_path: Path, height: int, width: int) -> dict:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -112,11 +116,17 @@ def _read_png(path: Path) -> np.ndarray:
 def test_images_files_folder_and_glob(setup, tmp_path: Path) -> None:
     cfg_file, weights = setup
     demo = _demo()
-    images = {}
-    for seed, folder in [(0, "single"), (1, "folder"), (2, "folder"), (3, "globbed")]:
-        images[f"img{seed}"] = _toy_image(seed)
-        write_png_atomic(images[f"img{seed}"], tmp_path / folder / f"img{seed}.png")
-    out = tmp_path / "out"
+    images = {}  # output name -> image
+    inputs = {  # file -> output name
+        "single/img0.png": "img0", "folder/img1.png": "img1", "folder/img2.png": "img2",
+        "globbed/img3.png": "globbed/img3",  # the folder a wildcard matched is kept
+        "folder/city_b/img1.png": "city_b/img1",
+        "folder/city_a/x/img5.png": "city_a/x/img5",
+    }  # fmt: skip
+    for seed, (file, name) in enumerate(inputs.items()):
+        images[name] = _toy_image(seed)
+        write_png_atomic(images[name], tmp_path / file)
+    out = tmp_path / "folder/out"  # inside an input folder: its outputs are never inputs
     argv = [
         "--config-file", str(cfg_file),
         "--input", str(tmp_path / "single/img0.png"), str(tmp_path / "folder"),
@@ -125,7 +135,7 @@ def test_images_files_folder_and_glob(setup, tmp_path: Path) -> None:
         "MODEL.WEIGHTS", str(weights), "INPUT.MIN_SIZE_TEST", "24",
     ]  # fmt: skip
     written = demo.run(demo.parse_args(argv))
-    assert len(written) == 3 * 4
+    assert len(written) == 3 * 6
     colors = class_colors(MetadataCatalog.get(DATASET))
     assert colors.shape == (4, 3) and colors[:3].tolist() == COLORS
     for stem, image in images.items():
@@ -143,11 +153,26 @@ def test_images_files_folder_and_glob(setup, tmp_path: Path) -> None:
     assert demo.run(demo.parse_args(argv)) == []
 
 
-def test_without_weights_predictions_differ(setup, tmp_path: Path) -> None:
+def test_without_weights_refused_in_one_line(setup, tmp_path: Path) -> None:
+    cfg_file, _ = setup
+    write_png_atomic(_toy_image(0), tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "demo/demo.py"), "--config-file", str(cfg_file)]
+    command += ["--input", str(tmp_path / "in"), "--output", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MODEL.WEIGHTS is not set" in lines[0], result.stderr
+    assert "--random-weights" in lines[0]
+    assert not out.exists()
+
+
+def test_random_weights_on_request_predictions_differ(setup, tmp_path: Path) -> None:
     cfg_file, _ = setup
     image = _toy_image(0)
     write_png_atomic(image, tmp_path / "a.png")
-    argv = ["--config-file", str(cfg_file), "--input", str(tmp_path / "a.png")]
+    argv = ["--config-file", str(cfg_file), "--input", str(tmp_path / "a.png"), "--random-weights"]
     assert _demo().main([*argv, "--output", str(tmp_path / "out")]) == 0
     colors = class_colors(MetadataCatalog.get(DATASET))
     # random init: not the predictions of the loaded weights, so weights really were loaded above
@@ -210,17 +235,26 @@ def test_video(setup, tmp_path: Path) -> None:
     assert all(tuple(colors[i].tolist()) in legend_colors for i in seen)
 
 
-def test_toy_clouds_model_open_vocabulary(tmp_path: Path) -> None:
+def test_toy_clouds_model_open_vocabulary(tmp_path: Path, caplog) -> None:
     image = _toy_image(5, 32, 64)
     write_png_atomic(image, tmp_path / "in" / "street.png")
     argv = [
-        "--config-file", str(ROOT / "configs/toy/Base-Toy-CLOUDS.yaml"),
+        "--config-file", str(ROOT / "configs/toy/open_vocabulary.yaml"),
         "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-        "--classes", "road", "giraffe", "sky",
+        "--classes", "road", "giraffe", "sky", "--random-weights",
         "MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", "32",
-        "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME", "MultiScaleMaskedTransformerDecoder",
     ]  # fmt: skip
-    assert _demo().main(argv) == 0
+    root_level = logging.getLogger().level
+    try:
+        assert _demo().main(argv) == 0
+    finally:
+        logging.getLogger().setLevel(root_level)
+    # open_clip's INFO lines (root logger) are off without --verbose; its untrue "initialized
+    # randomly" warning is replaced by ours, which names the key
+    assert not [r for r in caplog.records if r.name == "root" and r.levelno < logging.WARNING]
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("No pretrained weights loaded" in m for m in messages)
+    assert any(m.startswith("MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS is empty") for m in messages)
     meta = MetadataCatalog.get("demo_custom_classes")
     assert meta.stuff_classes == ["road", "giraffe", "sky"]
     colors = class_colors(meta)
@@ -242,6 +276,7 @@ def test_errors(setup, tmp_path: Path) -> None:
         ["MODEL.DEVICE", "cpu"],
     )
     missing = ["--config-file", str(cfg_file), "--input", str(tmp_path / "none*.png")]
+    missing.append("--random-weights")
     assert demo.main([*missing, "--output", str(tmp_path)]) == 1
     with pytest.raises(FileNotFoundError, match="none\\*.png"):
         demo.run(demo.parse_args([*missing, "--output", str(tmp_path)]))
@@ -249,8 +284,9 @@ def test_errors(setup, tmp_path: Path) -> None:
         demo.parse_args(["--config-file", str(cfg_file), "--output", str(tmp_path)])
     write_png_atomic(_toy_image(0), tmp_path / "x" / "a.png")
     write_png_atomic(_toy_image(1), tmp_path / "y" / "a.png")
-    args = ["--config-file", str(cfg_file), "--input", str(tmp_path / "x"), str(tmp_path / "y")]
-    with pytest.raises(ValueError, match="share the stem 'a'"):
+    args = ["--config-file", str(cfg_file), "--random-weights", "--input"]
+    args += [str(tmp_path / "x"), str(tmp_path / "y")]
+    with pytest.raises(ValueError, match="share the output name 'a'"):
         demo.run(demo.parse_args([*args, "--output", str(tmp_path)]))
 
 
@@ -274,3 +310,43 @@ def test_predictor_resizes_and_returns_original_size(setup) -> None:
     assert agreement > 0.8  # only pixels near block borders may change after resizing
     with pytest.raises(ValueError, match="uint8 RGB image"):
         predictor(image.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("configs/toy/Base-Toy-CLOUDS.yaml", "TRANSFORMER_DECODER_NAME=OriginalMultiScale"),
+        (None, "MODEL.META_ARCHITECTURE=DemoTestColorArch"),
+    ],
+)
+def test_classes_with_a_linear_head_name_the_decoder_to_use(
+    setup, tmp_path: Path, monkeypatch, caplog, config: str | None, expected: str
+) -> None:
+    import clouds.predictor
+
+    def never(*args: object) -> None:
+        raise AssertionError("the model must not be built")
+
+    monkeypatch.setattr(clouds.predictor, "build_model", never)
+    write_png_atomic(_toy_image(0), tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    argv = [
+        "--config-file", str(ROOT / config) if config else str(setup[0]),
+        "--input", str(tmp_path / "in"), "--output", str(out),
+        "--classes", "road", "giraffe", "--random-weights",
+    ]  # fmt: skip
+    assert _demo().main(argv) == 2
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert expected in error and "configs/variants/train_gta_text_classifier.yaml" in error
+    assert "\n" not in error and not out.exists()
+
+
+def test_text_classifier_config_selects_the_text_decoder() -> None:
+    from clouds.config import load_config
+    from clouds.modeling.registry import TRANSFORMER_DECODER_REGISTRY
+
+    demo = _demo()
+    for path in (demo.TEXT_CLASSIFIER_CONFIG, "configs/toy/open_vocabulary.yaml"):
+        cfg = load_config(str(ROOT / path))
+        decoder = TRANSFORMER_DECODER_REGISTRY.get(cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME)
+        assert decoder.uses_text_classifier and demo.classes_problem(cfg) is None

@@ -48,7 +48,11 @@ def test_dist_url_sets_master_and_node_rank(monkeypatch) -> None:
 def test_accelerator_and_precision(monkeypatch) -> None:
     cfg = get_cfg()
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert resolve_accelerator(cfg) == "cpu"  # cuda asked, none available: falls back
+    with pytest.raises(ConfigError, match="no GPU.*MODEL.DEVICE cpu"):
+        resolve_accelerator(cfg)  # cuda asked, none available: an error, no silent CPU run
+    cfg.MODEL.DEVICE = "cpu"
+    assert resolve_accelerator(cfg) == "cpu"
+    cfg.MODEL.DEVICE = "cuda"
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     assert resolve_accelerator(cfg) == "gpu"
     cfg.MODEL.DEVICE = "tpu"

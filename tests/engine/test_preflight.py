@@ -42,6 +42,7 @@ def _cfg(**overrides: object):
     cfg = get_cfg()
     cfg.DATASETS.TRAIN = ("gta5",)
     cfg.DATASETS.TEST = ("cityscapes_val",)
+    cfg.MODEL.DEVICE = "cpu"  # the GPU checks ask for cuda themselves
     for key, value in overrides.items():
         node = cfg
         *parents, leaf = key.split(".")
@@ -114,10 +115,18 @@ def test_missing_files_name_their_key(datasets: Path, tmp_path: Path) -> None:
 
 def test_gpu_processes_need_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cuda = {"MODEL.DEVICE": "cuda"}
     with pytest.raises(ConfigError, match="--num-gpus 2 .*no GPU.*MODEL.DEVICE cpu"):
-        preflight.check_processes(_cfg(), 2)
+        preflight.check_processes(_cfg(**cuda), 2)
     preflight.check_processes(_cfg(**{"MODEL.DEVICE": "cpu"}), 2)  # CPU processes, asked for
-    preflight.check_processes(_cfg(), 1)  # one process falls back to the CPU
+    # the same rule for every N: one GPU process without a GPU is an error too
+    with pytest.raises(ConfigError, match="--num-gpus 1 asks for 1 GPU process .*no GPU"):
+        preflight.check_processes(_cfg(**cuda), 1)
+    for bad in (0, -1):
+        with pytest.raises(
+            ConfigError, match=rf"--num-gpus must be at least 1 \(.*\), got {bad}\."
+        ):
+            preflight.check_processes(_cfg(**{"MODEL.DEVICE": "cpu"}), bad)
 
 
 def test_offline_weights_fail_at_once_naming_the_key(datasets: Path, offline: None) -> None:

@@ -22,6 +22,7 @@ from clouds.data.datasets import register_all_datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("lightning", "open_clip", "diffusers", "timm", "transformers")
+CPU = ("MODEL.DEVICE", "cpu")  # no GPU here: asking for one is an error
 
 
 def _config(folder: str, wanted: Callable[[CfgNode], bool]) -> Path:
@@ -95,7 +96,9 @@ def test_missing_dataset(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_real_config_without_network_names_the_key(env: dict[str, str], tmp_path: Path) -> None:
     cfg = _config("warmup/gta", _convnext)
-    code, message, heavy = _train_net(env, "--config-file", str(cfg), "OUTPUT_DIR", str(tmp_path))
+    code, message, heavy = _train_net(
+        env, "--config-file", str(cfg), "OUTPUT_DIR", str(tmp_path), *CPU
+    )
     assert code == 1 and heavy == []
     assert "MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS='laion2b_s29b_b131k_ft_soup'" in message
     assert "HF_HUB_OFFLINE is set" in message
@@ -106,7 +109,7 @@ def test_real_config_without_network_names_the_key(env: dict[str, str], tmp_path
 
 def test_missing_checkpoint_and_sam(env: dict[str, str], tmp_path: Path) -> None:
     cfg = _config("joint_training/gta", _convnext)
-    out = ["OUTPUT_DIR", str(tmp_path)]
+    out = ["OUTPUT_DIR", str(tmp_path), *CPU]
     code, message, _ = _train_net(env, "--config-file", str(cfg), *out)
     assert code == 1 and "MODEL.WEIGHTS file not found" in message
     weights = tmp_path / "warmup.ckpt"

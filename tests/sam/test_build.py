@@ -8,6 +8,7 @@ import torch
 
 from clouds.config import get_cfg
 from clouds.sam import SamCheckpointError, SamRefiner, build_sam, build_tiny_sam
+from clouds.utils.weights_file import WeightsFileError
 
 
 def test_tiny_checkpoint_loads_back_frozen(tiny_sam_checkpoint: Path) -> None:
@@ -56,8 +57,9 @@ def test_missing_and_mismatched_checkpoints_are_named(tmp_path: Path) -> None:
         build_sam("tiny", str(bad))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(SamCheckpointError, match="garbage.pth"):
+    with pytest.raises(WeightsFileError, match="MODEL.CLOUDS.SAM.CHECKPOINT .*garbage.pth") as info:
         build_sam("tiny", str(garbage))
+    assert "weights_only" not in str(info.value)
 
 
 def test_unknown_model_type_is_named() -> None:

@@ -231,7 +231,7 @@ def test_commands_without_weights_name_the_file(original_root: Path, tmp_path: P
 
 
 def test_configs_and_options_without_counterpart_are_refused(tmp_path: Path) -> None:
-    rein = _tool(tmp_path, "train.py", "configs/dg/gta2citys/dg_rein_dinov2_hrda_1024x1024.py")
+    rein = _tool(tmp_path, "train.py", "configs/uda/uda_rein_dinov2_hrda_1024x1024.py")
     assert rein.returncode == 2 and "no counterpart" in rein.stderr
     assert "dg_lora_dinov2_ms_masked.py" in rein.stderr
     option = _tool(tmp_path, "train.py", CONFIG, "--cfg-options", "model.decode_head.channels=8")

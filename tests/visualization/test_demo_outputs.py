@@ -34,7 +34,25 @@ def test_outputs_are_never_read_back_as_inputs(tmp_path: Path) -> None:
     out = tmp_path  # images and outputs in one folder
     for name in ("a.png", "a_overlay.png", "a_pred.png", "a_legend.png"):
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(out / name)
-    assert collect_inputs([str(out), str(out / "*.png")], exclude=out) == [out.resolve() / "a.png"]
-    assert len(collect_inputs([str(out)])) == 4  # without an output folder, all are images
+    (out / "city").mkdir()  # outputs of an image found in a subfolder
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(out / "city" / "a_pred.png")
+    found = collect_inputs([str(out), str(out / "*.png")], exclude=out)
+    assert [(item.path, item.name) for item in found] == [(out.resolve() / "a.png", "a")]
+    assert len(collect_inputs([str(out)])) == 5  # without an output folder, all are images
     with pytest.raises(FileNotFoundError, match="besides the outputs in"):
         collect_inputs([str(out / "a_*.png")], exclude=out)
+
+
+def test_folders_are_searched_recursively_keeping_subfolders(tmp_path: Path) -> None:
+    for name in ("val/frankfurt/a.png", "val/lindau/a.JPG", "val/lindau/deep/b.png", "val/c.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name, format="PNG")
+    found = collect_inputs([str(tmp_path / "val"), str(tmp_path / "val/*/a.png")])
+    names = {item.name: item.path.relative_to(tmp_path).as_posix() for item in found}
+    assert names == {
+        "frankfurt/a": "val/frankfurt/a.png",
+        "lindau/a": "val/lindau/a.JPG",
+        "lindau/deep/b": "val/lindau/deep/b.png",
+    }
+    with pytest.raises(ValueError, match="share the output name 'a'"):
+        collect_inputs([str(tmp_path / "val/frankfurt"), str(tmp_path / "val/lindau")])

@@ -6,7 +6,9 @@ stores a function and metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,6 +24,7 @@ __all__ = [
     "PairedLayout",
     "convert_hint",
     "image_hw",
+    "listing_unreadable_images",
     "load_image_label_pairs",
     "load_images",
     "register_dataset",
@@ -30,6 +33,7 @@ __all__ = [
 ]
 
 README = "datasets/README.md"
+_LIST_UNREADABLE: ContextVar[bool] = ContextVar("list_unreadable_images", default=False)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
@@ -40,8 +44,21 @@ class DatasetNotFoundError(FileNotFoundError):
         return self.args[0]
 
 
+@contextlib.contextmanager
+def listing_unreadable_images() -> Iterator[None]:
+    """Dataset loaders called inside list an image whose header cannot be read with height
+    and width 0 instead of raising, so that a scan of every file
+    (:mod:`clouds.data.data_check`) reaches and reports all of them."""
+    token = _LIST_UNREADABLE.set(True)
+    try:
+        yield
+    finally:
+        _LIST_UNREADABLE.reset(token)
+
+
 def image_hw(path: Path) -> tuple[int, int]:
-    """(height, width) of an image, read from its header only.
+    """(height, width) of an image, read from its header only ((0, 0) for an unreadable one
+    inside :func:`listing_unreadable_images`).
 
     Raises:
         DatasetNotFoundError: naming ``path`` if it cannot be opened as an image.
@@ -49,6 +66,8 @@ def image_hw(path: Path) -> tuple[int, int]:
     try:
         return read_image_hw(path)
     except ImageReadError as e:
+        if _LIST_UNREADABLE.get():
+            return 0, 0
         raise DatasetNotFoundError(f"Cannot read the image header of {path}: {e.__cause__}") from e
 
 

@@ -24,7 +24,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +43,7 @@ from clouds.modeling.registry import BACKBONE_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
 from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import mask_pool
 from clouds.utils import comm
+from clouds.utils.weights_file import OPEN_CLIP_FORMATS, reading_weights
 
 __all__ = [
     "CLIP",
@@ -72,6 +73,22 @@ def clip_weights_from_checkpoint() -> Iterator[None]:
         yield
     finally:
         _WEIGHTS_FROM_CHECKPOINT.reset(token)
+
+
+def _is_not_random_init_warning(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("No pretrained weights loaded for model")
+
+
+@contextmanager
+def _without_random_init_warning() -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded ... initialized randomly" warning (logged
+    on the root logger): untrue when a checkpoint's weights are loaded right after."""
+    root = logging.getLogger()
+    root.addFilter(_is_not_random_init_warning)
+    try:
+        yield
+    finally:
+        root.removeFilter(_is_not_random_init_warning)
 
 
 def register_model_configs(extra_dir: str = "") -> None:
@@ -143,12 +160,30 @@ def create_clip_model(model_name: str, pretrained: str = "") -> nn.Module:
         logger.info(
             "Building %s without pretrained weights: a checkpoint provides them", model_name
         )
-        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
+        with _without_random_init_warning():
+            return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
+    if not pretrained:
+        logger.warning(
+            "MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS is empty: %s is randomly initialised "
+            "(toy and test models)",
+            model_name,
+        )
+        with _without_random_init_warning():
+            return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
 
     def load() -> nn.Module:
-        return open_clip.create_model(
-            model_name, pretrained=pretrained or None, force_quick_gelu=quick_gelu
+        # a local file is checked first, and a failure to read it named by its key
+        reading = (
+            reading_weights(
+                pretrained, key="MODEL.CLOUDS.CLIP_PRETRAINED_WEIGHTS", formats=OPEN_CLIP_FORMATS
+            )
+            if pretrained and os.path.isfile(pretrained)
+            else nullcontext()
         )
+        with reading:
+            return open_clip.create_model(
+                model_name, pretrained=pretrained or None, force_quick_gelu=quick_gelu
+            )
 
     return _local_rank_zero_first(load)
 

@@ -15,7 +15,6 @@ anything is unpickled, and read by its own reader only when the user trusts the 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from clouds.modeling.checkpoint.mmengine import (
     read_mmengine_checkpoint,
 )
 from clouds.modeling.checkpoint.state import load_complete_state_dict, load_trainable_state_dict
+from clouds.utils.weights_file import CHECKPOINT_TODO, load_torch_weights
 
 __all__ = [
     "CHECKPOINT_FORMATS",
@@ -149,40 +149,23 @@ CHECKPOINT_FORMATS: list[CheckpointFormat] = [
 ]
 
 
-def read_checkpoint_payload(path: str | os.PathLike, *, mmap: bool = False) -> Any:
+def read_checkpoint_payload(
+    path: str | os.PathLike, *, mmap: bool = False, key: str = "MODEL.WEIGHTS"
+) -> Any:
     """The object ``torch.save`` wrote to ``path``, read with ``weights_only=True`` onto the
-    CPU; ``mmap`` maps the tensors' storage instead of reading it (files of the legacy, non-zip
-    format are read whole).
+    CPU through :func:`clouds.utils.weights_file.load_torch_weights`; ``mmap`` maps the
+    tensors' storage instead of reading it (files of the legacy, non-zip format are read whole).
+
+    Args:
+        key: the config key or flag naming the file, for the messages.
 
     Raises:
-        FileNotFoundError: naming ``path``.
-        ValueError: the file is empty, corrupt, not a torch file, or holds pickled objects
-            other than tensors and plain containers; the message says which.
+        UserFileError: ``path`` does not exist (a ``FileNotFoundError``).
+        WeightsFileError: the file is empty, truncated, corrupt, not a torch file, or holds
+            pickled objects other than tensors and plain containers (a ``ValueError``); one
+            line naming ``key`` and ``path``.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as e:
-        if mmap:  # files of the legacy (non-zip) format cannot be memory-mapped
-            return read_checkpoint_payload(path)
-        raise ValueError(_unreadable_message(path, e)) from e
-
-
-def _unreadable_message(path: str | os.PathLike, error: Exception) -> str:
-    """Why ``path`` could not be read as weights, without torch's advice to load unsafely."""
-    if os.path.getsize(path) == 0:
-        return f"Cannot read checkpoint {path}: the file is empty"
-    if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
-        return (
-            f"Cannot read checkpoint {path}: it holds Python objects other than tensors and "
-            f"plain containers, so it is not a weights file of a known format"
-        )
-    return (
-        f"Cannot read checkpoint {path}: it is not a PyTorch weights file (torch.save / "
-        f"Lightning / detectron2 checkpoint), or it is truncated or corrupt "
-        f"({type(error).__name__})"
-    )
+    return load_torch_weights(path, key=key, todo=CHECKPOINT_TODO, mmap=mmap)
 
 
 def detect_checkpoint_format(payload: Any, source: str = "payload") -> CheckpointFormat:

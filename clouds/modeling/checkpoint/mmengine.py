@@ -32,7 +32,9 @@ from typing import IO, Any
 import torch
 from torch import nn
 
+from clouds.modeling.checkpoint.mmdet_mask2former import mask2former_key
 from clouds.modeling.checkpoint.state import trainable_state_dict, verify_state_dict
+from clouds.utils.weights_file import PickledObjectsError, load_torch_weights
 
 __all__ = [
     "UntrustedCheckpointError",
@@ -45,8 +47,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Where the original's segmentors keep the peft-wrapped backbone: MsVFMEncoderDecoder (ms / ms_masked
-# configs), LoraBackboneEncoderDecoder (light-head configs).
-ORIGINAL_BACKBONE_PREFIXES = ("backbone.model.base_model.model.", "backbone.base_model.model.")
+# configs), LoraBackboneEncoderDecoder (light-head configs); the Rein backbones (``Reins*``) hold
+# the ViT directly under ``backbone.`` beside their ``backbone.reins.*``.
+ORIGINAL_BACKBONE_PREFIXES = (
+    "backbone.model.base_model.model.",
+    "backbone.base_model.model.",
+    "backbone.",
+)
 OUR_BACKBONE_PREFIX = "backbone.vit."
 
 # entries of the original's backbones that ours do not have and that do not change the output:
@@ -137,14 +144,11 @@ def read_mmengine_checkpoint(path: str | os.PathLike, *, trust_pickle: bool) -> 
         ValueError: the payload has no ``state_dict``.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"MODEL.WEIGHTS file not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+        payload = load_torch_weights(path, key="MODEL.WEIGHTS")
+    except PickledObjectsError as e:
         if not trust_pickle:
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-            reason = f"first refused: {found.group(1)}" if found else type(e).__name__
+            reason = f"first refused: {e.refused}" if e.refused else "pickled objects"
             raise UntrustedCheckpointError(
                 f"MODEL.WEIGHTS {path} holds pickled Python objects besides tensors (an mmengine "
                 f"checkpoint keeps mmengine HistoryBuffer objects in 'message_hub'; {reason}). "
@@ -153,8 +157,8 @@ def read_mmengine_checkpoint(path: str | os.PathLike, *, trust_pickle: bool) -> 
                 f"'MODEL.WEIGHTS_TRUST_PICKLE True' to the command line); mmengine classes are "
                 f"then replaced by inert stand-ins, none of their code runs."
             ) from e
-        payload = torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_pickle_module()
+        payload = load_torch_weights(
+            path, key="MODEL.WEIGHTS", trusted_pickle_module=_pickle_module()
         )
     if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
         raise ValueError(f"MODEL.WEIGHTS {path} is not an mmengine checkpoint (no 'state_dict')")
@@ -172,19 +176,21 @@ def map_original_state_dict(
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The original's ``state_dict`` with our key names, and the keys left out.
 
-    Backbone keys move from :data:`ORIGINAL_BACKBONE_PREFIXES` to ``backbone.vit.``;
+    Backbone keys move from :data:`ORIGINAL_BACKBONE_PREFIXES` to ``backbone.vit.`` (keys our
+    model has under the same name, such as Rein's ``backbone.reins.*``, stay);
     ``.base_layer`` is dropped where our model does not wrap the layer and added where it does.
     LoRA weights of layers our model does not wrap (MODEL.LORA.MODE "effective": those the
     original's forward never reaches) and the original-only entries without effect (DINOv2's
     mask token, EVA02's rotary buffers, CLIP's unused pyramid) are left out. Other keys (the
-    heads: ``decode_head.*``, ``aux_decoder.*``) are kept as they are.
+    heads: ``decode_head.*``, ``aux_decoder.*``) are kept as they are, but for the mmdet
+    Mask2Former head's, renamed by :func:`mask2former_key`.
     """
     mapped: dict[str, torch.Tensor] = {}
     left_out: list[str] = []
     for key, value in state.items():
         prefix = next((p for p in ORIGINAL_BACKBONE_PREFIXES if key.startswith(p)), None)
-        if prefix is None:
-            mapped[key] = value
+        if prefix is None or key in model_keys:
+            mapped[mask2former_key(key)] = value
             continue
         ours = OUR_BACKBONE_PREFIX + key[len(prefix) :]
         if ours not in model_keys:

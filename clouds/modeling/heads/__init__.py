@@ -1,7 +1,18 @@
 """Segmentation heads (importing registers them)."""
 
+from clouds.modeling.heads.attention_head import AttentionHead
+from clouds.modeling.heads.daformer_head import DAFormerAttentionHead, DAFormerHead
 from clouds.modeling.heads.mask_former_head import MaskFormerHead
 from clouds.modeling.heads.mgrnet import MGRNet
+from clouds.modeling.heads.segformer_head import SegFormerHead
 from clouds.modeling.heads.vfmnet import VFMNet
 
-__all__ = ["MGRNet", "MaskFormerHead", "VFMNet"]
+__all__ = [
+    "AttentionHead",
+    "DAFormerAttentionHead",
+    "DAFormerHead",
+    "MGRNet",
+    "MaskFormerHead",
+    "SegFormerHead",
+    "VFMNet",
+]

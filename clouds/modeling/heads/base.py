@@ -17,10 +17,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["DecodeHead", "MaskClassificationHead", "RefinementHead", "check_head"]
@@ -46,6 +47,16 @@ class DecodeHead(nn.Module, ABC):
     # the head's own feature pyramid may downsample further (e.g. a stride-32 level: 2)
     size_divisibility_factor: ClassVar[int] = 1
     has_own_losses: ClassVar[bool] = False
+    # forward / logits_at / losses take Rein's linked queries as ``queries=`` (the segmentor
+    # passes ``VFMBackbone.link_queries()`` when the backbone links them)
+    takes_link_queries: ClassVar[bool] = False
+
+    def logits_at(
+        self, features: Mapping[str, torch.Tensor], size: Sequence[int], **head_inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Class logits (B, K, *size): ``forward``'s logits resized bilinearly in one step."""
+        logits = self(features, **head_inputs)
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
     def losses(
         self, features: Mapping[str, torch.Tensor], labels: torch.Tensor

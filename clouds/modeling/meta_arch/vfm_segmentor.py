@@ -5,6 +5,8 @@ Head types (MODEL.VFM_HEAD.TYPE):
 - ``light``: the whole crop through backbone + :class:`VFMNet`, one cross-entropy.
 - ``mask_former``: the whole crop through backbone + the CLOUDS mask-classification head
   (:class:`VFMMaskHead`), set-criterion losses.
+- ``mask2former``: the whole crop through backbone + the DGVFM repository's mmdet-style
+  :class:`Mask2FormerHead` (its Rein / frozen-VFM systems), with Rein's linked queries.
 - ``ms`` / ``ms_masked`` (multi-scale, as DGVFM's ``MsVFMEncoderDecoder``): (a) the crop at half
   size through backbone + the light head, its logits upsampled to the half-size label; (b) ONE
   full-resolution sub-crop box per batch (offsets ``randint(0, (margin + 1) // grid) * grid``,
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.heads.base import DecodeHead, RefinementHead, check_head
+from clouds.modeling.heads.mask2former import Mask2FormerHead
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.inference import REFINING_MODES, InferenceSettings, infer_logits
 from clouds.modeling.meta_arch.base import (
@@ -52,7 +55,7 @@ from clouds.modeling.registry import (
 
 __all__ = ["HEAD_TYPES", "VFMSegmentor"]
 
-HEAD_TYPES = ("light", "ms", "ms_masked", "mask_former")
+HEAD_TYPES = ("light", "ms", "ms_masked", "mask_former", "mask2former")
 
 
 def _train_pad_size(cfg: CfgNode) -> tuple[int, int] | None:
@@ -152,6 +155,8 @@ class VFMSegmentor(SegmentorBase):
             aux_decoder = refine_cls.from_config(cfg, shape, masked=head.TYPE == "ms_masked")
         if head.TYPE == "mask_former":
             decode_head = VFMMaskHead.from_config(cfg, shape)
+        elif head.TYPE == "mask2former":
+            decode_head = Mask2FormerHead.from_config(cfg, shape)
         else:
             light_cls = registered_class(
                 VFM_HEAD_REGISTRY,
@@ -186,7 +191,8 @@ class VFMSegmentor(SegmentorBase):
         if self.training:
             images, labels = self._training_batch(batched_inputs)
             if self.decode_head.has_own_losses:
-                return self.decode_head.losses(self.backbone(images), labels)
+                features = self.backbone(images)
+                return self.decode_head.losses(features, labels, **self._head_inputs())
             if self.aux_decoder is None:
                 logits = _upsample(self.decode_head(self.backbone(images)), labels.shape[-2:])
                 return {"loss_sem_seg": self._ce(logits, labels)}
@@ -205,10 +211,19 @@ class VFMSegmentor(SegmentorBase):
         to ``size`` in one bilinear step (as mmseg's ``predict_by_feat``); inputs that are not
         multiples of the size divisibility are zero-padded and the padding cropped first."""
         padded, h, w = self._padded(images)
-        logits = self.decode_head(self.backbone(padded))
-        if padded.shape[-2:] != (h, w):
-            logits = _upsample(logits, padded.shape[-2:])[..., :h, :w]
-        return _upsample(logits, size)
+        features = self.backbone(padded)
+        if padded.shape[-2:] == (h, w):
+            return self.decode_head.logits_at(features, size, **self._head_inputs())
+        logits = self.decode_head.logits_at(features, padded.shape[-2:], **self._head_inputs())
+        return _upsample(logits[..., :h, :w], size)
+
+    def _head_inputs(self) -> dict[str, torch.Tensor]:
+        """Rein's linked queries of this step (after the backbone's forward) for a decode head
+        that takes them, else nothing."""
+        if not self.decode_head.takes_link_queries:
+            return {}
+        queries = self.backbone.link_queries()
+        return {} if queries is None else {"queries": queries}
 
     def whole_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Any-size (B, 3, H, W) -> light-head logits (B, K, H, W)."""

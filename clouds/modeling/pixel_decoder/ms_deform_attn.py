@@ -18,14 +18,15 @@ __all__ = ["MSDeformAttn", "ms_deform_attn_core"]
 
 
 def _level_shapes(spatial_shapes: Tensor | Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    """(H, W) of each level as Python ints."""
+    """(H, W) of each level as Python ints (symbolic sizes under torch.export stay symbolic,
+    so an exported graph keeps its dynamic image size)."""
     if isinstance(spatial_shapes, Tensor):
         if spatial_shapes.dim() != 2 or spatial_shapes.shape[1] != 2:
             raise ValueError(
                 f"spatial_shapes must have shape (L, 2), got {tuple(spatial_shapes.shape)}"
             )
         spatial_shapes = spatial_shapes.tolist()
-    return [(int(h), int(w)) for h, w in spatial_shapes]
+    return [(h if isinstance(h, torch.SymInt) else int(h), w if isinstance(w, torch.SymInt) else int(w)) for h, w in spatial_shapes]
 
 
 def ms_deform_attn_core(

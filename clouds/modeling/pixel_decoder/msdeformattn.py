@@ -151,7 +151,8 @@ class MSDeformAttnEncoder(nn.Module):
 
     def forward(self, srcs: Sequence[Tensor], pos_embeds: Sequence[Tensor]) -> Tensor:
         """srcs, pos_embeds: L maps (N, C, H_l, W_l) -> (N, S, C) encoded, levels concatenated."""
-        shapes = [(int(s.shape[-2]), int(s.shape[-1])) for s in srcs]
+        # sizes kept as they come (symbolic under torch.export: no specialisation)
+        shapes = [(s.shape[-2], s.shape[-1]) for s in srcs]
         src = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], dim=1)
         pos = torch.cat(
             [

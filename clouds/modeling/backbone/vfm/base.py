@@ -4,7 +4,9 @@ Every VFM backbone wraps one ViT (``self.vit``) and returns the raw outputs of f
 (class/register tokens dropped) as (B, C, H/16, W/16) maps named ``vfm0`` .. ``vfm3``. The base
 weights are frozen; LoRA branches (peft) on the family's default target modules are the only
 trainable backbone parameters. The ViT always stays in eval mode (no drop-path); only the LoRA
-dropout follows ``train()``.
+dropout follows ``train()``. With MODEL.REIN.ENABLED, a Rein module (``self.reins``) refines the
+output of the backbone's Rein blocks and is trainable; :meth:`VFMBackbone.link_queries` gives its
+token-to-query link. MODEL.VFM.RESIZE_FEATURES brings the maps to strides 4, 8, 16 and 32.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.base import Backbone
 from clouds.modeling.backbone.vfm.lora import inject_lora
+from clouds.modeling.backbone.vfm.rein import ReinSettings, build_reins
 from clouds.modeling.shape_spec import ShapeSpec
 
 __all__ = ["LORA_MODES", "LoraSettings", "TinySettings", "VFMBackbone"]
@@ -28,6 +32,8 @@ _Backbone = TypeVar("_Backbone", bound="VFMBackbone")
 
 
 LORA_MODES = ("effective", "all")
+# scale factors of MODEL.VFM.RESIZE_FEATURES: stride 16 -> 4, 8, 16, 32
+_RESIZE_FACTORS = (4.0, 2.0, 1.0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ class VFMBackbone(Backbone):
     # input normalisation of every DGVFM backbone (ImageNet, 0-255 RGB), as its configs set it
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    # how the blocks hold their tokens (rein.TOKEN_LAYOUTS), for Rein's refinement
+    token_layout: str = "batch_first"
 
     def __init__(
         self,
@@ -110,6 +118,8 @@ class VFMBackbone(Backbone):
         patch_size: int = 16,
         freeze: bool = True,
         lora: LoraSettings | None = None,
+        rein: ReinSettings | None = None,
+        resize_features: bool = False,
     ) -> None:
         super().__init__()
         if len(out_indices) != 4:
@@ -121,6 +131,7 @@ class VFMBackbone(Backbone):
                 f"(the ViT has {depth} blocks)"
             )
         self.out_indices = tuple(out_indices)
+        self.resize_features = resize_features
         self.embed_dim = embed_dim
         self.patch_size = patch_size
         self._out_features = [f"vfm{i}" for i in range(len(out_indices))]
@@ -138,6 +149,24 @@ class VFMBackbone(Backbone):
             )
         self.vit = vit
         self.vit.eval()
+        self.rein_layers: dict[int, int] = {}
+        if rein is not None:
+            if not freeze:
+                raise ConfigError(
+                    "MODEL.REIN.ENABLED trains Rein on a frozen ViT: set MODEL.BACKBONE.FREEZE True"
+                )
+            layers = rein.layers or self.default_rein_layers(depth)
+            bad = [i for i in layers if not 0 <= i < depth]
+            if bad:
+                raise ConfigError(f"MODEL.REIN.LAYERS {list(layers)}: {bad} outside 0..{depth - 1}")
+            self.rein_layers = {block: k for k, block in enumerate(layers)}
+            self.reins = build_reins(
+                rein, num_layers=len(layers), embed_dims=embed_dim, patch_size=patch_size
+            )
+
+    def default_rein_layers(self, depth: int) -> tuple[int, ...]:
+        """Blocks Rein refines when MODEL.REIN.LAYERS is []: every block."""
+        return tuple(range(depth))
 
     @classmethod
     def from_vit(
@@ -162,6 +191,8 @@ class VFMBackbone(Backbone):
             patch_size=cfg.MODEL.VFM.PATCH_SIZE,
             freeze=cfg.MODEL.BACKBONE.FREEZE,
             lora=LoraSettings.from_config(cfg, cls.default_lora_targets, cls.bypassed_lora_targets),
+            rein=ReinSettings.from_config(cfg),
+            resize_features=cfg.MODEL.VFM.RESIZE_FEATURES,
         )
 
     @property
@@ -170,11 +201,23 @@ class VFMBackbone(Backbone):
         return self.patch_size
 
     def output_shape(self) -> dict[str, ShapeSpec]:
-        """Four maps of ``embed_dim`` channels at stride 16."""
+        """Four maps of ``embed_dim`` channels at stride 16 (4, 8, 16, 32 when resized)."""
+        factors = _RESIZE_FACTORS if self.resize_features else (1.0,) * len(self._out_features)
         return {
-            name: ShapeSpec(channels=self.embed_dim, stride=self.patch_size)
-            for name in self._out_features
+            name: ShapeSpec(channels=self.embed_dim, stride=int(self.patch_size / f))
+            for name, f in zip(self._out_features, factors)
         }
+
+    def link_queries(self) -> torch.Tensor | None:
+        """Rein's token-to-query link: (TOKEN_LENGTH, QUERY_DIMS) queries for a mask head.
+
+        None without Rein or with MODEL.REIN.LINK_TOKEN_TO_QUERY off. The queries depend on Rein's
+        parameters only; call it in the same step as the forward, as the original returns both.
+        """
+        reins = getattr(self, "reins", None)
+        if reins is None or not reins.link_token_to_query:
+            return None
+        return reins.link_queries()
 
     def train(self, mode: bool = True) -> VFMBackbone:
         """Keep the ViT in eval mode; only LoRA dropout layers follow ``mode``."""
@@ -195,6 +238,13 @@ class VFMBackbone(Backbone):
                 f"input size {h}x{w} is not a multiple of the patch size {self.patch_size}; pad first"
             )
         features = self.forward_blocks(images)
+        if self.resize_features:
+            features = [
+                f
+                if s == 1.0
+                else F.interpolate(f, scale_factor=s, mode="bilinear", align_corners=False)
+                for f, s in zip(features, _RESIZE_FACTORS)
+            ]
         return dict(zip(self._out_features, features))
 
     @abstractmethod
@@ -209,11 +259,13 @@ class VFMBackbone(Backbone):
         *block_args: Any,
     ) -> list[torch.Tensor]:
         """Run ``blocks`` (each called as ``block(x, *block_args)``) on the tokens ``x`` up to
-        the last of ``out_indices``; ``to_map`` turns the output of each block of
-        ``out_indices`` into a (B, C, H/16, W/16) map."""
+        the last of ``out_indices``, Rein refining the output of its blocks; ``to_map`` turns the
+        output of each block of ``out_indices`` into a (B, C, H/16, W/16) map."""
         features = []
         for i, block in enumerate(blocks[: max(self.out_indices) + 1]):
             x = block(x, *block_args)
+            if i in self.rein_layers:
+                x = self.reins(x, self.rein_layers[i], layout=self.token_layout)
             if i in self.out_indices:
                 features.append(to_map(x))
         return features

@@ -17,6 +17,9 @@ which holds the same parameters under the same names and calls ``out_proj`` as a
 The blocks run on sequence-first tokens (N, B, C), as DGVFM's tower (open_clip's default is
 batch-first): the LoRA dropouts draw their masks over the tokens in memory order, so only this
 layout draws the original's masks from the same seed.
+
+With Rein (MODEL.REIN.ENABLED), as DGVFM's ``ReinsCLIPVisionTransformer``, the four maps go
+through the module's trainable feature pyramid (``fpn1`` .. ``fpn4``) to strides 4, 8, 16, 32.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
+from clouds.modeling.backbone.vfm.clip_pyramid import clip_pyramid_levels
 from clouds.modeling.backbone.vfm.convert import convert_official_state, read_official_file
 from clouds.modeling.backbone.vfm.loading import (
     ConvertSettings,
@@ -39,6 +43,7 @@ from clouds.modeling.backbone.vfm.loading import (
 )
 from clouds.modeling.backbone.vfm.weights import hub_weights_file
 from clouds.modeling.registry import BACKBONE_REGISTRY
+from clouds.modeling.shape_spec import ShapeSpec
 
 __all__ = ["CLIPViT", "ProjectedSelfAttention", "create_open_clip_visual"]
 
@@ -211,6 +216,7 @@ class CLIPViT(VFMBackbone):
     block_pattern = r"transformer\.resblocks\.\d+"
     default_lora_targets = ("attn.out_proj", "mlp.c_fc", "mlp.c_proj")
     bypassed_lora_targets = ("attn.out_proj",)
+    token_layout = "sequence_first"
 
     def __init__(
         self, *, pos_grid: tuple[int, int], double_class_token: bool = True, **kwargs: Any
@@ -218,6 +224,28 @@ class CLIPViT(VFMBackbone):
         super().__init__(**kwargs)
         self.pos_grid = tuple(pos_grid)
         self.double_class_token = double_class_token
+        self.pyramid: list[str] = []
+        if self.rein_layers:
+            if self.patch_size != 16:
+                raise ConfigError(
+                    f"Rein on CLIP needs MODEL.VFM.PATCH_SIZE 16, got {self.patch_size}"
+                )
+            if self.resize_features:
+                raise ConfigError(
+                    "Rein on CLIP brings its maps to strides 4-32 by its pyramid: set MODEL.VFM.RESIZE_FEATURES False"
+                )
+            for name, level in clip_pyramid_levels(self.embed_dim).items():
+                self.add_module(name, level)
+                self.pyramid.append(name)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        """Stride 16 (4, 8, 16, 32 with Rein's pyramid)."""
+        if not self.pyramid:
+            return super().output_shape()
+        return {
+            name: ShapeSpec(channels=self.embed_dim, stride=stride)
+            for name, stride in zip(self._out_features, (4, 8, 16, 32))
+        }
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> CLIPViT:
@@ -266,4 +294,5 @@ class CLIPViT(VFMBackbone):
         def to_map(tokens: torch.Tensor) -> torch.Tensor:
             return tokens.transpose(0, 1)[:, 1:].transpose(1, 2).reshape(b, c, h, w)
 
-        return self.run_blocks(visual.transformer.resblocks, x, to_map)
+        features = self.run_blocks(visual.transformer.resblocks, x, to_map)
+        return [getattr(self, name)(f) for name, f in zip(self.pyramid, features)] or features

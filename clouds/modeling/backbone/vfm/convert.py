@@ -24,8 +24,14 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from timm.layers import resample_patch_embed
+
+from clouds.utils.weights_file import (
+    check_weights_file,
+    load_safetensors_weights,
+    load_torch_weights,
+    reading_weights,
+)
 
 __all__ = [
     "FAMILIES",
@@ -149,7 +155,7 @@ def _is_torchscript(path: str) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
-def read_official_file(path: str, family: str) -> _StateDict:
+def read_official_file(path: str, family: str, *, key: str = "MODEL.VFM.WEIGHTS") -> _StateDict:
     """The ViT entries of an official (or already converted) weight file of ``family``.
 
     DINOv2: the plain state dict. EVA02: unwraps ``{"model"|"module": ...}``. CLIP: OpenAI's
@@ -164,15 +170,16 @@ def read_official_file(path: str, family: str) -> _StateDict:
         raise ValueError(f"unknown VFM family {family!r} (one of {', '.join(FAMILIES)})")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"MODEL.VFM.WEIGHTS file not found: {path}")
+    info = check_weights_file(path, key=key)
     if _is_torchscript(path):
-        with warnings.catch_warnings():
+        with reading_weights(path, key=key), warnings.catch_warnings():
             # OpenAI's release is TorchScript: torch.jit.load is the only reader there is
             warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=FutureWarning)
             state = torch.jit.load(path, map_location="cpu").float().state_dict()
-    elif path.endswith(".safetensors"):
-        state = load_file(path)
+    elif info.format == "safetensors":
+        state = load_safetensors_weights(path, key=key)
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_weights(path, key=key)
     for key in ("model", "module", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

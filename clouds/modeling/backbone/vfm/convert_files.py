@@ -23,6 +23,7 @@ import torch
 
 from clouds.modeling.backbone.vfm.convert import convert_official_state
 from clouds.utils.io import atomic_path
+from clouds.utils.weights_file import load_torch_weights
 
 __all__ = [
     "EVA02_GRID",
@@ -40,12 +41,13 @@ _State = MutableMapping[str, torch.Tensor]
 
 
 def _load(path: str) -> object:
-    """``torch.load`` of a release file (tensors only), naming ``path`` when it is missing."""
+    """A release file read by :func:`clouds.utils.weights_file.load_torch_weights` (tensors
+    only), naming ``path`` when it is missing."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"weight file not found: {path} (absolute: {os.path.abspath(path)})"
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_weights(path, key="pretrained file")
 
 
 def _check_entries(state: object, path: str, what: str) -> _State:

@@ -19,6 +19,7 @@ from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
+from clouds.modeling.backbone.vfm.embed import bicubic_resize_by_scale
 from clouds.modeling.backbone.vfm.convert import convert_official_state, read_official_file
 from clouds.modeling.backbone.vfm.loading import (
     ConvertSettings,
@@ -40,6 +41,8 @@ def dinov2_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], offset: flo
     """
     n = int(round((pos_embed.shape[1] - 1) ** 0.5))
     h, w = grid
+    if torch.compiler.is_exporting():
+        return _exportable_pos_embed(pos_embed, grid, offset, n)
     if h == w and h * w == n * n:
         return pos_embed
     patch = pos_embed[:, 1:].float().reshape(1, n, n, -1).permute(0, 3, 1, 2)
@@ -50,6 +53,23 @@ def dinov2_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], offset: flo
         patch = F.interpolate(patch, size=(h, w), mode="bicubic", align_corners=False)
     if tuple(patch.shape[-2:]) != (h, w):
         raise ValueError(f"position grid {tuple(patch.shape[-2:])} instead of {grid} (offset)")
+    patch = patch.permute(0, 2, 3, 1).reshape(1, h * w, -1)
+    return torch.cat([pos_embed[:, :1], patch.to(pos_embed.dtype)], dim=1)
+
+
+def _exportable_pos_embed(
+    pos_embed: torch.Tensor, grid: tuple[int, int], offset: float, n: int
+) -> torch.Tensor:
+    """:func:`dinov2_pos_embed` for ``torch.export`` with a symbolic grid: the resampling as
+    matrices (:func:`bicubic_resize_by_scale`) and the kept-as-is case of the n x n grid chosen
+    by value instead of by a Python branch."""
+    h, w = grid
+    source = pos_embed[:, 1:].float().reshape(1, n, n, -1).permute(0, 3, 1, 2)
+    patch = bicubic_resize_by_scale(source, (h, w), ((h + offset) / n, (w + offset) / n))
+    if offset:  # scale 1 on the n x n grid: the identity, i.e. the embedding kept as is
+        kept = bicubic_resize_by_scale(source, (h, w), (h / n, w / n))
+        on_grid = (torch.ones(h).sum() == n) & (torch.ones(w).sum() == n)
+        patch = torch.where(on_grid, kept, patch)
     patch = patch.permute(0, 2, 3, 1).reshape(1, h * w, -1)
     return torch.cat([pos_embed[:, :1], patch.to(pos_embed.dtype)], dim=1)
 

@@ -119,6 +119,11 @@ class SAMViT(VFMBackbone):
 
     block_pattern = r"blocks\.\d+"
     default_lora_targets = ("attn.qkv",)
+    token_layout = "grid"
+
+    def default_rein_layers(self, depth: int) -> tuple[int, ...]:
+        """Rein refines the global-attention blocks (``out_indices``), as the original's."""
+        return self.out_indices
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> SAMViT:

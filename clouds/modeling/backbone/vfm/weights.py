@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
-from safetensors.torch import load_file
+
+from clouds.utils.weights_file import (
+    WEIGHT_FILE_NAMES,
+    check_weights_file,
+    load_safetensors_weights,
+    load_torch_weights,
+    resolve_weights_path,
+)
 
 __all__ = [
     "WEIGHT_FILE_NAMES",
@@ -17,33 +23,6 @@ __all__ = [
     "resolve_weights_path",
     "submodule_state_dict",
 ]
-
-# file names looked up inside a weights folder or a hub repository, in this order
-WEIGHT_FILE_NAMES = (
-    "model.safetensors",
-    "open_clip_model.safetensors",
-    "pytorch_model.bin",
-    "open_clip_pytorch_model.bin",
-    "model.pth",
-)
-
-
-def resolve_weights_path(path: str, names: Sequence[str] = WEIGHT_FILE_NAMES) -> str:
-    """The weight file at ``path``, or the first of ``names`` inside the folder ``path``.
-
-    Raises:
-        FileNotFoundError: naming ``path`` (MODEL.VFM.WEIGHTS) when nothing usable is there.
-    """
-    path = os.path.expanduser(path)
-    if os.path.isfile(path):
-        return path
-    if os.path.isdir(path):
-        for name in names:
-            candidate = os.path.join(path, name)
-            if os.path.isfile(candidate):
-                return candidate
-        raise FileNotFoundError(f"MODEL.VFM.WEIGHTS folder {path} holds none of {', '.join(names)}")
-    raise FileNotFoundError(f"MODEL.VFM.WEIGHTS file or folder not found: {path}")
 
 
 def hub_weights_file(
@@ -67,11 +46,12 @@ def hub_weights_file(
     )
 
 
-def read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """Read a safetensors or torch checkpoint; unwraps a ``{"state_dict"|"model": ...}`` dict."""
-    if path.endswith(".safetensors"):
-        return load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def read_state_dict(path: str, *, key: str = "MODEL.VFM.WEIGHTS") -> dict[str, torch.Tensor]:
+    """Read a safetensors or torch checkpoint (through :mod:`clouds.utils.weights_file`,
+    errors naming ``key``); unwraps a ``{"state_dict"|"model": ...}`` dict."""
+    if check_weights_file(path, key=key).format == "safetensors":
+        return load_safetensors_weights(path, key=key)
+    state = load_torch_weights(path, key=key)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
