@@ -16,7 +16,9 @@ it the demo stops, unless ``--random-weights`` asks for an untrained model); cla
 colours from the metadata of ``--dataset`` (default ``DATASETS.TEST[0]``). A model with the
 text-classifier decoder (e.g. ``configs/variants/train_gta_text_classifier.yaml``) predicts the
 class list of any registered dataset, or any list given with ``--classes road sky giraffe``.
-Overrides may also be given Mask2Former-style after ``--opts``.
+Overrides may also be given Mask2Former-style after ``--opts``. ``--backend onnxruntime
+--onnx-model model.onnx`` runs a model exported with ``tools/export_onnx.py`` instead (its class
+list is fixed at export).
 """
 
 from __future__ import annotations
@@ -100,6 +102,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="open-vocabulary class list to predict instead (colours of known names are kept)",
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
+    parser.add_argument(
+        "--backend",
+        choices=("pytorch", "onnxruntime"),
+        default="pytorch",
+        help="run the PyTorch model (MODEL.WEIGHTS) or an exported one (--onnx-model)",
+    )
+    parser.add_argument("--onnx-model", type=Path, help="tools/export_onnx.py's file")
     parser.add_argument("--overwrite", action="store_true", help="redo images already done")
     parser.add_argument(
         "--random-weights",
@@ -121,20 +130,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("give --input and/or --video-input")
     if not 0.0 <= args.alpha <= 1.0:
         parser.error(f"--alpha must lie in [0, 1], got {args.alpha}")
+    if (args.backend == "onnxruntime") != (args.onnx_model is not None):
+        parser.error("--onnx-model goes with --backend onnxruntime (and it needs one)")
     return args
 
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Predict every input; returns the files written."""
     cfg = load_config(args.config_file, args.opts)
-    if not cfg.MODEL.WEIGHTS and not args.random_weights:
+    onnx = args.backend == "onnxruntime"
+    if not cfg.MODEL.WEIGHTS and not args.random_weights and not onnx:
         raise ConfigError(
             "MODEL.WEIGHTS is not set, so the predictions would be those of an untrained model: "
             "add MODEL.WEIGHTS <checkpoint>, or --random-weights to run it anyway"
         )
-    needs, hub_problem = check_weights(cfg, eval_only=True)
+    needs, hub_problem = ([], None) if onnx else check_weights(cfg, eval_only=True)
     # heavy imports (torch, the model libraries) once the config and files are known good
-    import torch
     from tqdm import tqdm
 
     from clouds.data.catalog import MetadataCatalog
@@ -166,10 +177,13 @@ def run(args: argparse.Namespace) -> list[Path]:
             stuff_colors=colors_for_names(args.classes, reference).tolist(),
             ignore_label=reference.get("ignore_label", 255),
         )
-    if cfg.SEED >= 0:  # parts without pretrained weights (the toy CLIP) come out as in training
-        torch.manual_seed(cfg.SEED)
     try:
-        predictor = Predictor(cfg, dataset_name=dataset)
+        if onnx:
+            from clouds.export.runtime import OnnxPredictor
+
+            predictor = OnnxPredictor(cfg, args.onnx_model, dataset_name=dataset)
+        else:
+            predictor = Predictor(cfg, dataset_name=dataset)
     except Exception as e:
         if needs and is_hub_unavailable_error(e):
             reason = hub_problem or "the download failed"

@@ -16,11 +16,16 @@ import json
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from PIL import Image
 
+from clouds.data.datasets.cityscapes_meta import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
 from clouds.utils.io import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +33,8 @@ ASSETS = REPO / "demo" / "assets" / "quickstart"
 INPUTS_FILE = ASSETS / "inputs.json"
 START, END = "<!-- quickstart-results:start -->", "<!-- quickstart-results:end -->"
 SEEDS = (0, 1, 2)
+# generated images in the README's picture
+_GENERATED_PANELS = 6
 # The files whose change makes the README's quickstart numbers and pictures stale.
 INPUT_GLOBS = (
     "tools/quickstart.py",
@@ -84,25 +91,89 @@ def results_table(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _strip(paths: list[Path], target: Path) -> None:
+def _figure(columns: int, rows: int, panel_width: float = 3.4) -> Figure:
+    return Figure(figsize=(panel_width * columns, 2.0 * rows + 0.6), dpi=110)
+
+
+def _show(axes: Axes, image: np.ndarray, title: str) -> None:
+    axes.imshow(image, interpolation="nearest")
+    axes.set_title(title, fontsize=8)
+    axes.set_axis_off()
+
+
+def _save(figure: Figure, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    Image.fromarray(np.concatenate(images, axis=1)).save(target)
+    figure.tight_layout()
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def generated_figure(folder: Path, target: Path, count: int = _GENERATED_PANELS) -> None:
+    """The first ``count`` generated images of ``folder``, each titled with its prompt."""
+    prompts = {}
+    for manifest in sorted(folder.glob("manifest-*.jsonl")):
+        for line in manifest.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                prompts[entry["file"]] = entry["prompt"]
+    paths = sorted((folder / "images").glob("*.png"))[:count]
+    columns = 3
+    rows = -(-len(paths) // columns)
+    figure = _figure(columns, rows)
+    figure.suptitle("Generated images (toy text-to-image generator, unlabelled)", fontsize=10)
+    for axes, path in zip(figure.subplots(rows, columns, squeeze=False).ravel(), paths):
+        prompt = textwrap.shorten(prompts.get(path.name, path.stem), width=75, placeholder="...")
+        _show(axes, np.asarray(Image.open(path).convert("RGB")), textwrap.fill(prompt, 45))
+    for axes in figure.axes[len(paths) :]:
+        axes.set_axis_off()
+    _save(figure, target)
+
+
+def _accuracy(truth: np.ndarray, labels: np.ndarray) -> float:
+    """Pixel accuracy (%) of a colourised label map against the colourised ground truth; the
+    ignore colour (black) in the ground truth is left out."""
+    valid = truth.any(axis=2)
+    return 100.0 * (labels == truth).all(axis=2)[valid].mean() if valid.any() else float("nan")
+
+
+def pseudo_label_figure(run: Path, name: str, stem: str, target: Path) -> None:
+    """Image | ground truth | teacher | SAM-refined of one target image, with the pixel accuracy
+    of each label map and a legend of the classes they show."""
+    folder = run / "pseudo_labels"
+    image, truth, teacher, sam = (
+        np.asarray(Image.open(folder / f"{stem}_{s}.png").convert("RGB"))
+        for s in ("image", "truth", "teacher", "sam")
+    )
+    panels = [
+        (image, f"{name}: image"),
+        (truth, "toy ground truth"),
+        (teacher, f"teacher (warm-up): {_accuracy(truth, teacher):.1f}% px acc."),
+        (sam, f"refined by the toy SAM: {_accuracy(truth, sam):.1f}% px acc."),
+    ]
+    figure = _figure(4, 1, panel_width=3.6)
+    figure.suptitle("Pseudo-labels on a toy target image (black: ignored)", fontsize=10)
+    for axes, (picture, title) in zip(figure.subplots(1, 4).ravel(), panels):
+        _show(axes, picture, title)
+    shown = np.unique(np.concatenate([m.reshape(-1, 3) for m in (truth, teacher, sam)]), axis=0)
+    handles = [
+        Patch(color=np.asarray(color) / 255.0, label=cls)
+        for cls, color in zip(CITYSCAPES_CLASSES, CITYSCAPES_COLORS)
+        if (shown == np.asarray(color)).all(axis=1).any()
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=7)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png")
 
 
 def write_assets(run: Path) -> list[str]:
-    """Copy the first run's pictures into demo/assets/quickstart/; returns their README lines."""
+    """Draw the first run's pictures into demo/assets/quickstart/; returns their README lines."""
     ASSETS.mkdir(parents=True, exist_ok=True)
-    generated = sorted(
-        (run / "datasets" / "stable_diffusion" / "quickstart" / "images").glob("*.png")
-    )
-    _strip(generated[:4], ASSETS / "generated.png")
+    generated_figure(run / "datasets" / "stable_diffusion" / "quickstart", ASSETS / "generated.png")
     pseudo = json.loads((run / "quickstart_summary.json").read_text())["pseudo_labels"]
     name, stem = pseudo["pictures"][0]
-    _strip(
-        [run / "pseudo_labels" / f"{stem}_{s}.png" for s in ("image", "truth", "teacher", "sam")],
-        ASSETS / "pseudo_labels.png",
-    )
+    pseudo_label_figure(run, name, stem, ASSETS / "pseudo_labels.png")
     shutil.copyfile(run / "report_files" / "curves.png", ASSETS / "curves.png")
     return [
         "![generated images](demo/assets/quickstart/generated.png)",

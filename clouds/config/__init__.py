@@ -18,7 +18,6 @@ from clouds.config import base_keys, mask_former_keys
 from clouds.config.base_keys import add_base_config
 from clouds.config.clouds_keys import add_clouds_config
 from clouds.config.dgvfm_keys import add_dgvfm_config
-from clouds.config.hrda_keys import add_hrda_config
 from clouds.config.mask_former_keys import add_mask_former_config
 from clouds.config.node import CfgNode, ConfigError
 
@@ -45,7 +44,6 @@ def get_cfg() -> CfgNode:
     add_mask_former_config(cfg)
     add_clouds_config(cfg)
     add_dgvfm_config(cfg)
-    add_hrda_config(cfg)
     return cfg
 
 

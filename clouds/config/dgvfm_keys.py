@@ -4,6 +4,7 @@ coarse-to-fine inference modes."""
 
 from __future__ import annotations
 
+from clouds.config.hrda_keys import add_hrda_config
 from clouds.config.node import CfgNode
 from clouds.config.rein_keys import add_rein_config
 
@@ -85,3 +86,4 @@ def add_dgvfm_config(cfg: CfgNode) -> None:
     _C.TEST.COARSE_TO_FINE.SURE_RATIO = 0.8  # a window is sure when this share of pixels is
 
     add_rein_config(_C)
+    add_hrda_config(_C)

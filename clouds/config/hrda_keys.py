@@ -11,7 +11,7 @@ __all__ = ["add_hrda_config"]
 
 
 def add_hrda_config(cfg: CfgNode) -> None:
-    """Add the HRDA and DAFormer keys to ``cfg`` (in place; needs :func:`add_dgvfm_config`)."""
+    """Add the HRDA and DAFormer keys to ``cfg`` (in place; called by ``add_dgvfm_config``)."""
     _C = cfg
     _C.MODEL.HRDA = CfgNode()
     _C.MODEL.HRDA.SCALES = [1.0, 0.5]  # detail and context image scales (any order)

@@ -1,6 +1,7 @@
 """Keys of the Mask2Former mask-classification head (pixel decoder, transformer decoder, losses).
 
-Read by CLOUDS and by the VFM + LoRA system's "mask_former" head (``MODEL.VFM_HEAD.TYPE``).
+Read by CLOUDS and by the VFM system's "mask_former" and "mask2former" heads
+(``MODEL.VFM_HEAD.TYPE``).
 """
 
 from __future__ import annotations

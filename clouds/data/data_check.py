@@ -33,7 +33,7 @@ from PIL import Image
 
 from clouds.config import CfgNode
 from clouds.data.catalog import DatasetCatalog, MetadataCatalog
-from clouds.data.datasets.loading import listing_unreadable_images
+from clouds.data.datasets.loading import DatasetNotFoundError, listing_unreadable_images
 from clouds.utils.io import ImageReadError, atomic_path, image_read_errors, read_label
 
 __all__ = [
@@ -239,20 +239,24 @@ def check_config_data(
     returns the number of records scanned.
 
     Raises:
-        DataCheckError: one line per bad file (``<dataset>: <problem naming the file>``).
+        DataCheckError: one line per bad file (``<dataset>: <problem naming the file>``), and
+            per dataset that cannot be listed (a missing folder or label file).
     """
     threads = workers or min(8, os.cpu_count() or 1)
     bad: list[BadFile] = []
     total = 0
     for name in _datasets(cfg, eval_only):
-        count, found = check_dataset(name, _rule(cfg, name), workers=threads, progress=progress)
+        try:
+            count, found = check_dataset(name, _rule(cfg, name), workers=threads, progress=progress)
+        except DatasetNotFoundError as e:  # a folder or label missing: listed with the others
+            count, found = 0, [BadFile(name, str(e))]
         total += count
         bad += found
     if bad:
         lines = "\n".join(b.line() for b in bad)
         raise DataCheckError(
-            f"{len(bad)} bad file(s) in the datasets of this config (fix or remove them, then "
-            f"run again; good files are not read twice):\n{lines}"
+            f"{len(bad)} problem(s) in the datasets of this config (fix or remove the files, "
+            f"then run again; good files are not read twice):\n{lines}"
         )
     return total
 

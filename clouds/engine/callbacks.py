@@ -1,4 +1,5 @@
-"""Lightning callbacks of the engine: iteration progress bar, final checkpoint, report writer."""
+"""Lightning callbacks of the engine: iteration progress bar, final checkpoint, evaluation kept
+in checkpoints, report writer."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from clouds.config import CfgNode
 from clouds.utils.io import read_image, read_label
 
 __all__ = [
+    "EvaluationInCheckpoint",
     "FinalCheckpoint",
     "IterationProgressBar",
     "ReportWriter",
@@ -79,6 +81,29 @@ class FinalCheckpoint(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for name in ("model_final.ckpt", "last.ckpt"):
             trainer.save_checkpoint(os.path.join(self.output_dir, name), weights_only=False)
+
+
+class EvaluationInCheckpoint(pl.Callback):
+    """Checkpoints carry the last evaluation (its iteration and results), so a resumed run
+    that was already evaluated where it stopped (``--resume`` of a finished run) returns those
+    results instead of evaluating again (which printed every per-class table a second time)."""
+
+    KEY = "clouds_evaluation"
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        iteration = getattr(pl_module, "eval_iteration", None)
+        if iteration is not None:
+            checkpoint[self.KEY] = {"iteration": iteration, "results": pl_module.eval_results}
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        saved = checkpoint.get(self.KEY)
+        if saved is not None:
+            pl_module.eval_iteration = saved["iteration"]
+            pl_module.eval_results = saved["results"]
 
 
 REPORT_CONTEXT = "report_context.json"

@@ -163,8 +163,7 @@ def our_config(path: str) -> Path:
         if candidate.is_file():
             return candidate
     reproduced = sorted(
-        str(p.relative_to(PROJECT_ROOT).with_suffix(".py"))
-        for p in (PROJECT_ROOT / "configs" / "dg").rglob("dg_lora_*.yaml")
+        str(p.relative_to(PROJECT_ROOT).with_suffix(".py")) for p in reproduced_dgvfm_configs()
     )
     raise ConfigError(
         f"{path} has no counterpart here ({yaml} does not exist), and config files are never "
@@ -172,6 +171,15 @@ def our_config(path: str) -> Path:
         f"For another model, write a YAML config (start from one of those, see GETTING_STARTED.md, "
         f"'Coming from the original DGVFM repository') and give its .yaml path."
     )
+
+
+def reproduced_dgvfm_configs() -> list[Path]:
+    """Our YAML twins of the DGVFM repository's training configs: ``configs/dg/<task>/*.yaml``
+    (not the dataset bases) and the top-level Rein / frozen-DINOv2 ones."""
+    configs = PROJECT_ROOT / "configs"
+    nested = [p for p in (configs / "dg").glob("*/*.yaml") if p.parent.name != "datasets"]
+    top = [p for p in configs.glob("*.yaml") if p.name.startswith(("rein_", "dinov2_"))]
+    return sorted(nested + top)
 
 
 def _option_value(value: str) -> str:

@@ -26,6 +26,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from clouds.config import CfgNode, ConfigError, load_config
 from clouds.engine.arguments import default_argument_parser
 from clouds.engine.callbacks import (
+    EvaluationInCheckpoint,
     FinalCheckpoint,
     IterationProgressBar,
     ReportWriter,
@@ -216,6 +217,7 @@ def build_trainer(
             IterationSeeder(cfg.SEED),
             build_checkpoint_callback(cfg),
             FinalCheckpoint(out),
+            EvaluationInCheckpoint(),
             ReportWriter(out, cfg.TEST.REPORT_BASELINES, cfg.TEST.REPORT_RUN_NAME),
             *callbacks,
         ],

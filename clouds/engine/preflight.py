@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from pathlib import Path
 
 from clouds.cli_errors import UserFileError
@@ -194,6 +195,21 @@ def check_num_gpus(num_gpus: int) -> None:
         )
 
 
+def _gpu_count() -> int:
+    """The GPUs this process may use. Without importing torch (seconds) when the answer is
+    plainly none: CUDA_VISIBLE_DEVICES empty, or a Linux machine with neither an NVIDIA nor an
+    AMD (ROCm) driver loaded."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    no_driver = not os.path.isdir("/proc/driver/nvidia") and not os.path.exists("/dev/kfd")
+    if sys.platform == "linux" and no_driver:
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def check_processes(cfg: CfgNode, num_gpus: int) -> None:
     """``--num-gpus N`` with MODEL.DEVICE cuda needs N GPUs on this machine, for every N (1
     included: asking for a GPU the machine lacks is an error, not a silent CPU run); CPU
@@ -207,9 +223,7 @@ def check_processes(cfg: CfgNode, num_gpus: int) -> None:
         raise ConfigError(f"MODEL.DEVICE must be 'cuda' or 'cpu', got {cfg.MODEL.DEVICE!r}")
     if cfg.MODEL.DEVICE != "cuda":
         return
-    import torch
-
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = _gpu_count()
     if available < num_gpus:
         have = "no GPU" if available == 0 else f"only {available} GPU(s)"
         processes = "1 GPU process" if num_gpus == 1 else f"{num_gpus} GPU processes"

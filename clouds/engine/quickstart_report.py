@@ -116,8 +116,9 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
         "Toy scenes are boxes and gradients drawn by one scene grammar; the domains differ by "
         "palette rotation, saturation, texture scale, lighting, noise, blur and weather. The "
         "toy generator samples the same grammar (it cannot invent new content as Stable "
-        "Diffusion does), and the toy SAM grows regions of similar colour from the prompt "
-        "points (it knows nothing of objects). Compare the stages with each other, not with "
+        "Diffusion does), and the toy SAM answers a prompt with the k-means colour segment "
+        "(chromaticity and brightness, at three granularities) under most of its points (it "
+        "knows nothing of objects, only of colours). Compare the stages with each other, not with "
         "real-data numbers: a joint stage also trains longer than the warm-up, so compare it "
         "with source_only (as many more iterations on the source alone) for the gain that "
         "the generated set and its pseudo-labels bring.",

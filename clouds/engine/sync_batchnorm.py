@@ -4,7 +4,8 @@ DGVFM's ``LinearHead`` (our :class:`~clouds.modeling.heads.vfmnet.VFMNet`) holds
 ``torch.nn.SyncBatchNorm``: with N GPUs its batch statistics cover the N per-GPU batches; on one
 GPU mmengine's runner turns it back into a plain BatchNorm. No other layer of its LoRA models
 normalises over GPUs: its refinement head has none, and the one SyncBatchNorm of its backbones (in
-the CLIP ViT's unused ``fpn1``) never runs; the CLOUDS models (detectron2) synchronise none.
+the CLIP ViT's ``fpn1``) runs only with Rein, whose pyramid is converted too; the CLOUDS models
+(detectron2) synchronise none.
 
 :func:`sync_light_head_batchnorm` makes the BatchNorm layers of a :class:`VFMSegmentor`'s light
 head normalise over all processes when training runs on several: on GPUs with
@@ -147,11 +148,17 @@ def convert_batchnorm(module: nn.Module, *, device_type: str) -> nn.Module:
 
 
 def sync_light_head_batchnorm(model: nn.Module, *, device_type: str) -> int:
-    """Make the BatchNorm layers of a :class:`VFMSegmentor`'s light head (``decode_head``)
-    normalise over all processes, as the original's SyncBatchNorm; other models are left as they
-    are. Call it before DDP wraps the model. Returns the number of layers converted."""
+    """Make the BatchNorm layers of a :class:`VFMSegmentor`'s light head (``decode_head``) and of
+    its backbone's trainable feature pyramid (Rein's CLIP ``fpn1`` .. ``fpn4``, where the original
+    has SyncBatchNorm) normalise over all processes; other models are left as they are. Call it
+    before DDP wraps the model. Returns the number of layers converted."""
     if not isinstance(model, VFMSegmentor):
         return 0
-    converted = sum(_is_plain_batchnorm(m) for m in model.decode_head.modules())
-    model.decode_head = convert_batchnorm(model.decode_head, device_type=device_type)
+    owners = [(model, "decode_head")]
+    owners += [(model.backbone, name) for name in getattr(model.backbone, "pyramid", ())]
+    converted = 0
+    for owner, name in owners:
+        module = getattr(owner, name)
+        converted += sum(_is_plain_batchnorm(m) for m in module.modules())
+        setattr(owner, name, convert_batchnorm(module, device_type=device_type))
     return converted

@@ -53,6 +53,7 @@ def write_report(
     title: str = "Evaluation report",
     intro: Sequence[str] = (),
     gallery: Gallery | None = None,
+    tables: Mapping[str, Table] | None = None,
 ) -> Path:
     """Write ``report.md`` and ``report.html`` into ``output_dir``.
 
@@ -73,6 +74,8 @@ def write_report(
         intro: paragraphs under the title (what ran, how to read the tables).
         gallery: existing pictures shown at the end, one section per heading; every path
             must be a file under ``output_dir``.
+        tables: more tables shown after the mIoU tables, {heading: (header, rows of cells)}
+            (e.g. the corruption tables of :mod:`clouds.evaluation.robustness_report`).
 
     Returns:
         Path of ``report.md``.
@@ -120,6 +123,7 @@ def write_report(
         chart=chart.relative_to(output_dir).as_posix(),
         examples=example_files,
         gallery=gallery or {},
+        tables=dict(tables or {}),
     )
     md_path = output_dir / "report.md"
     with atomic_path(md_path) as tmp:
@@ -314,6 +318,7 @@ class _Page:
     chart: str
     examples: ExampleFiles
     gallery: Gallery
+    tables: Mapping[str, Table]
 
 
 def _body(page: _Page, fmt: _Format) -> list[str]:
@@ -323,6 +328,8 @@ def _body(page: _Page, fmt: _Format) -> list[str]:
     parts += [fmt.heading(2, page.summary_heading), fmt.table(sections["summary"])]
     if "baselines" in sections:
         parts += [fmt.heading(2, "mIoU against other runs (%)"), fmt.table(sections["baselines"])]
+    for heading, table in page.tables.items():
+        parts += [fmt.heading(2, heading), fmt.table(table)]
     parts += [
         fmt.heading(2, "Per-class IoU (%)"),
         fmt.table(sections["classes"]),

@@ -83,8 +83,7 @@ class OnnxSegmenter(nn.Module):
         stored = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if stored is None:
             raise ValueError(
-                f"{self.path} has no '{METADATA_KEY}' metadata: export it with "
-                f"tools/export_onnx.py"
+                f"{self.path} has no '{METADATA_KEY}' metadata: export it with tools/export_onnx.py"
             )
         self.info = ExportMetadata.from_json(stored, source=str(self.path))
         self.refine_session = None

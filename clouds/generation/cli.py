@@ -32,6 +32,7 @@ from clouds.generation.options import (
     PROJECT_PROMPTS_STEM,
     SCHEDULER_NAMES,
     SD2_MODEL_ID,
+    ValueDefaultsHelpFormatter,
 )
 from clouds.generation.prompts import PromptFileError, load_prompts, resolve_prompt_file
 from clouds.utils.output_dir import check_output_dir
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="generate_txt_im.py",
         description="Generate an unlabelled image set with Stable Diffusion from a prompt file, "
         "named as the original CLOUDS names it (resumable, reproducible per image).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=ValueDefaultsHelpFormatter,
     )
     p.add_argument(
         "--input",
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-channels-last",
         dest="channels_last",
         action="store_false",
-        help="keep the UNet/VAE in contiguous (NCHW) memory format",
+        help="keep the UNet/VAE in contiguous (NCHW) memory format (default: channels-last)",
     )
     p.add_argument(
         "--overwrite",

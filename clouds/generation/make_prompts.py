@@ -19,6 +19,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from clouds.generation.options import ValueDefaultsHelpFormatter
 from clouds.generation.prompt_templates import template_prompts
 from clouds.generation.prompts import PromptFileError, dedup_key, load_prompts
 from clouds.utils.io import atomic_path
@@ -30,9 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="make_prompts.py",
         description="Write urban driving scene prompts, one per line, with a local LLM or templates.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=ValueDefaultsHelpFormatter,
     )
-    p.add_argument("--backend", choices=["llm", "templates"], default="templates")
+    p.add_argument(
+        "--backend",
+        choices=["llm", "templates"],
+        default="templates",
+        help="a local causal LM, or rule-based combinations of scene parts (no model)",
+    )
     p.add_argument("--model", help="llm: causal LM hub id or local folder")
     p.add_argument("--local-files-only", action="store_true", help="llm: never download")
     p.add_argument(
@@ -48,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-new-tokens", type=int, default=1024, help="llm: tokens per answer")
     p.add_argument("--max-rounds", type=int, default=20, help="llm: answers to ask for at most")
-    p.add_argument("--num-prompts", type=int, default=100)
+    p.add_argument("--num-prompts", type=int, default=100, help="prompts to write")
     p.add_argument("--output", type=Path, required=True, help="prompt file to write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (both backends)")
     p.add_argument("--overwrite", action="store_true", help="ignore prompts already in --output")
     return p
 

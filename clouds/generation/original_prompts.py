@@ -21,7 +21,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from clouds.generation.options import ORIGINAL_PROMPTS_STEM, PROJECT_PROMPTS_STEM
+from clouds.generation.options import (
+    ORIGINAL_PROMPTS_STEM,
+    PROJECT_PROMPTS_STEM,
+    ValueDefaultsHelpFormatter,
+)
 from clouds.generation.prompts import PROJECT_ROOT
 from clouds.utils.io import atomic_path
 
@@ -115,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download the original CLOUDS prompt file (prompt_llama70b.txt, the prompts "
         "of the paper's generated set) from the original repository at commit bac4305, check "
         "its SHA-256 and install it where generate_txt_im.py --input prompt_llama70b reads it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=ValueDefaultsHelpFormatter,
     )
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the file")
     p.add_argument("--url", default=ORIGINAL_PROMPTS_URL, help="where to download it from")

@@ -3,15 +3,25 @@
 Each prompt combines a viewpoint, a street scene, a place, a time of day, a weather and four
 objects. Every axis is drawn by a balanced picker (the least used option so far, ties broken
 at random), so a list of 100 prompts covers all 19 Cityscapes classes, every weather and every
-time of day about equally.
+time of day about equally. The place is drawn first; the weather and the scene only among those
+that fit it and the time of day (:func:`plausible_weather`, :func:`plausible_scene`): no snow
+in tropical or desert cities, no golden-hour light through heavy rain, fog or snowfall, no
+multi-lane urban highway, tram or office tower in a village (:func:`plausible_object`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
-__all__ = ["CLASS_PHRASES", "template_prompts"]
+__all__ = [
+    "CLASS_PHRASES",
+    "plausible_object",
+    "plausible_scene",
+    "plausible_weather",
+    "template_prompts",
+]
 
 VIEWS = (
     "A dashcam photo of",
@@ -89,6 +99,18 @@ WEATHERS = (
     "right after a rain shower",
 )
 
+# Places where snow does not fall (tropical or desert climates, mild southern-hemisphere coasts).
+SNOWLESS_PLACES = frozenset(
+    ("Mumbai", "Cairo", "Sao Paulo", "Sydney", "Cape Town", "Mexico City", "Bangkok", "Lagos",
+     "Hanoi")
+)  # fmt: skip
+SNOW_WEATHERS = frozenset({"in falling snow", "with fresh snow on the ground"})
+# Golden-hour light needs the low sun; these weathers hide it.
+SUN_HIDING_WEATHERS = frozenset({"in heavy rain with puddles", "in dense fog", "in falling snow"})
+SMALL_PLACES = frozenset({"a small European town", "an American suburb", "a Japanese village"})
+BIG_CITY_SCENES = frozenset({"a multi-lane urban highway", "a boulevard with a tram line"})
+BIG_CITY_OBJECTS = frozenset({"a tram on rails", "a light-rail train", "glass office towers"})
+
 CLASS_PHRASES: dict[str, tuple[str, ...]] = {
     "road": ("lane markings on the asphalt", "a wide road", "a cracked asphalt road"),
     "sidewalk": ("a paved sidewalk", "a curb and a footpath", "a broad pavement"),
@@ -112,15 +134,33 @@ CLASS_PHRASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def plausible_weather(weather: str, *, place: str, time: str) -> bool:
+    """Whether ``weather`` can be seen in ``place`` at ``time``."""
+    if weather in SNOW_WEATHERS and place in SNOWLESS_PLACES:
+        return False
+    return not (time == "at golden hour" and weather in SUN_HIDING_WEATHERS)
+
+
+def plausible_scene(scene: str, *, place: str) -> bool:
+    """Whether ``scene`` exists in ``place``."""
+    return not (scene in BIG_CITY_SCENES and place in SMALL_PLACES)
+
+
+def plausible_object(phrase: str, *, place: str) -> bool:
+    """Whether the object ``phrase`` describes is found in ``place``."""
+    return not (phrase in BIG_CITY_OBJECTS and place in SMALL_PLACES)
+
+
 class _BalancedPicker:
-    """Picks the least used options so far, breaking ties at random."""
+    """Picks the least used options so far (among the allowed ones), breaking ties at random."""
 
     def __init__(self, options: Sequence[str], rng: random.Random) -> None:
         self._counts = dict.fromkeys(options, 0)
         self._rng = rng
 
-    def pick(self, k: int = 1) -> list[str]:
-        order = sorted(self._counts, key=lambda o: (self._counts[o], self._rng.random()))
+    def pick(self, k: int = 1, allowed: Callable[[str], bool] | None = None) -> list[str]:
+        options = [o for o in self._counts if allowed is None or allowed(o)]
+        order = sorted(options, key=lambda o: (self._counts[o], self._rng.random()))
         chosen = order[:k]
         for option in chosen:
             self._counts[option] += 1
@@ -140,15 +180,24 @@ def template_prompts(num_prompts: int, *, seed: int = 0, objects_per_prompt: int
             f"objects_per_prompt must be in [1, {len(CLASS_PHRASES)}], got {objects_per_prompt}"
         )
     rng = random.Random(seed)
-    axes = [_BalancedPicker(options, rng) for options in (VIEWS, SCENES, PLACES, TIMES, WEATHERS)]
+    views, scenes, places, times, weathers = (
+        _BalancedPicker(options, rng) for options in (VIEWS, SCENES, PLACES, TIMES, WEATHERS)
+    )
     classes = _BalancedPicker(list(CLASS_PHRASES), rng)
     prompts: dict[str, None] = {}
     max_tries = 100 * num_prompts
     for _ in range(max_tries):
         if len(prompts) == num_prompts:
             break
-        view, scene, place, time, weather = (axis.pick()[0] for axis in axes)
-        objects = [rng.choice(CLASS_PHRASES[c]) for c in classes.pick(objects_per_prompt)]
+        place, time = places.pick()[0], times.pick()[0]
+        (weather,) = weathers.pick(allowed=partial(plausible_weather, place=place, time=time))
+        (scene,) = scenes.pick(allowed=partial(plausible_scene, place=place))
+        (view,) = views.pick()
+        fits = partial(plausible_object, place=place)
+        objects = [
+            rng.choice([phrase for phrase in CLASS_PHRASES[c] if fits(phrase)])
+            for c in classes.pick(objects_per_prompt)
+        ]
         listing = ", ".join(objects[:-1]) + (" and " if len(objects) > 1 else "") + objects[-1]
         prompts.setdefault(f"{view} {scene} in {place} {time} {weather}, with {listing}", None)
     return list(prompts)

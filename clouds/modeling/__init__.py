@@ -9,6 +9,7 @@ from clouds.modeling.build import build_model
 from clouds.modeling.heads.mask_former_head import MaskFormerHead
 from clouds.modeling.meta_arch.clouds import CLOUDS
 from clouds.modeling.meta_arch.hrda_segmentor import HRDASegmentor
+from clouds.modeling.meta_arch.multiscale_segmentor import MultiScaleSegmentor
 from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from clouds.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
 from clouds.modeling.transformer_decoder.mask2former_transformer_decoder import (
@@ -25,6 +26,7 @@ __all__ = [
     "MSDeformAttnPixelDecoder",
     "MaskFormerHead",
     "MultiScaleMaskedTransformerDecoder",
+    "MultiScaleSegmentor",
     "SAMViT",
     "VFMSegmentor",
     "build_model",

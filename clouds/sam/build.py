@@ -132,7 +132,7 @@ def build_sam(
     """
     if model_type == "tiny":
         model: nn.Module = build_tiny_sam()
-    elif model_type == "toy":  # region growing in the image (clouds.sam.toy_sam), no weights
+    elif model_type == "toy":  # colour segments of the image (clouds.sam.toy_sam), no weights
         from clouds.sam.toy_sam import build_toy_sam
 
         model = build_toy_sam()

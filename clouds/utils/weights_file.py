@@ -179,7 +179,7 @@ def _detect(path: str, size: int) -> tuple[str | None, str | None]:
     if size == 0:
         return None, "is empty (0 bytes; an interrupted download?)"
     with open(path, "rb") as f:
-        head = f.read(64)
+        head = f.read(512)  # a tar header ends at 512
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _zip_format(path, size)
     if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:  # pickle protocol 2..5

@@ -91,9 +91,12 @@ def _train(cfg: CfgNode, original: dict) -> dict:
 def _test(cfg: CfgNode, original: dict) -> dict:
     t = cfg.TEST
     scales = cfg.INPUT.VFM_PIPELINE.TEST_SCALES
+    modes = MODES
+    if cfg.MODEL.META_ARCHITECTURE == "MultiScaleSegmentor":  # its 'slide' is ms_slide_inference
+        modes = {**MODES, "slide": "msfull_slide"}
     out = {
         "datasets": [[_fixture_name(n), list(s)] for n, s in zip(cfg.DATASETS.TEST, scales)],
-        "mode": original["mode"] if MODES.get(original["mode"]) == t.MODE else t.MODE,
+        "mode": original["mode"] if modes.get(original["mode"]) == t.MODE else t.MODE,
         "crop_size": list(t.SLIDE.WINDOW),
         "stride": list(t.SLIDE.STRIDE),
         "threshold": t.COARSE_TO_FINE.CONFIDENCE,
@@ -107,13 +110,21 @@ def _model(cfg: CfgNode, original: dict) -> dict:
     heads = original["heads"]
     head_type = cfg.MODEL.VFM_HEAD.TYPE
     ours = {"decode_head": "LinearHead"}
-    if head_type in ("ms", "ms_masked"):
+    if cfg.MODEL.META_ARCHITECTURE == "MultiScaleSegmentor":  # MultiScaleEncoderDecoder
+        assert cfg.MODEL.VFM_HEAD.LIGHT_HEAD_NAME == "DINOHead"
+        ours = {
+            "decode_head": "DINOhead",
+            "scales": [1, 0.5],  # the segmentor's: the crop at full and half size
+            "hr_crop_size": [cfg.MODEL.VFM_HEAD.SUB_CROP] * 2,
+            "crop_coord_divisible": cfg.MODEL.VFM_HEAD.SUB_CROP_GRID,
+        }
+    elif head_type in ("ms", "ms_masked"):
         ours["aux_head"] = "VFMHead"
         ours["transformer"] = {v: k for k, v in HEADS.items()}[head_type]
         ours["mask_ratio"] = cfg.MODEL.VFM_HEAD.MASK_RATIO if head_type == "ms_masked" else None
         ours["hr_crop_size"] = [cfg.MODEL.VFM_HEAD.SUB_CROP] * 2
         ours["crop_coord_divisible"] = cfg.MODEL.VFM_HEAD.SUB_CROP_GRID
-    assert HEADS[heads.get("transformer")] == head_type
+    assert HEADS[heads.get("transformer")] == head_type or "scales" in ours
     lora, rein = cfg.MODEL.LORA, cfg.MODEL.REIN
     if rein.ENABLED:  # the Rein configs: a frozen ViT (the Reins module sized by it), no LoRA
         assert not lora.ENABLED and cfg.MODEL.BACKBONE.FREEZE

@@ -164,7 +164,7 @@ def test_output_dir_problems_before_anything_is_written(
 def test_num_gpus_follows_one_rule(datasets, tmp_path, capsys, monkeypatch, num_gpus) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "out"
-    argv = ["--config-file", TOY, *SETS, "--num-gpus", num_gpus, "OUTPUT_DIR", str(out)]
+    argv = ["--config-file", TOY, "--num-gpus", num_gpus, *SETS, "OUTPUT_DIR", str(out)]
     code, err = _train_net(capsys, *argv, "MODEL.DEVICE", "cuda")
     message = _one_line(err)
     assert code == 2 and not out.exists()
@@ -191,11 +191,13 @@ def test_check_data_reports_every_bad_file(datasets, capsys) -> None:
         (check_data.main, "check_data.py", []),
     )
     for command, prog, flag in runs:
-        code = command(["--config-file", TOY, *SETS, *flag])
+        code = command(["--config-file", TOY, *flag, *SETS])
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if not line.startswith("check-data:")]
-        assert code == 1 and lines[0].startswith(f"{prog}: error: 2 bad file(s)")
-        assert [any(line.startswith(e) for line in lines[1:]) for e in expected] == [True, True]
+        assert code == 1 and lines[0].startswith(f"{prog}: error: 3 problem(s) in the datasets")
+        assert [line.startswith(e) for line, e in zip(lines[1:], expected)] == [True, True]
+        assert lines[3].startswith("cityscapes_val: Dataset 'cityscapes_val': folder")
+        assert len(lines) == 4
 
 
 def test_a_long_training_checks_its_data_first(datasets, tmp_path, capsys, monkeypatch) -> None:

@@ -30,9 +30,7 @@ from tests.data.test_vfm_configs import _solver, _test, _train
 from tests.engine._tiny import NUM_CLASSES, SIZE, register_tiny_datasets
 
 REPO = Path(__file__).resolve().parents[2]
-ORIGINAL = json.loads(
-    (REPO / "tests/fixtures/mask2former_mmdet/original_configs.json").read_text()
-)
+ORIGINAL = json.loads((REPO / "tests/fixtures/mask2former_mmdet/original_configs.json").read_text())
 TOP_LEVEL = {
     "configs/rein_dinov2_mask2former_512x512_bs1x4.yaml": "dg_rein_dinov2_mask2former_512x512_bs1x4",
     "configs/dinov2_mask2former_512x512_bs1x4.yaml": "dg_fzn_dinov2_mask2former_512x512",
@@ -125,8 +123,8 @@ def test_config_holds_the_originals_values(name: str) -> None:
     assert _solver(cfg) == original["solver"]
     m2f = original["m2f"]
     assert _model(cfg) == _original_model(m2f)
-    assert cfg.MODEL.BACKBONE.NAME == BACKBONES[m2f["backbone"]]
-    assert cfg.MODEL.VFM.RESIZE_FEATURES == (m2f["resize_feat"] or m2f["backbone"] in RESIZING)
+    assert BACKBONES[m2f["backbone"]] == cfg.MODEL.BACKBONE.NAME
+    assert (m2f["resize_feat"] or m2f["backbone"] in RESIZING) == cfg.MODEL.VFM.RESIZE_FEATURES
     # custom_keys without decay, "level_embed" narrowed to the one entry the original's matches
     keys = set(cfg.SOLVER.NO_DECAY_NAME_KEYS) - {"transformer_decoder.level_embed"}
     assert keys | {"level_embed"} == set(m2f["custom_keys"])

@@ -129,6 +129,22 @@ def test_gpu_processes_need_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
             preflight.check_processes(_cfg(**{"MODEL.DEVICE": "cpu"}), bad)
 
 
+def test_gpus_are_counted_by_torch_only_where_a_driver_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError, match="--num-gpus 1 .*no GPU"):
+        preflight.check_processes(_cfg(**{"MODEL.DEVICE": "cuda"}), 1)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    is_dir = preflight.os.path.isdir
+    monkeypatch.setattr(
+        preflight.os.path, "isdir", lambda p: p == "/proc/driver/nvidia" or is_dir(p)
+    )
+    preflight.check_processes(_cfg(**{"MODEL.DEVICE": "cuda"}), 2)
+    with pytest.raises(ConfigError, match="--num-gpus 3 .*only 2 GPU"):
+        preflight.check_processes(_cfg(**{"MODEL.DEVICE": "cuda"}), 3)
+
+
 def test_offline_weights_fail_at_once_naming_the_key(datasets: Path, offline: None) -> None:
     with pytest.raises(WeightsUnavailableError) as info:
         preflight.run_preflight(_cfg())

@@ -12,10 +12,26 @@ import torch
 from tests.engine._tiny import NUM_CLASSES, SIZE, register_tiny_datasets
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = ["configs/dg/gta2citys/dg_rein_dinov2_linearhead.yaml"]
+# config -> its own tiny overrides (crops, multi-scale sub-crop, context-head widths)
+CONFIGS = {
+    "configs/dg/gta2citys/dg_rein_dinov2_linearhead.yaml": {
+        "INPUT.CROP.SIZE": f"({SIZE[0]}, {SIZE[0]})",
+        "INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES": f"[{SIZE[0]}]",
+    },
+    "configs/dg/gta2citys/dg_rein_dinov2_ms_1024x1024.yaml": {
+        "INPUT.CROP.SIZE": "(64, 64)",
+        "INPUT.VFM_PIPELINE.TRAIN_SCALE": "(128, 64)",
+        "MODEL.VFM_HEAD.HIDDEN_DIM": 32,
+        "MODEL.VFM_HEAD.REFINE_HEADS": 2,
+        "MODEL.VFM_HEAD.REFINE_HEAD_DIM": 16,
+        "MODEL.VFM_HEAD.SUB_CROP": 32,
+        "MODEL.VFM_HEAD.SUB_CROP_GRID": 16,
+        "TEST.COARSE_TO_FINE.COARSE_SIZE": f"({SIZE[0]}, {SIZE[1]})",
+    },
+}
 
 
-def _overrides(output_dir: Path) -> list[str]:
+def _overrides(output_dir: Path, extra: dict) -> list[str]:
     opts = {
         "MODEL.DEVICE": "cpu",
         "MODEL.VFM.WEIGHTS": "random",
@@ -33,8 +49,6 @@ def _overrides(output_dir: Path) -> list[str]:
         "DATALOADER.NUM_WORKERS": 0,
         "DATALOADER.RARE_CLASS_MIN_PIXELS": 0,
         "MODEL.SEM_SEG_HEAD.NUM_CLASSES": NUM_CLASSES,
-        "INPUT.CROP.SIZE": f"({SIZE[0]}, {SIZE[0]})",
-        "INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES": f"[{SIZE[0]}]",
         "INPUT.VFM_PIPELINE.TEST_SCALES": f"[[{SIZE[1]}, {SIZE[0]}]]",
         "TEST.SLIDE.WINDOW": f"({SIZE[0]}, {SIZE[0]})",
         "TEST.SLIDE.STRIDE": f"({SIZE[0]}, {SIZE[0]})",
@@ -42,6 +56,7 @@ def _overrides(output_dir: Path) -> list[str]:
         "SOLVER.CHECKPOINT_PERIOD": 1,
         "TEST.EVAL_PERIOD": 0,
         "OUTPUT_DIR": str(output_dir),
+        **extra,
     }
     return [str(x) for kv in opts.items() for x in kv]
 
@@ -50,7 +65,7 @@ def _overrides(output_dir: Path) -> list[str]:
 def test_rein_config_trains_one_step_and_evaluates(config: str, tmp_path: Path) -> None:
     register_tiny_datasets(str(tmp_path / "data"))
     namespace = runpy.run_path(str(REPO / "train_net.py"))
-    argv = ["--config-file", str(REPO / config), *_overrides(tmp_path / "run")]
+    argv = ["--config-file", str(REPO / config), *_overrides(tmp_path / "run", CONFIGS[config])]
     results = namespace["main"](namespace["default_argument_parser"]().parse_args(argv))
     assert 0.0 <= results["tiny_val"]["sem_seg"]["mIoU"] <= 100.0
     ckpt = torch.load(tmp_path / "run" / "model_final.ckpt", map_location="cpu", weights_only=True)

@@ -11,18 +11,22 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from clouds.config import load_config
 from clouds.engine.sync_batchnorm import (
     CPUSyncBatchNorm,
     convert_batchnorm,
     sync_light_head_batchnorm,
 )
+from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from tests.engine._pooled_batch import (
+    REPO,
     build_model,
     ddp_worker,
     pooled_batch,
     step_record,
     to_cpu,
 )
+from tests.engine.test_mask2former_configs import _tiny_model_overrides
 
 TOLERANCE = 1e-5
 
@@ -127,3 +131,12 @@ def test_one_process_is_a_plain_batchnorm() -> None:
     y_plain, y_synced = plain(x), synced(x)
     assert torch.equal(y_plain, y_synced)
     assert torch.equal(plain.running_var, synced.running_var)
+
+
+def test_rein_clip_pyramid_batchnorm_is_converted() -> None:
+    config = "configs/dg/gta2citys/rein_clip-L_mask2former_512x512_bs1x4.yaml"
+    cfg = load_config(str(REPO / config), [str(x) for x in _tiny_model_overrides(config)])
+    model = VFMSegmentor.from_config(cfg)
+    assert model.backbone.pyramid
+    assert sync_light_head_batchnorm(model, device_type="cpu") == 1  # the original's SyncBN
+    assert isinstance(model.backbone.fpn1[2], CPUSyncBatchNorm)

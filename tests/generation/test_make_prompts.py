@@ -10,7 +10,18 @@ import pytest
 
 from clouds.generation.make_prompts import main
 from clouds.generation.prompt_llm import INSTRUCTION_FILE, parse_prompt_lines
-from clouds.generation.prompt_templates import CLASS_PHRASES, TIMES, WEATHERS, template_prompts
+from clouds.generation.prompt_templates import (
+    BIG_CITY_OBJECTS,
+    BIG_CITY_SCENES,
+    CLASS_PHRASES,
+    SMALL_PLACES,
+    SNOW_WEATHERS,
+    SNOWLESS_PLACES,
+    SUN_HIDING_WEATHERS,
+    TIMES,
+    WEATHERS,
+    template_prompts,
+)
 from clouds.generation.prompts import load_prompts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,6 +123,25 @@ def test_templates_are_seeded_distinct_and_cover_every_class_weather_and_time() 
         assert any(p in text for p in phrases), cls
     for option in (*WEATHERS, *TIMES):
         assert option in text
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_templates_make_plausible_combinations(seed: int) -> None:
+    prompts = template_prompts(300, seed=seed)
+    assert len(prompts) == 300
+
+    def pairs(first: frozenset[str], second: frozenset[str]) -> list[str]:
+        return [p for p in prompts if any(a in p for a in first) and any(b in p for b in second)]
+
+    assert not pairs(SNOWLESS_PLACES, SNOW_WEATHERS)  # e.g. "Mumbai ... with fresh snow"
+    assert not pairs(frozenset({"at golden hour"}), SUN_HIDING_WEATHERS)
+    assert not pairs(SMALL_PLACES, BIG_CITY_SCENES | BIG_CITY_OBJECTS)
+    # the rules exclude pairs, not whole axes: snow and golden hour still appear elsewhere
+    assert pairs(frozenset(PLACES_WITH_SNOW), SNOW_WEATHERS)
+    assert any("at golden hour" in p for p in prompts)
+
+
+PLACES_WITH_SNOW = ("Oslo", "Moscow", "Toronto", "Berlin", "Seoul", "Chicago")
 
 
 def _llm_argv(model: Path, out: Path, num_prompts: int, seed: int) -> list[str]:

@@ -55,7 +55,12 @@ def test_conv_fusion_and_a_bad_fusion() -> None:
 def test_attention_variant_from_config(classwise: bool, outputs: int) -> None:
     cfg = tiny_vfm_cfg(
         "DINOv2",
-        ["MODEL.DAFORMER.ATTENTION_EMBED_DIM", "32", "MODEL.HRDA.ATTENTION_CLASSWISE", str(classwise)],
+        [
+            "MODEL.DAFORMER.ATTENTION_EMBED_DIM",
+            "32",
+            "MODEL.HRDA.ATTENTION_CLASSWISE",
+            str(classwise),
+        ],
     )
     head = DAFormerAttentionHead.from_config(cfg, SHAPE).eval()
     assert head.fuse_layer.conv.kernel_size == (1, 1)

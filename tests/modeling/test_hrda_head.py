@@ -32,18 +32,21 @@ def test_scale_box_truncates_as_the_original() -> None:
 def test_training_fusion_uses_the_detail_only_inside_its_crop() -> None:
     fusion = _fusion()
     context_maps, detail_maps = _maps(4, 4, 0), _maps(2, 2, 1)  # context 64 px, detail crop 32
-    box = (16, 48, 32, 64)  # detail crop in the 128 px detail image
+    box = (32, 64, 32, 64)  # detail crop in the 128 px detail image
     fused, context, detail = fusion(context_maps, detail_maps, crop_box=box)
     assert fused.shape == (1, 3, 8, 8) and context.shape == (1, 3, 4, 4)
     up_plain = F.interpolate(
         fusion.head(context_maps), scale_factor=2.0, mode="bilinear", align_corners=False
     )
+    # the crop is context pixel (1, 1) and fused pixels 2..3; bilinear x2 spreads it to 1..4
     outside = torch.ones(8, 8, dtype=torch.bool)
-    outside[1:3, 2:4] = False  # the crop at stride 16
+    outside[1:5, 1:5] = False
     torch.testing.assert_close(fused[..., outside], up_plain[..., outside])
     attention = torch.sigmoid(fusion.scale_attention(context_maps))
-    assert not torch.allclose(fused[..., 1:3, 2:4], up_plain[..., 1:3, 2:4])
-    assert torch.allclose(context[..., 0, 0], fusion.head(context_maps)[..., 0, 0])
+    assert not torch.allclose(fused[..., 2:4, 2:4], up_plain[..., 2:4, 2:4])
+    plain = fusion.head(context_maps)
+    torch.testing.assert_close(context[..., 1, 1], (1 - attention[..., 1, 1]) * plain[..., 1, 1])
+    torch.testing.assert_close(context[..., 0, 0], plain[..., 0, 0])
     assert float(attention.min()) > 0
     torch.testing.assert_close(detail, fusion.head(detail_maps))
 
@@ -55,8 +58,8 @@ def test_test_fusion_from_window_logits() -> None:
     merged = fusion.decode_windows(windows, boxes, batch_size=1)
     logits = fusion.head(windows)
     assert merged.shape == (1, 3, 2, 4)
-    torch.testing.assert_close(merged[..., 0], logits[0, :, :, 0])
-    torch.testing.assert_close(merged[..., 1], (logits[0, :, :, 1] + logits[1, :, :, 0]) / 2)
+    torch.testing.assert_close(merged[0, :, :, 0], logits[0, :, :, 0])
+    torch.testing.assert_close(merged[0, :, :, 1], (logits[0, :, :, 1] + logits[1, :, :, 0]) / 2)
     fused, _, _ = fusion(_maps(1, 2, 0), merged)
     assert fused.shape == (1, 3, 2, 4)
 

@@ -28,6 +28,8 @@ import pytest
 import torch
 
 from clouds.config import get_cfg
+from clouds.modeling import build_model
+from clouds.modeling.checkpoint import load_model_weights
 from clouds.modeling.checkpoint.mmdet_mask2former import mask2former_key
 from clouds.modeling.heads.mask2former import Mask2FormerHead
 from clouds.modeling.shape_spec import ShapeSpec
@@ -48,27 +50,34 @@ def _unpack(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {n: p.view(s) for n, p, s in zip(packed["names"], parts, packed["shapes"])}
 
 
+def _head_overrides(variant: str) -> dict[str, object]:
+    """The fixture's head sizes (the Rein variant with its linked queries)."""
+    linked = variant == "rein"
+    return {
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 5,
+        "MODEL.SEM_SEG_HEAD.CONVS_DIM": 32,
+        "MODEL.SEM_SEG_HEAD.MASK_DIM": 32,
+        "MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS": 2,
+        "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS": 2,
+        "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS": 4,
+        "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_DIM_FEEDFORWARD": 32,
+        "MODEL.MASK_FORMER.HIDDEN_DIM": 32,
+        "MODEL.MASK_FORMER.NHEADS": 4,
+        "MODEL.MASK_FORMER.DIM_FEEDFORWARD": 32,
+        "MODEL.MASK_FORMER.DEC_LAYERS": 3,
+        "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES": 6,
+        "MODEL.MASK_FORMER.TRAIN_NUM_POINTS": FIXTURE[variant]["num_points"],
+        "MODEL.REIN.ENABLED": linked,
+        "MODEL.REIN.QUERY_DIMS": 32,
+        "MODEL.REIN.TOKEN_LENGTH": 6,
+        "MODEL.VFM_HEAD.REPLACE_QUERY_FEAT": linked,
+    }
+
+
 def _head(variant: str) -> Mask2FormerHead:
     linked = variant == "rein"
     cfg = get_cfg()
-    cfg.merge_from_list(
-        [
-            str(x)
-            for x in (
-                *("MODEL.SEM_SEG_HEAD.NUM_CLASSES", 5, "MODEL.SEM_SEG_HEAD.CONVS_DIM", 32),
-                *("MODEL.SEM_SEG_HEAD.MASK_DIM", 32, "MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS", 2),
-                *("MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS", 2),
-                *("MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS", 4),
-                *("MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_DIM_FEEDFORWARD", 32),
-                *("MODEL.MASK_FORMER.HIDDEN_DIM", 32, "MODEL.MASK_FORMER.NHEADS", 4),
-                *("MODEL.MASK_FORMER.DIM_FEEDFORWARD", 32, "MODEL.MASK_FORMER.DEC_LAYERS", 3),
-                *("MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", 6),
-                *("MODEL.MASK_FORMER.TRAIN_NUM_POINTS", FIXTURE[variant]["num_points"]),
-                *("MODEL.REIN.ENABLED", linked, "MODEL.REIN.QUERY_DIMS", 32),
-                *("MODEL.REIN.TOKEN_LENGTH", 6, "MODEL.VFM_HEAD.REPLACE_QUERY_FEAT", linked),
-            )
-        ]
-    )
+    cfg.merge_from_list([str(x) for kv in _head_overrides(variant).items() for x in kv])
     shapes = {n: ShapeSpec(channels=16, stride=s) for n, s in zip(NAMES, (4, 8, 16, 32))}
     head = Mask2FormerHead.from_config(cfg, shapes)
     original = _unpack(FIXTURE["rein"]["state_dict"]) | _unpack(FIXTURE[variant]["state_dict"])
@@ -165,3 +174,41 @@ def test_semantic_inference_equals_mmseg_predict(variant: str) -> None:
     with torch.no_grad():
         scores = head.logits_at({n: m[:1] for n, m in maps.items()}, (48, 40), queries)
     _close(scores, FIXTURE[variant]["scores_48x40"])
+
+
+def test_original_checkpoint_loads_through_model_weights(tmp_path: Path) -> None:
+    """An mmengine checkpoint of the original's frozen-DINOv2 Mask2Former segmentor (its key
+    names: ``backbone.<ViT>``, ``decode_head.<mmdet head>``) initialises our model: every head
+    entry lands on its tensor, the model predicts with it."""
+    cfg = get_cfg()
+    overrides = {
+        **_head_overrides("plain"),
+        "MODEL.META_ARCHITECTURE": "VFMSegmentor",
+        "MODEL.DEVICE": "cpu",
+        "MODEL.BACKBONE.NAME": "DINOv2",
+        "MODEL.VFM.TINY": True,
+        "MODEL.VFM.TINY_WIDTH": 16,
+        "MODEL.VFM.OUT_INDICES": "[0, 1, 2, 3]",
+        "MODEL.VFM.RESIZE_FEATURES": True,
+        "MODEL.LORA.ENABLED": False,
+        "MODEL.VFM_HEAD.TYPE": "mask2former",
+    }
+    cfg.merge_from_list([str(x) for kv in overrides.items() for x in kv])
+    model = build_model(cfg).eval()
+    head_state = _unpack(FIXTURE["rein"]["state_dict"]) | _unpack(FIXTURE["plain"]["state_dict"])
+    del head_state["querys2feat.weight"], head_state["querys2feat.bias"]
+    state = {f"backbone.{k}": v for k, v in model.backbone.vit.state_dict().items()}
+    state |= {f"decode_head.{k}": v for k, v in head_state.items()}
+    path = tmp_path / "iter_40000.pth"
+    torch.save({"meta": {"iter": 40000}, "state_dict": state}, path)
+    load_model_weights(model, path)
+    ours = model.state_dict()
+    for key, value in head_state.items():
+        assert torch.equal(ours[mask2former_key(f"decode_head.{key}")], value), key
+    reference = _head("plain").eval()
+    image = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        features = model.backbone(model.normalize(image)[None])
+        expected = reference.logits_at(features, (64, 64))
+        got = model([{"image": image}])[0]["sem_seg"]
+    assert torch.equal(got.argmax(0), expected[0].argmax(0))

@@ -15,6 +15,12 @@ tiny sizes (head as the LoRA fixtures of tests/fixtures/dgvfm_train), one traini
 fixture batch after seeding (the head's loss called with the label map, as it is written: mmseg
 1.2.2's ``EncoderDecoder.loss`` hands it data samples and fails), then its slide inference
 (64 windows, stride 43) of a seeded image.
+
+``step_dinov2_ms_1024x1024.pt``: the same for ``dg_rein_dinov2_ms_1024x1024``
+(``MultiScaleEncoderDecoder`` with ``DINOhead``: head 32 channels, context transformer of 2 heads
+of 16; crops 128, sub-crop 64 on a 16 px grid; the config lacks the ``train_cfg.log_config`` its
+segmentor reads, so the generator gave it one and skipped the debug plot), its NumPy sub-crop box,
+and its ``ms_slide_inference`` (128 windows, stride 128, stage 1 at 512x1024) of a seeded image.
 """
 
 from __future__ import annotations
@@ -155,15 +161,32 @@ def test_rein_forward_and_training_step_equal_the_originals(case: str) -> None:
         assert _close(digest(key, param.detach() - before[key]), updates[key]), key
 
 
-def test_rein_linearhead_config_trains_and_predicts_as_the_original() -> None:
-    record = torch.load(FIXTURES / "step_dinov2_linearhead.pt", weights_only=True)
-    cfg = load_config(
-        str(REPO / "configs/dg/gta2citys/dg_rein_dinov2_linearhead.yaml"),
-        [
-            *_tiny(4, "[0, 1, 2, 3]", 1, "(64, 64)"), *TINY_REIN,
+# config, fixture, extra overrides of the whole-model cases
+MODEL_CASES = {
+    "linearhead": (
+        "dg_rein_dinov2_linearhead",
+        (
+            *_tiny(4, "[0, 1, 2, 3]", 1, "(64, 64)"),
             "TEST.SLIDE.WINDOW", "(64, 64)", "TEST.SLIDE.STRIDE", "(43, 43)",
-        ],
-    )  # fmt: skip
+        ),
+    ),
+    "ms_1024x1024": (
+        "dg_rein_dinov2_ms_1024x1024",
+        (
+            *_tiny(4, "[0, 1, 2, 3]", 1, "(128, 128)", 64),
+            "MODEL.VFM_HEAD.HIDDEN_DIM", "32", "MODEL.VFM_HEAD.REFINE_HEAD_DIM", "16",
+            "MODEL.VFM_HEAD.SUB_CROP_GRID", "16",
+            "TEST.SLIDE.WINDOW", "(128, 128)", "TEST.SLIDE.STRIDE", "(128, 128)",
+        ),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(MODEL_CASES))
+def test_rein_config_trains_and_predicts_as_the_original(case: str) -> None:
+    config, overrides = MODEL_CASES[case]
+    record = torch.load(FIXTURES / f"step_dinov2_{case}.pt", weights_only=True)
+    cfg = load_config(str(REPO / f"configs/dg/gta2citys/{config}.yaml"), [*overrides, *TINY_REIN])
     model = build_model(cfg)
     state = original_state(record["keys"], record["shapes"], int(record["state_seed"]))
     state["backbone.reins.scale"] = torch.tensor(1.0)
@@ -175,9 +198,18 @@ def test_rein_linearhead_config_trains_and_predicts_as_the_original() -> None:
     assert {k for k, p in model.named_parameters() if p.requires_grad} == set(record["trainable"])
     optimizer = build_optimizer(cfg, model)
     images, labels = fixture_batch(tuple(cfg.INPUT.CROP.SIZE))
+    if "crop_box" in record:
+        seed_all(int(record["step_seed"]))
+        y0, x0 = model.sample_sub_crop(*cfg.INPUT.CROP.SIZE)
+        size = cfg.MODEL.VFM_HEAD.SUB_CROP
+        assert [y0, y0 + size, x0, x0 + size] == record["crop_box"]
     seed_all(int(record["step_seed"]))
     losses = model([{"image": i, "sem_seg": t.long()} for i, t in zip(images, labels)])
     total = sum(losses.values())
+    names = {"decode.loss_ce": "loss_sem_seg", "decode_lr.loss_ce": "loss_coarse"}
+    names["decode_hr.loss_ce"] = "loss_refine"
+    for name, value in record["losses"].items():
+        assert abs(float(losses[names[name]].detach()) / value - 1) < TOLERANCE, name
     assert abs(float(total.detach()) / record["total"] - 1) < TOLERANCE
     total.backward()
     params = {k: p for k, p in model.named_parameters() if p.grad is not None}
@@ -194,7 +226,12 @@ def test_rein_linearhead_config_trains_and_predicts_as_the_original() -> None:
     generator = torch.Generator().manual_seed(int(expected["image_seed"]))
     image = torch.randn((1, 3, *expected["size"]), generator=generator, dtype=torch.float64)
     with torch.no_grad():
-        logits = infer_logits(model.inference_settings, image, logits_fn=model.light_logits)
+        logits = infer_logits(
+            model.inference_settings,
+            image,
+            logits_fn=model.light_logits,
+            refine_fn=model.refined_logits,
+        )
     assert abs(float(logits.norm()) / expected["logits_norm"] - 1) < TOLERANCE
     sub = logits[..., ::8, ::8].float()
     assert (

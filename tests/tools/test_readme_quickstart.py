@@ -38,3 +38,34 @@ def test_the_hash_changes_with_any_input(tmp_path) -> None:
     before = tool.inputs_hash(tmp_path)
     (tmp_path / "tools" / "quickstart.py").write_text("b")
     assert tool.inputs_hash(tmp_path) != before
+
+
+def test_pictures_have_titled_panels_and_a_class_legend(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from clouds.data.datasets.cityscapes_meta import CITYSCAPES_COLORS
+
+    tool = _tool()
+    folder = tmp_path / "generated"
+    (folder / "images").mkdir(parents=True)
+    Image.new("RGB", (128, 64), (90, 120, 200)).save(folder / "images" / "im_0_p0.png")
+    (folder / "manifest-part000.jsonl").write_text(
+        json.dumps({"file": "im_0_p0.png", "prompt": "a foggy street"}) + "\n"
+    )
+    tool.generated_figure(folder, tmp_path / "generated.png")
+    labels = np.zeros((64, 128, 3), np.uint8)
+    labels[:32] = CITYSCAPES_COLORS[10]  # sky
+    labels[32:] = CITYSCAPES_COLORS[0]  # road
+    (tmp_path / "run" / "pseudo_labels").mkdir(parents=True)
+    for suffix in ("image", "truth", "teacher", "sam"):
+        Image.fromarray(labels).save(tmp_path / "run" / "pseudo_labels" / f"x_0_{suffix}.png")
+    tool.pseudo_label_figure(tmp_path / "run", "x", "x_0", tmp_path / "pseudo.png")
+    for name in ("generated.png", "pseudo.png"):
+        width, height = Image.open(tmp_path / name).size
+        assert width > 3 * 128 and height > 2 * 64  # panels with titles, not a bare strip
+    # both classes' colours appear in the legend, outside the four panels
+    picture = np.asarray(Image.open(tmp_path / "pseudo.png").convert("RGB"))
+    legend = picture[int(picture.shape[0] * 0.9) :]
+    for color in (CITYSCAPES_COLORS[10], CITYSCAPES_COLORS[0]):
+        assert (np.abs(legend.astype(int) - color).sum(axis=2) < 10).any()

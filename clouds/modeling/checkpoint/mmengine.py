@@ -61,6 +61,8 @@ OUR_BACKBONE_PREFIX = "backbone.vit."
 _IGNORED_ORIGINAL = re.compile(
     r"^backbone\.vit\.(mask_token|(.*\.)?rope\.freqs_(cos|sin)|fpn\d\..*)$"
 )
+# the classifier HRDAHead builds as an mmseg decode head but never uses (ours has none)
+_UNUSED_ORIGINAL_HEAD = re.compile(r"^decode_head\.conv_seg\.(weight|bias)$")
 
 
 class UntrustedCheckpointError(ValueError):
@@ -189,6 +191,9 @@ def map_original_state_dict(
     left_out: list[str] = []
     for key, value in state.items():
         prefix = next((p for p in ORIGINAL_BACKBONE_PREFIXES if key.startswith(p)), None)
+        if key not in model_keys and _UNUSED_ORIGINAL_HEAD.match(key):
+            left_out.append(key)
+            continue
         if prefix is None or key in model_keys:
             mapped[mask2former_key(key)] = value
             continue

@@ -102,10 +102,7 @@ class HRDAHead(nn.Module):
             by (1 - attention), detail (B, K, h'', w'') logits.
         """
         context = self.head(context_features)
-        if isinstance(detail, torch.Tensor):
-            detail_logits = detail
-        else:
-            detail_logits = self.head(detail)
+        detail_logits = detail if isinstance(detail, torch.Tensor) else self.head(detail)
         attention = torch.sigmoid(self.scale_attention(context_features))
         attention = _resize(attention, size=context.shape[-2:])
         stride = self.feature_stride * next(iter(context_features.values())).shape[-2]

@@ -114,6 +114,11 @@ class HRDASegmentor(SegmentorBase):
             raise ConfigError(
                 f"TEST.MODE={inference.mode!r}: HRDA predicts in {', '.join(HRDA_TEST_MODES)}"
             )
+        if any(c % backbone.size_divisibility for c in hr_crop_size):
+            raise ConfigError(
+                f"MODEL.HRDA.HR_CROP_SIZE={tuple(hr_crop_size)} must be multiples of the patch "
+                f"size {backbone.size_divisibility}"
+            )
         self.backbone = backbone
         self.decode_head = decode_head
         self.scales = decode_head.scales
@@ -144,7 +149,10 @@ class HRDASegmentor(SegmentorBase):
             raise ConfigError(f"MODEL.HRDA.SCALES needs two scales, got {hrda.SCALES}")
         shape = backbone.output_shape()
         heads = {}
-        for key, name in (("HEAD_NAME", hrda.HEAD_NAME), ("ATTENTION_HEAD_NAME", hrda.ATTENTION_HEAD_NAME)):
+        for key, name in (
+            ("HEAD_NAME", hrda.HEAD_NAME),
+            ("ATTENTION_HEAD_NAME", hrda.ATTENTION_HEAD_NAME),
+        ):
             head_cls = registered_class(VFM_HEAD_REGISTRY, name, f"MODEL.HRDA.{key}", DecodeHead)
             heads[key] = head_cls.from_config(cfg, shape)
         low, high = sorted(float(s) for s in hrda.SCALES)

@@ -134,6 +134,12 @@ class VFMSegmentor(SegmentorBase):
             raise ConfigError(
                 f"MODEL.VFM_HEAD.TYPE={head.TYPE!r} is not one of {', '.join(HEAD_TYPES)}"
             )
+        rein = cfg.MODEL.REIN
+        if rein.ENABLED and rein.LINK_TOKEN_TO_QUERY and head.TYPE != "mask2former":
+            raise ConfigError(
+                f"MODEL.REIN.LINK_TOKEN_TO_QUERY links Rein's tokens to the queries of a "
+                f"Mask2Former head, but MODEL.VFM_HEAD.TYPE is {head.TYPE!r}: set it False"
+            )
         backbone_cls = registered_class(
             BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.NAME"
         )

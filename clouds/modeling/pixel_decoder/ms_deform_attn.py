@@ -26,7 +26,12 @@ def _level_shapes(spatial_shapes: Tensor | Sequence[Sequence[int]]) -> list[tupl
                 f"spatial_shapes must have shape (L, 2), got {tuple(spatial_shapes.shape)}"
             )
         spatial_shapes = spatial_shapes.tolist()
-    return [(h if isinstance(h, torch.SymInt) else int(h), w if isinstance(w, torch.SymInt) else int(w)) for h, w in spatial_shapes]
+    return [(_size(h), _size(w)) for h, w in spatial_shapes]
+
+
+def _size(value: int | torch.SymInt) -> int | torch.SymInt:
+    """A level size as a Python int; a symbolic one (torch.export) as it is."""
+    return value if isinstance(value, torch.SymInt) else int(value)
 
 
 def ms_deform_attn_core(

@@ -92,7 +92,7 @@ class TinySettings:
 
 
 class VFMBackbone(Backbone):
-    """A frozen ViT with optional LoRA returning four stride-16 feature maps.
+    """A frozen ViT with optional LoRA and / or Rein returning four stride-16 feature maps.
 
     Subclasses set ``block_pattern`` (regex of one block's module path inside ``vit``) and
     ``default_lora_targets``, build ``vit`` in ``from_config`` and implement ``forward_blocks``.

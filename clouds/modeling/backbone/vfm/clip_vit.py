@@ -281,7 +281,8 @@ class CLIPViT(VFMBackbone):
         return torch.cat([cls_pos, patch.flatten(2)[0].transpose(0, 1)], dim=0)
 
     def forward_blocks(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, H, W) -> 4 x (B, C, H/16, W/16), class token dropped."""
+        """(B, 3, H, W) -> 4 x (B, C, H/16, W/16), class token dropped (with Rein's pyramid:
+        strides 4, 8, 16, 32)."""
         visual = self.vit
         x = visual.conv1(images)
         b, c, h, w = x.shape
@@ -295,4 +296,6 @@ class CLIPViT(VFMBackbone):
             return tokens.transpose(0, 1)[:, 1:].transpose(1, 2).reshape(b, c, h, w)
 
         features = self.run_blocks(visual.transformer.resblocks, x, to_map)
-        return [getattr(self, name)(f) for name, f in zip(self.pyramid, features)] or features
+        if not self.pyramid:
+            return features
+        return [getattr(self, name)(f) for name, f in zip(self.pyramid, features)]

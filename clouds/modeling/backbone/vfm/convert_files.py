@@ -23,7 +23,7 @@ import torch
 
 from clouds.modeling.backbone.vfm.convert import convert_official_state
 from clouds.utils.io import atomic_path
-from clouds.utils.weights_file import load_torch_weights
+from clouds.utils.weights_file import TORCH, load_torch_weights, reading_weights
 
 __all__ = [
     "EVA02_GRID",
@@ -101,7 +101,8 @@ def convert_clip_file(
         raise FileNotFoundError(
             f"weight file not found: {path} (absolute: {os.path.abspath(path)})"
         )
-    with warnings.catch_warnings():  # OpenAI's release is TorchScript: jit.load is its reader
+    reading = reading_weights(path, key="pretrained file", formats=TORCH)
+    with reading, warnings.catch_warnings():  # OpenAI's release is TorchScript: jit.load reads it
         warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=FutureWarning)
         archive = torch.jit.load(path, map_location="cpu").float().state_dict()
     visual = {k.replace("visual.", ""): v for k, v in archive.items() if k.startswith("visual.")}

@@ -19,8 +19,8 @@ from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import TinySettings, VFMBackbone
-from clouds.modeling.backbone.vfm.embed import bicubic_resize_by_scale
 from clouds.modeling.backbone.vfm.convert import convert_official_state, read_official_file
+from clouds.modeling.backbone.vfm.embed import bicubic_resize_by_scale
 from clouds.modeling.backbone.vfm.loading import (
     ConvertSettings,
     load_converted_weights,

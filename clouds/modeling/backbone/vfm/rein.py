@@ -61,7 +61,7 @@ class ReinSettings:
             raise ConfigError(
                 f"MODEL.REIN.TYPE {rein.TYPE!r} is not one of {', '.join(REIN_TYPES)}"
             )
-        for key in ("TOKEN_LENGTH", "LORA_DIM", "QUERY_DIMS"):
+        for key in ("LORA_DIM", "QUERY_DIMS"):
             if rein[key] < 1:
                 raise ConfigError(f"MODEL.REIN.{key} must be positive, got {rein[key]}")
         return cls(

@@ -1,0 +1,125 @@
+"""MultiScaleSegmentor: DGVFM's ``MultiScaleEncoderDecoder`` (its ``dg_rein_dinov2_ms_1024x1024``
+config): ONE head predicts the whole crop at half size and refines a full-resolution sub-crop
+given the half-size prediction of that region as context.
+
+Training, from each batch of crops (B, 3, H, W): (a) the crops at half size through backbone +
+head (no context), the logits upsampled to the half-size label; (b) one full-resolution sub-crop
+box per batch (MODEL.VFM_HEAD.SUB_CROP, offsets on MODEL.VFM_HEAD.SUB_CROP_GRID, drawn from NumPy
+as the original) through backbone + head with context: the detached half-size logits cropped at
+the box / 2 and resized x0.25 (bilinear). The loss is the sum of both cross-entropies. Inference
+(TEST.MODE "msfull_slide", the original's ``ms_slide_inference``): the head without context
+slides over the image resized to TEST.COARSE_TO_FINE.COARSE_SIZE, then every window is refined
+with its crop of those logits resized x0.125 as context, overlaps averaged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from clouds.config import CfgNode, ConfigError
+from clouds.modeling.heads.base import DecodeHead
+from clouds.modeling.inference import InferenceSettings, infer_logits
+from clouds.modeling.meta_arch.base import build_backbone, output_size
+from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor, _train_pad_size
+from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
+
+__all__ = ["MultiScaleSegmentor"]
+
+_TRAIN_CONTEXT_SCALE = 0.25  # half-size logits of the sub-crop region -> context
+_TEST_CONTEXT_SCALE = 0.125  # full-size logits of a window -> context
+
+
+def _bilinear(x: torch.Tensor, **size_or_scale: Any) -> torch.Tensor:
+    return F.interpolate(x, mode="bilinear", align_corners=False, **size_or_scale)
+
+
+@META_ARCH_REGISTRY.register()
+class MultiScaleSegmentor(VFMSegmentor):
+    """A VFM backbone with one head that predicts with and without context (module docstring)."""
+
+    teacher_prefixes = ("decode_head.",)
+
+    def __init__(self, *, inference: InferenceSettings | None = None, **kwargs: Any) -> None:
+        """As :class:`VFMSegmentor` without ``aux_decoder``: the decode head (called as
+        ``head(features, context)``) refines too."""
+        super().__init__(aux_decoder=None, **kwargs)
+        self.inference_settings = inference or InferenceSettings()
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> MultiScaleSegmentor:
+        head = cfg.MODEL.VFM_HEAD
+        if head.TYPE != "ms":
+            raise ConfigError(
+                f"META_ARCHITECTURE MultiScaleSegmentor trains the multi-scale way: set "
+                f"MODEL.VFM_HEAD.TYPE 'ms', got {head.TYPE!r}"
+            )
+        backbone = build_backbone(cfg)
+        head_cls = registered_class(
+            VFM_HEAD_REGISTRY, head.LIGHT_HEAD_NAME, "MODEL.VFM_HEAD.LIGHT_HEAD_NAME", DecodeHead
+        )
+        return cls(
+            backbone=backbone,
+            decode_head=head_cls.from_config(cfg, backbone.output_shape()),
+            pixel_mean=cfg.MODEL.PIXEL_MEAN,
+            pixel_std=cfg.MODEL.PIXEL_STD,
+            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            sub_crop=head.SUB_CROP,
+            sub_crop_grid=head.SUB_CROP_GRID,
+            inference=InferenceSettings.from_config(cfg),
+            train_pad_size=_train_pad_size(cfg),
+            ce_avg_non_ignore=head.CE_AVG_NON_IGNORE,
+        )
+
+    def forward(
+        self, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
+        """Losses {"loss_coarse", "loss_refine"} (training) or per-image {"sem_seg"} (eval)."""
+        if not self.training:
+            return [self._inference_one(x) for x in batched_inputs]
+        images, labels = self._training_batch(batched_inputs)
+        height, width = images.shape[-2:]
+        if height % 2 or width % 2:
+            raise ValueError(f"multi-scale training needs even crop sizes, got {height}x{width}")
+        half_images = _bilinear(images, scale_factor=0.5)
+        half_labels = F.interpolate(labels[:, None].float(), scale_factor=0.5, mode="nearest")
+        half_labels = half_labels[:, 0].long()
+        half_features = self.backbone(half_images)
+        y0, x0 = self.sample_sub_crop(height, width)
+        size = self.sub_crop
+        sub_features = self.backbone(images[..., y0 : y0 + size, x0 : x0 + size])
+        coarse = _bilinear(self.decode_head(half_features), size=half_labels.shape[-2:])
+        region = coarse.detach()[..., y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2]
+        context = _bilinear(region, scale_factor=_TRAIN_CONTEXT_SCALE)
+        refined = _bilinear(self.decode_head(sub_features, context), size=(size, size))
+        return {
+            "loss_coarse": self._ce(coarse, half_labels),
+            "loss_refine": self._ce(refined, labels[..., y0 : y0 + size, x0 : x0 + size]),
+        }
+
+    def refined_logits(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Windows (B, 3, H, W) + coarse logits of the same regions (B, K, H, W) -> logits
+        (B, K, H, W): the head with the context resized x0.125, resized back bilinearly."""
+        padded, h, w = self._padded(images)
+        context = _bilinear(context, scale_factor=_TEST_CONTEXT_SCALE)
+        logits = self.decode_head(self.backbone(padded), context)
+        if padded.shape[-2:] != (h, w):
+            logits = _bilinear(logits, size=padded.shape[-2:])[..., :h, :w]
+        return _bilinear(logits, size=(h, w))
+
+    @torch.no_grad()
+    def _inference_one(self, x: dict[str, Any]) -> dict[str, torch.Tensor]:
+        image = self.normalize(x["image"])[None]
+        h, w = image.shape[-2:]
+        logits = infer_logits(
+            self.inference_settings,
+            image,
+            logits_fn=self.light_logits,
+            refine_fn=self.refined_logits,
+        )
+        out_size = output_size(x, h, w)
+        if out_size != tuple(logits.shape[-2:]):
+            logits = _bilinear(logits, size=out_size)
+        return {"sem_seg": logits[0].float().softmax(dim=0)}
