@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Evaluate a segmenter under the 15 ImageNet-C corruptions at 5 severities.
 
-Usage (options first, then train_net.py's ``KEY VALUE`` overrides)::
+Usage (train_net.py's ``KEY VALUE`` overrides may stand anywhere among the options)::
 
-    python tools/eval_corruptions.py --config-file CFG --output-dir DIR \\
+    python tools/eval_corruptions.py --config-file CFG MODEL.WEIGHTS W --output-dir DIR \\
         [--dataset NAME ...] [--corruptions C ...] [--severities 1 2 3 4 5] [--seed 0] \\
-        MODEL.WEIGHTS W [KEY VALUE ...]
+        [KEY VALUE ...]
 
 Evaluates ``--dataset`` (default DATASETS.TEST) clean and under every corruption x severity
 with the usual evaluator and test mapper (the corruption is applied to the mapped image, seeded
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +30,27 @@ from clouds.engine.preflight import check_weights
 from clouds.evaluation.corruptions import CORRUPTIONS, SEVERITIES
 
 logger = logging.getLogger("eval_corruptions")
+
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")  # a config key, e.g. MODEL.WEIGHTS
+_ONE_VALUE = ("--config-file", "--output-dir", "--dataset", "--seed")
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the tool's own arguments, the ``KEY VALUE`` config overrides) of ``argv``: a config key
+    (upper case, dotted) that is not the value of a one-value option starts an override."""
+    own: list[str] = []
+    overrides: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if _KEY.match(token) and i + 1 < len(tokens) and not (own and own[-1] in _ONE_VALUE):
+            overrides += tokens[i : i + 2]
+            i += 2
+        else:
+            own.append(token)
+            i += 1
+    return own, overrides
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -54,10 +76,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of known mistakes too"
     )
-    parser.add_argument(
-        "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
-    )
-    return parser.parse_args(argv)
+    parser.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config overrides")
+    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    args.opts = [*args.opts, *overrides]
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from clouds.evaluation.robustness_report import CLEAN, Cell, cell_name
 from clouds.modeling.checkpoint import foundation_weights_context, load_model_weights
 from clouds.utils.io import atomic_path
 
-__all__ = ["evaluate_corruptions", "robustness_config"]
+__all__ = ["evaluate_corruptions", "load_evaluation_module", "robustness_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +113,8 @@ def evaluate_corruptions(
     }
 
 
-def _run_cells(
-    cfg: CfgNode, todo: Sequence[tuple[str, int]], cells_dir: Path, seed: int, *, total: int
-) -> None:
+def load_evaluation_module(cfg: CfgNode) -> CloudsLightningModule:
+    """The evaluation module of ``cfg`` with ``MODEL.WEIGHTS`` loaded, as ``--eval-only`` builds it."""
     with foundation_weights_context(cfg.MODEL.WEIGHTS or None):
         module = CloudsLightningModule.from_config(cfg)
     if cfg.MODEL.WEIGHTS:
@@ -123,7 +122,14 @@ def _run_cells(
             module.model, cfg.MODEL.WEIGHTS, trust_pickle=cfg.MODEL.WEIGHTS_TRUST_PICKLE
         )
     else:
-        logger.warning("No MODEL.WEIGHTS: evaluating an untrained model under corruptions")
+        logger.warning("No MODEL.WEIGHTS: an untrained model is evaluated")
+    return module
+
+
+def _run_cells(
+    cfg: CfgNode, todo: Sequence[tuple[str, int]], cells_dir: Path, seed: int, *, total: int
+) -> None:
+    module = load_evaluation_module(cfg)
     trainer = _trainer(cfg)
     names = list(cfg.DATASETS.TEST)
     dicts = get_dataset_dicts(names)

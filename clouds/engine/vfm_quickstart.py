@@ -185,8 +185,6 @@ VFM_STAGES: tuple[Stage, ...] = (
 )
 
 
-def run_vfm_quickstart(
-    ctx: VfmQuickstartContext, stages: Sequence[Stage] = VFM_STAGES
-) -> Results:
+def run_vfm_quickstart(ctx: VfmQuickstartContext, stages: Sequence[Stage] = VFM_STAGES) -> Results:
     """Run the VFM experiment's ``stages`` in order; returns the evaluation results."""
     return run_quickstart(ctx, stages)

@@ -3,8 +3,8 @@ segmentor with a refinement head), each with its :class:`ExportMetadata` stored 
 
 The graphs go through ``torch.export`` (the dynamo-based ``torch.onnx.export``), whose symbolic
 shapes keep the image size dynamic: H and W are any multiples of the model's size divisibility
-of at least two of them (the graph refuses other sizes), checked by the exporter rather than
-traced at one size.
+of at least two of them (the driver pads other sizes), and a shape computation that would only
+hold at the traced size stops the export instead of being frozen into the graph.
 """
 
 from __future__ import annotations
@@ -129,6 +129,16 @@ def _export_graph(
             opset_version=opset,
             dynamo=True,
             verbose=False,
+        )
+    fixed = [
+        (value.name, tuple(value.shape))
+        for value in program.model.graph.inputs
+        if any(isinstance(dim, int) for dim in tuple(value.shape)[2:])
+    ]
+    if fixed:  # torch.onnx falls back to a traced size when a shape cannot stay symbolic
+        raise RuntimeError(
+            f"The export froze the image size of {fixed}: a shape computation in the model "
+            f"holds only at the traced size (run with TORCH_LOGS=+dynamic to find it)"
         )
     program.model.metadata_props[METADATA_KEY] = metadata.to_json()
     size = sum(p.numel() * p.element_size() for p in spec.module.parameters())

@@ -1,11 +1,12 @@
 """The quickstart's VFM experiment end to end, shortened (2 toy images per split, 4 generated,
-2 iterations per stage): every stage runs, a seed gives the same numbers, the report is written
+2 iterations per stage): every stage runs, a seed gives the same weights, the report is written
 and a rerun resumes."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 from clouds.config import load_config
 from clouds.engine.quickstart import TARGETS, TRAINED_STAGES
 from clouds.engine.vfm_quickstart import (
+    VFM_STAGES,
     VfmQuickstartContext,
     run_vfm_quickstart,
     vfm_results_table,
@@ -22,7 +24,8 @@ from clouds.engine.vfm_quickstart import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(quickstart_dir: Path) -> VfmQuickstartContext:
+def _run(quickstart_dir: Path, stages: tuple[str, ...] | None = None) -> None:
+    """The shortened experiment in ``quickstart_dir`` (only the named ``stages`` if given)."""
     ctx = VfmQuickstartContext.under(
         quickstart_dir,
         warmup_config=str(REPO / "configs" / "toy" / "quickstart_vfm_warmup.yaml"),
@@ -32,25 +35,26 @@ def _run(quickstart_dir: Path) -> VfmQuickstartContext:
         seed=1,
         overrides=["SOLVER.MAX_ITER", "2", "SOLVER.LOG_PERIOD", "1"],
     )
-    run_vfm_quickstart(ctx)
-    return ctx
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The shortened experiment run twice with the same seed, in two quickstart folders."""
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        dirs = (tmp_path_factory.mktemp("qs_a"), tmp_path_factory.mktemp("qs_b"))
-        for quickstart_dir in dirs:
-            _run(quickstart_dir)
+        run_vfm_quickstart(ctx, [s for s in VFM_STAGES if stages is None or s.name in stages])
     finally:
         torch.set_num_threads(threads)
         monkeypatch.undo()
-    return dirs
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The whole shortened experiment, then its warm-up and joint + SAM stages again with the
+    same seed in a second quickstart folder (on a copy of the first one's data)."""
+    first, second = tmp_path_factory.mktemp("qs_a"), tmp_path_factory.mktemp("qs_b")
+    _run(first)
+    shutil.copytree(first / "datasets", second / "datasets")
+    _run(second, ("datasets", "generate", "warmup", "joint_sam"))
+    return first, second
 
 
 def _summary(quickstart_dir: Path) -> dict:
@@ -70,12 +74,16 @@ def test_every_stage_trains_the_vfm_on_the_clouds_quickstarts_data(two_runs) -> 
     control = load_config(str(vfm / "source_only" / "config.yaml"))
     assert tuple(control.DATASETS.TRAIN) == ("gta5",) and not control.MODEL.CLOUDS.SAM.MINIBATCH
     joint = load_config(str(vfm / "joint_sam" / "config.yaml"))
-    assert tuple(joint.DATASETS.TRAIN) == ("gta5", "sd_quickstart") and joint.MODEL.CLOUDS.SAM.ENABLED
+    assert (
+        tuple(joint.DATASETS.TRAIN) == ("gta5", "sd_quickstart") and joint.MODEL.CLOUDS.SAM.ENABLED
+    )
     # the EMA teacher averaged the VFM's trainable tensors (LoRA and both heads)
     saved = torch.load(vfm / "joint_teacher" / "last.ckpt", map_location="cpu", weights_only=False)
     teacher = saved["callbacks"]["JointTraining"]["teacher"]
-    assert any(".lora_" in n for n in teacher) and any(n.startswith("aux_decoder.") for n in teacher)
-    # the toy SAM refined the generated images' pseudo-labels; teacher only did not prompt SAM
+    assert any(".lora_" in n for n in teacher) and any(
+        n.startswith("aux_decoder.") for n in teacher
+    )
+    # the toy SAM refined the generated images' pseudo-labels (dumped from iteration 0)
     assert list((vfm / "joint_sam" / "pseudo_labels").glob("*_after.png"))
     summary = _summary(out)
     assert list(summary["target_average"]) == list(TRAINED_STAGES)
@@ -84,11 +92,22 @@ def test_every_stage_trains_the_vfm_on_the_clouds_quickstarts_data(two_runs) -> 
     assert set(summary["pseudo_labels"]["datasets"]) == set(TARGETS)
 
 
-def test_the_same_seed_gives_the_same_numbers(two_runs) -> None:
-    first, second = (_summary(d) for d in two_runs)
-    first["pseudo_labels"].pop("pictures")
-    second["pseudo_labels"].pop("pictures")
-    assert first == second
+def test_the_same_seed_gives_the_same_weights(two_runs) -> None:
+    for stage in ("warmup", "joint_sam"):
+        first, second = (
+            torch.load(d / "vfm" / stage / "last.ckpt", map_location="cpu", weights_only=False)
+            for d in two_runs
+        )
+        assert first["state_dict"].keys() == second["state_dict"].keys()
+        for name, tensor in first["state_dict"].items():
+            assert torch.equal(tensor, second["state_dict"][name]), (stage, name)
+    teachers = [
+        torch.load(d / "vfm" / "joint_sam" / "last.ckpt", map_location="cpu", weights_only=False)[
+            "callbacks"
+        ]["JointTraining"]["teacher"]
+        for d in two_runs
+    ]
+    assert all(torch.equal(t, teachers[1][n]) for n, t in teachers[0].items())
 
 
 def test_report_and_table(two_runs) -> None:
@@ -102,21 +121,16 @@ def test_report_and_table(two_runs) -> None:
         assert re.search(rf"\| {name} \|" + row, report), name
     summary = _summary(out)
     table = vfm_results_table([summary]).splitlines()
-    assert table[0].startswith("| seed | warm-up | source only | joint (teacher only) | joint + SAM")
+    assert table[0].startswith(
+        "| seed | warm-up | source only | joint (teacher only) | joint + SAM"
+    )
     expected = [f"{summary['target_average'][s]:.2f}" for s in TRAINED_STAGES]
     assert table[2].split(" | ")[1:5] == expected
 
 
 def test_a_rerun_resumes(two_runs) -> None:
     out, _ = two_runs
-    warmup = out / "vfm" / "warmup" / "model_final.ckpt"
-    stamp = warmup.stat().st_mtime_ns
-    metrics = (out / "vfm" / "warmup" / "metrics.json").read_text()
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
-    try:
-        _run(out)
-    finally:
-        monkeypatch.undo()
-    assert (out / "vfm" / "warmup" / "metrics.json").read_text() == metrics
-    assert warmup.stat().st_mtime_ns >= stamp
+    warmup = out / "vfm" / "warmup"
+    metrics = (warmup / "metrics.json").read_text()
+    _run(out, ("warmup", "evaluate"))
+    assert (warmup / "metrics.json").read_text() == metrics  # no iteration trained again

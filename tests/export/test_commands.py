@@ -45,10 +45,13 @@ def test_demo_refuses_a_class_list_the_graph_does_not_have(
     assert "re-export with --dataset" in caplog.text
 
 
-def test_eval_onnx_gives_the_pytorch_metrics(clouds_text_export, tmp_path: Path) -> None:
+def test_eval_onnx_gives_the_pytorch_metrics(
+    clouds_text_export, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_toy_datasets(tmp_path / "data", seed=1, num_images=2)
     CONVERSIONS["gta"].convert(str(tmp_path / "data"), nproc=1)
-    register_all_datasets(tmp_path / "data")
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "data"))
+    register_all_datasets()
     opts = [*clouds_text_export.opts, "DATASETS.TEST", "('gta5',)"]
     cfg = load_config(CLOUDS_TOY, [*opts, "OUTPUT_DIR", str(tmp_path / "torch")])
     cfg.freeze()

@@ -22,14 +22,14 @@ def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(output: Path, weights: Path, *extra: str) -> int:
-    argv = ["--output-dir", str(output), "--corruptions", "gaussian_noise", "contrast"]
-    argv += ["--severities", "2", "--seed", "3"]
+    # config overrides among the options, as the usage line shows them
+    argv = ["--severities", "2", *tiny_opts(*SIZE, **{"MODEL.WEIGHTS": weights})]
+    argv += ["--output-dir", str(output), "--corruptions", "gaussian_noise", "contrast"]
+    argv += ["--seed", "3", *extra]
     for name in DATASETS:
         argv += ["--dataset", name]
     torch.manual_seed(0)  # the tiny model's frozen part, as when its weights were saved
-    return tool("eval_corruptions").main(
-        argv + tiny_opts(*SIZE, **{"MODEL.WEIGHTS": weights}) + list(extra)
-    )
+    return tool("eval_corruptions").main(argv)
 
 
 def test_cells_report_resume_and_reproducibility(

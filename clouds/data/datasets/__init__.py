@@ -1,7 +1,8 @@
 """The project's named datasets (detectron2-style dicts + metadata on the 19 Cityscapes classes).
 
 ``register_all_datasets(root)`` registers ``gta5``, ``synthia``, ``cityscapes_{train,val}``,
-``bdd_{train,val}``, ``mapillary_{train,val}``, ``acdc_{fog,night,rain,snow}_{train,val}``
+``bdd_{train,val}``, ``mapillary_{train,val}``, ``acdc_{fog,night,rain,snow}_{train,val}``,
+the unlabelled test splits ``cityscapes_test`` and ``acdc_{fog,night,rain,snow}_test``
 and lets ``sd_<folder>`` resolve on demand; the DGVFM configs' ``dg_*`` datasets, in the original
 DGVFM layouts, come from ``$DGVFM_DATASETS`` (:mod:`.register_dgvfm`). Nothing touches the disk until a dataset is
 loaded. ``class_names(name)`` gives a dataset's classes, registering the built-in datasets under
@@ -27,6 +28,7 @@ from clouds.data.datasets.register_synthia import register_synthia
 
 __all__ = [
     "DATASET_NAMES",
+    "TEST_SPLIT_NAMES",
     "DatasetNotFoundError",
     "class_names",
     "datasets_root",
@@ -46,6 +48,11 @@ DATASET_NAMES: tuple[str, ...] = (
     "mapillary_val",
     *(f"acdc_{c}_{s}" for c in ACDC_CONDITIONS for s in ("train", "val")),
     *DGVFM_DATASET_NAMES,
+)
+# The test splits without labels (for the benchmarks' servers: tools/make_submission.py).
+TEST_SPLIT_NAMES: tuple[str, ...] = (
+    "cityscapes_test",
+    *(f"acdc_{c}_test" for c in ACDC_CONDITIONS),
 )
 
 

@@ -165,6 +165,17 @@ def load_images(name: str, image_dir: Path) -> list[dict[str, Any]]:
     return unlabelled_dicts(_list_images(name, image_dir, "*"))
 
 
+def register_unlabelled_images(name: str, image_dir: Path, pattern: str) -> None:
+    """Register ``name`` as the images ``<image_dir>/<pattern>``, without labels (a test split
+    whose labels are kept by the benchmark's server)."""
+    loader = partial(_unlabelled_listing, name, image_dir, pattern)
+    register_dataset(name, loader, image_dir, None)
+
+
+def _unlabelled_listing(name: str, image_dir: Path, pattern: str) -> list[dict[str, Any]]:
+    return unlabelled_dicts(_list_images(name, image_dir, pattern))
+
+
 def register_dataset(
     name: str,
     loader: Callable[[], list[dict[str, Any]]],

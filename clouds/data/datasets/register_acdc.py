@@ -1,4 +1,5 @@
-"""ACDC (``acdc_{fog,night,rain,snow}_{train,val}``), already in train IDs.
+"""ACDC (``acdc_{fog,night,rain,snow}_{train,val}``), already in train IDs; the test splits
+``acdc_{fog,night,rain,snow}_test`` without labels.
 
 Images ``acdc/rgb_anon/{condition}/{split}/{sequence}/<base>_rgb_anon.png``, labels
 ``acdc/gt/{condition}/{split}/{sequence}/<base>_gt_labelTrainIds.png``.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clouds.data.datasets.loading import PairedLayout, register_image_label_pairs
+from clouds.data.datasets.loading import (
+    PairedLayout,
+    register_image_label_pairs,
+    register_unlabelled_images,
+)
 
 __all__ = ["ACDC_CONDITIONS", "register_acdc"]
 
@@ -18,7 +23,8 @@ _IMAGE_SUFFIX = "_rgb_anon"
 
 def register_acdc(datasets_root: Path, *, prefix: str = "") -> None:
     """Register the eight ACDC condition/split datasets (``<prefix>acdc_<condition>_<split>``)
-    from ``<datasets_root>/acdc`` (the DGVFM configs' ``dg_`` sets have the same layout)."""
+    from ``<datasets_root>/acdc`` (the DGVFM configs' ``dg_`` sets have the same layout), and
+    the four unlabelled test splits ``<prefix>acdc_<condition>_test``."""
     root = datasets_root / "acdc"
     for condition in ACDC_CONDITIONS:
         for split in ("train", "val"):
@@ -31,3 +37,8 @@ def register_acdc(datasets_root: Path, *, prefix: str = "") -> None:
             register_image_label_pairs(
                 f"{prefix}acdc_{condition}_{split}", layout, f"*/*{_IMAGE_SUFFIX}.png"
             )
+        register_unlabelled_images(
+            f"{prefix}acdc_{condition}_test",
+            root / "rgb_anon" / condition / "test",
+            f"*/*{_IMAGE_SUFFIX}.png",
+        )

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DecodeHead", "MaskClassificationHead", "RefinementHead", "check_head"]
+from clouds.modeling.shape_spec import ShapeSpec
+
+__all__ = ["DecodeHead", "MaskClassificationHead", "RefinementHead", "check_head", "map_args"]
 
 
 class MaskClassificationHead(nn.Module, ABC):
@@ -72,6 +74,15 @@ class RefinementHead(nn.Module, ABC):
     @abstractmethod
     def masks_tokens(self) -> bool:
         """Whether training masks image tokens (``forward(..., mask=True)`` has an effect)."""
+
+
+def map_args(input_shape: Mapping[str, ShapeSpec]) -> dict[str, Any]:
+    """``in_features`` (every backbone map, in the backbone's order) and ``in_channels`` (their
+    widths): the ``__init__`` arguments of a head that reads all the maps."""
+    return {
+        "in_features": list(input_shape),
+        "in_channels": [s.channels for s in input_shape.values()],
+    }
 
 
 def check_head(head: nn.Module, contract: type[nn.Module], role: str) -> None:

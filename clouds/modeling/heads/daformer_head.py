@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode, ConfigError
-from clouds.modeling.heads.base import DecodeHead
+from clouds.modeling.heads.base import DecodeHead, map_args
 from clouds.modeling.heads.conv_norm_act import ConvNormAct, DepthwiseSeparableConv, classifier
 from clouds.modeling.heads.vfmnet import select_features
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
@@ -112,8 +112,7 @@ class DAFormerHead(DecodeHead):
     def from_config(cls, cfg: CfgNode, input_shape: Mapping[str, ShapeSpec]) -> DAFormerHead:
         d = cfg.MODEL.DAFORMER
         return cls(
-            in_features=list(input_shape),
-            in_channels=[s.channels for s in input_shape.values()],
+            **map_args(input_shape),
             embed_dim=d.EMBED_DIM,
             channels=cfg.MODEL.VFM_HEAD.HIDDEN_DIM,
             num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
@@ -148,8 +147,7 @@ class DAFormerAttentionHead(DAFormerHead):
     ) -> DAFormerAttentionHead:
         d, classwise = cfg.MODEL.DAFORMER, cfg.MODEL.HRDA.ATTENTION_CLASSWISE
         return cls(
-            in_features=list(input_shape),
-            in_channels=[s.channels for s in input_shape.values()],
+            **map_args(input_shape),
             embed_dim=d.ATTENTION_EMBED_DIM,
             channels=d.ATTENTION_EMBED_DIM,
             num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES if classwise else 1,

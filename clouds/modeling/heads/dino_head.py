@@ -113,11 +113,7 @@ class DINOHead(SegFormerHead):
     def from_config(cls, cfg: CfgNode, input_shape: Mapping[str, ShapeSpec]) -> DINOHead:
         head = cfg.MODEL.VFM_HEAD
         return cls(
-            in_features=list(input_shape),
-            in_channels=[s.channels for s in input_shape.values()],
-            channels=head.HIDDEN_DIM,
-            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            dropout=head.DROPOUT,
+            **cls.config_args(cfg, input_shape),
             num_heads=head.REFINE_HEADS,
             head_dim=head.REFINE_HEAD_DIM,
             depth=head.REFINE_LAYERS,

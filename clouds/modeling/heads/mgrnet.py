@@ -20,7 +20,8 @@ from torch import nn
 
 from clouds.config import CfgNode
 from clouds.modeling.heads.base import RefinementHead
-from clouds.modeling.heads.vfmnet import check_features, init_classifier, select_features
+from clouds.modeling.heads.conv_norm_act import classifier
+from clouds.modeling.heads.vfmnet import check_features, select_features
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
 
@@ -189,8 +190,7 @@ class MGRNet(RefinementHead):
             mask_ratio=mask_ratio,
         )
         self.dropout = nn.Dropout2d(dropout)
-        self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
-        init_classifier(self.conv_seg)
+        self.conv_seg = classifier(channels, num_classes)
 
     @classmethod
     def from_config(

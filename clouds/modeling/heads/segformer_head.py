@@ -11,13 +11,14 @@ as they are.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clouds.config import CfgNode
-from clouds.modeling.heads.base import DecodeHead
+from clouds.modeling.heads.base import DecodeHead, map_args
 from clouds.modeling.heads.conv_norm_act import ConvNormAct, classifier
 from clouds.modeling.heads.vfmnet import select_features
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
@@ -55,15 +56,21 @@ class SegFormerHead(DecodeHead):
         self.dropout = nn.Dropout2d(dropout)
         self.conv_seg = classifier(channels, num_classes)
 
+    @staticmethod
+    def config_args(cfg: CfgNode, input_shape: Mapping[str, ShapeSpec]) -> dict[str, Any]:
+        """The ``__init__`` arguments from the config: every backbone map,
+        MODEL.VFM_HEAD.HIDDEN_DIM channels, MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+        MODEL.VFM_HEAD.DROPOUT."""
+        return {
+            **map_args(input_shape),
+            "channels": cfg.MODEL.VFM_HEAD.HIDDEN_DIM,
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "dropout": cfg.MODEL.VFM_HEAD.DROPOUT,
+        }
+
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape: Mapping[str, ShapeSpec]) -> SegFormerHead:
-        return cls(
-            in_features=list(input_shape),
-            in_channels=[s.channels for s in input_shape.values()],
-            channels=cfg.MODEL.VFM_HEAD.HIDDEN_DIM,
-            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            dropout=cfg.MODEL.VFM_HEAD.DROPOUT,
-        )
+        return cls(**cls.config_args(cfg, input_shape))
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Named maps -> logits (B, K, h_0, w_0)."""

@@ -15,10 +15,11 @@ from torch import nn
 
 from clouds.config import CfgNode
 from clouds.modeling.heads.base import DecodeHead
+from clouds.modeling.heads.conv_norm_act import ConvNormAct, classifier
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
 
-__all__ = ["FusionConv", "VFMNet", "check_features", "select_features"]
+__all__ = ["VFMNet", "check_features", "select_features"]
 
 
 def check_features(input_shape: Mapping[str, ShapeSpec]) -> tuple[int, list[str]]:
@@ -38,27 +39,6 @@ def select_features(
     if missing:
         raise KeyError(f"backbone features {missing} missing (got {sorted(features)})")
     return [features[n] for n in names]
-
-
-class FusionConv(nn.Module):
-    """1x1 conv without bias + GroupNorm(32) + ReLU (mmcv ``ConvModule`` with a GN norm)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-        self.gn = nn.GroupNorm(32, out_channels)
-        self.activate = nn.ReLU(inplace=True)
-        # as ConvModule.init_weights: kaiming normal (fan_out, relu), norm weight 1 / bias 0
-        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.gn(self.conv(x)))
-
-
-def init_classifier(conv: nn.Conv2d) -> None:
-    """mmseg's decode-head classifier init: normal(std 0.01) weight, zero bias."""
-    nn.init.normal_(conv.weight, std=0.01)
-    nn.init.zeros_(conv.bias)
 
 
 @VFM_HEAD_REGISTRY.register()
@@ -86,7 +66,7 @@ class VFMNet(DecodeHead):
             )
         self.in_features = list(in_features)
         c = in_channels
-        self.fusion_conv = FusionConv(c * len(self.in_features), c)
+        self.fusion_conv = ConvNormAct(c * len(self.in_features), c)
         self.output_upscaling = nn.Sequential(
             nn.ConvTranspose2d(c, c // 2, kernel_size=2, stride=2),
             nn.BatchNorm2d(c // 2),
@@ -95,8 +75,7 @@ class VFMNet(DecodeHead):
             nn.GELU(),
         )
         self.dropout = nn.Dropout2d(dropout)
-        self.conv_seg = nn.Conv2d(c // 4, num_classes, kernel_size=1)
-        init_classifier(self.conv_seg)
+        self.conv_seg = classifier(c // 4, num_classes)
 
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape: Mapping[str, ShapeSpec]) -> VFMNet:

@@ -31,15 +31,13 @@ from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.heads.base import DecodeHead
 from clouds.modeling.heads.hrda_head import Box, HRDAHead
-from clouds.modeling.inference import InferenceSettings, infer_logits, window_boxes
-from clouds.modeling.meta_arch.base import (
-    SegmentorBase,
-    build_backbone,
-    output_size,
-    training_label,
+from clouds.modeling.inference import (
+    InferenceSettings,
+    LogitsFn,
+    RefineFn,
+    window_boxes,
 )
-from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.meta_arch.vfm_segmentor import _train_pad_size
+from clouds.modeling.meta_arch.vfm_base import VFMSegmentorBase, build_vfm_backbone
 from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
 
 __all__ = ["HRDASegmentor", "random_crop_box"]
@@ -68,7 +66,7 @@ def _resize(x: torch.Tensor, **kwargs: object) -> torch.Tensor:
 
 
 @META_ARCH_REGISTRY.register()
-class HRDASegmentor(SegmentorBase):
+class HRDASegmentor(VFMSegmentorBase):
     """VFM backbone + :class:`HRDAHead` trained and tested at two resolutions."""
 
     teacher_prefixes: tuple[str, ...] = ("decode_head.",)
@@ -104,16 +102,19 @@ class HRDASegmentor(SegmentorBase):
             hr_slide_overlapping: those windows overlap by half (else they tile).
             context_only_slide: test windows predicted by the context head alone.
             inference: TEST.MODE "whole" or "slide" with its windows.
-            train_pad_size: training batches padded to at least this (h, w) (images 0, labels
-                ``ignore_label``), as the original's data preprocessor.
-            ce_avg_non_ignore: cross-entropy over labelled pixels only (ours) instead of all.
+            ignore_label, train_pad_size, ce_avg_non_ignore: see :class:`VFMSegmentorBase`.
         """
-        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
-        inference = inference or InferenceSettings()
-        if inference.mode not in HRDA_TEST_MODES:
-            raise ConfigError(
-                f"TEST.MODE={inference.mode!r}: HRDA predicts in {', '.join(HRDA_TEST_MODES)}"
-            )
+        super().__init__(
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            ignore_label=ignore_label,
+            inference=inference,
+            train_pad_size=train_pad_size,
+            ce_avg_non_ignore=ce_avg_non_ignore,
+        )
+        mode = self.inference_settings.mode
+        if mode not in HRDA_TEST_MODES:
+            raise ConfigError(f"TEST.MODE={mode!r}: HRDA predicts in {', '.join(HRDA_TEST_MODES)}")
         if any(c % backbone.size_divisibility for c in hr_crop_size):
             raise ConfigError(
                 f"MODEL.HRDA.HR_CROP_SIZE={tuple(hr_crop_size)} must be multiples of the patch "
@@ -129,22 +130,13 @@ class HRDASegmentor(SegmentorBase):
         self.hr_slide_inference = hr_slide_inference
         self.hr_slide_overlapping = hr_slide_overlapping
         self.context_only_slide = context_only_slide
-        self.ignore_label = ignore_label
-        self.inference_settings = inference
-        self.train_pad_size = train_pad_size
-        self.ce_avg_non_ignore = ce_avg_non_ignore
         # the context image (scale < 1) must still be a multiple of the patch size
         self.size_divisibility = int(round(backbone.size_divisibility / self.scales[0]))
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> HRDASegmentor:
         hrda = cfg.MODEL.HRDA
-        backbone = build_backbone(cfg)
-        if not isinstance(backbone, VFMBackbone):
-            raise ConfigError(
-                f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is not a VFM backbone "
-                f"(DINOv2, EVA02, CLIPViT, SAMViT)"
-            )
+        backbone = build_vfm_backbone(cfg)
         if len(hrda.SCALES) != 2:
             raise ConfigError(f"MODEL.HRDA.SCALES needs two scales, got {hrda.SCALES}")
         shape = backbone.output_shape()
@@ -165,8 +157,6 @@ class HRDASegmentor(SegmentorBase):
         return cls(
             backbone=backbone,
             decode_head=decode_head,
-            pixel_mean=cfg.MODEL.PIXEL_MEAN,
-            pixel_std=cfg.MODEL.PIXEL_STD,
             hr_crop_size=tuple(hrda.HR_CROP_SIZE),
             crop_coord_divisible=hrda.CROP_COORD_DIVISIBLE,
             lr_loss_weight=hrda.LR_LOSS_WEIGHT,
@@ -174,55 +164,13 @@ class HRDASegmentor(SegmentorBase):
             hr_slide_inference=hrda.HR_SLIDE_INFERENCE,
             hr_slide_overlapping=hrda.HR_SLIDE_OVERLAPPING,
             context_only_slide=hrda.CONTEXT_ONLY_SLIDE,
-            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
-            inference=InferenceSettings.from_config(cfg),
-            train_pad_size=_train_pad_size(cfg),
-            ce_avg_non_ignore=cfg.MODEL.VFM_HEAD.CE_AVG_NON_IGNORE,
+            **cls.config_args(cfg),
         )
-
-    def forward(
-        self, batched_inputs: list[dict[str, Any]]
-    ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
-        """Weighted losses (training) or per-image {"sem_seg": (K, height, width)} (eval).
-
-        Args:
-            batched_inputs: dicts with "image" uint8 (3, H, W) RGB; in training "sem_seg"
-                int64 (H, W); optional "height", "width" (output size).
-        """
-        if self.training:
-            return self.losses(*self._training_batch(batched_inputs))
-        return [self._inference_one(x) for x in batched_inputs]
 
     # -------------------------------------------------------------------- training
-    def _training_batch(
-        self, batched_inputs: list[dict[str, Any]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised images (B, 3, Hp, Wp) and labels (B, Hp, Wp), padded to the size
-        divisibility and to the training pad size."""
-        for x in batched_inputs:
-            training_label(x)
-        div = self.size_divisibility
-        images, _ = pad_to_divisible([self.normalize(x["image"]) for x in batched_inputs], div)
-        labels, _ = pad_to_divisible(
-            [x["sem_seg"].to(self.device) for x in batched_inputs], div, self.ignore_label
-        )
-        if self.train_pad_size is not None:
-            height, width = images.shape[-2:]
-            pad_h = max(self.train_pad_size[0] - height, 0)
-            pad_w = max(self.train_pad_size[1] - width, 0)
-            images = F.pad(images, (0, pad_w, 0, pad_h))
-            labels = F.pad(labels, (0, pad_w, 0, pad_h), value=self.ignore_label)
-        return images, labels.long()
-
     def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of logits (B, K, h, w) resized (bilinear) to labels (B, H, W)."""
-        logits = _resize(logits, size=labels.shape[-2:])
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        if self.ce_avg_non_ignore:
-            return F.cross_entropy(logits, labels, ignore_index=self.ignore_label)
-        return F.cross_entropy(
-            logits, labels, ignore_index=self.ignore_label, reduction="none"
-        ).mean()
+        return super()._ce(_resize(logits, size=labels.shape[-2:]), labels)
 
     def _scaled(self, images: torch.Tensor, scale: float) -> torch.Tensor:
         return images if scale == 1 else _resize(images, scale_factor=scale)
@@ -284,11 +232,6 @@ class HRDASegmentor(SegmentorBase):
         logits = self.encode_decode(F.pad(images, (0, -w % div, 0, -h % div)))[..., :h, :w]
         return logits if (h, w) == tuple(size) else _resize(logits, size=size)
 
-    @torch.no_grad()
-    def _inference_one(self, x: dict[str, Any]) -> dict[str, torch.Tensor]:
-        image = self.normalize(x["image"])[None]
-        logits = infer_logits(self.inference_settings, image, logits_fn=self.window_logits)
-        out_size = output_size(x, *image.shape[-2:])
-        if out_size != tuple(logits.shape[-2:]):
-            logits = _resize(logits, size=out_size)
-        return {"sem_seg": logits[0].float().softmax(dim=0)}
+    def prediction_fns(self) -> tuple[LogitsFn, RefineFn | None]:
+        """Fused logits of windows; no refinement."""
+        return self.window_logits, None

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.heads.base import DecodeHead
-from clouds.modeling.inference import InferenceSettings, infer_logits
-from clouds.modeling.meta_arch.base import build_backbone, output_size
-from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor, _train_pad_size
+from clouds.modeling.inference import InferenceSettings, LogitsFn, RefineFn
+from clouds.modeling.meta_arch.vfm_base import build_vfm_backbone
+from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
 
 __all__ = ["MultiScaleSegmentor"]
@@ -56,30 +56,21 @@ class MultiScaleSegmentor(VFMSegmentor):
                 f"META_ARCHITECTURE MultiScaleSegmentor trains the multi-scale way: set "
                 f"MODEL.VFM_HEAD.TYPE 'ms', got {head.TYPE!r}"
             )
-        backbone = build_backbone(cfg)
+        backbone = build_vfm_backbone(cfg)
         head_cls = registered_class(
             VFM_HEAD_REGISTRY, head.LIGHT_HEAD_NAME, "MODEL.VFM_HEAD.LIGHT_HEAD_NAME", DecodeHead
         )
         return cls(
             backbone=backbone,
             decode_head=head_cls.from_config(cfg, backbone.output_shape()),
-            pixel_mean=cfg.MODEL.PIXEL_MEAN,
-            pixel_std=cfg.MODEL.PIXEL_STD,
-            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
             sub_crop=head.SUB_CROP,
             sub_crop_grid=head.SUB_CROP_GRID,
-            inference=InferenceSettings.from_config(cfg),
-            train_pad_size=_train_pad_size(cfg),
-            ce_avg_non_ignore=head.CE_AVG_NON_IGNORE,
+            **cls.config_args(cfg),
         )
 
-    def forward(
-        self, batched_inputs: list[dict[str, Any]]
-    ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
-        """Losses {"loss_coarse", "loss_refine"} (training) or per-image {"sem_seg"} (eval)."""
-        if not self.training:
-            return [self._inference_one(x) for x in batched_inputs]
-        images, labels = self._training_batch(batched_inputs)
+    def losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"loss_coarse", "loss_refine"} of normalised images (B, 3, H, W) and labels
+        (B, H, W) (module docstring)."""
         height, width = images.shape[-2:]
         if height % 2 or width % 2:
             raise ValueError(f"multi-scale training needs even crop sizes, got {height}x{width}")
@@ -109,17 +100,6 @@ class MultiScaleSegmentor(VFMSegmentor):
             logits = _bilinear(logits, size=padded.shape[-2:])[..., :h, :w]
         return _bilinear(logits, size=(h, w))
 
-    @torch.no_grad()
-    def _inference_one(self, x: dict[str, Any]) -> dict[str, torch.Tensor]:
-        image = self.normalize(x["image"])[None]
-        h, w = image.shape[-2:]
-        logits = infer_logits(
-            self.inference_settings,
-            image,
-            logits_fn=self.light_logits,
-            refine_fn=self.refined_logits,
-        )
-        out_size = output_size(x, h, w)
-        if out_size != tuple(logits.shape[-2:]):
-            logits = _bilinear(logits, size=out_size)
-        return {"sem_seg": logits[0].float().softmax(dim=0)}
+    def prediction_fns(self) -> tuple[LogitsFn, RefineFn | None]:
+        """The head without context, and with it (refinement)."""
+        return self.light_logits, self.refined_logits

@@ -27,7 +27,6 @@ list of input dicts in, weighted losses (training) or ``{"sem_seg": (K, height, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,31 +37,13 @@ from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.heads.base import DecodeHead, RefinementHead, check_head
 from clouds.modeling.heads.mask2former import Mask2FormerHead
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
-from clouds.modeling.inference import REFINING_MODES, InferenceSettings, infer_logits
-from clouds.modeling.meta_arch.base import (
-    SegmentorBase,
-    build_backbone,
-    output_size,
-    training_label,
-)
-from clouds.modeling.meta_arch.image_list import pad_to_divisible
-from clouds.modeling.registry import (
-    BACKBONE_REGISTRY,
-    META_ARCH_REGISTRY,
-    VFM_HEAD_REGISTRY,
-    registered_class,
-)
+from clouds.modeling.inference import REFINING_MODES, InferenceSettings, LogitsFn, RefineFn
+from clouds.modeling.meta_arch.vfm_base import VFMSegmentorBase, build_vfm_backbone
+from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
 
 __all__ = ["HEAD_TYPES", "VFMSegmentor"]
 
 HEAD_TYPES = ("light", "ms", "ms_masked", "mask_former", "mask2former")
-
-
-def _train_pad_size(cfg: CfgNode) -> tuple[int, int] | None:
-    """INPUT.CROP.SIZE with INPUT.VFM_PIPELINE.PAD_TO_CROP (DGVFM's pipelines), else None."""
-    if cfg.INPUT.VFM_PIPELINE.PAD_TO_CROP and cfg.INPUT.CROP.ENABLED:
-        return int(cfg.INPUT.CROP.SIZE[0]), int(cfg.INPUT.CROP.SIZE[1])
-    return None
 
 
 def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -70,7 +51,7 @@ def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 @META_ARCH_REGISTRY.register()
-class VFMSegmentor(SegmentorBase):
+class VFMSegmentor(VFMSegmentorBase):
     """A VFM backbone (frozen, LoRA) with the light head and optionally the refinement head."""
 
     # joint training: what the EMA teacher averages under TEACHER_SCOPE "head" (LoRA: "trainable")
@@ -100,32 +81,29 @@ class VFMSegmentor(SegmentorBase):
                 None for "light".
             sub_crop: side of the full-resolution sub-crop of multi-scale training.
             sub_crop_grid: sub-crop offsets are multiples of it.
-            inference: test-time strategy (``clouds.modeling.inference``); None: whole.
-            train_pad_size: training batches are padded to at least this (h, w), images with 0
-                after normalisation and labels with ``ignore_label``, as the original's data
-                preprocessor pads to its crop size.
-            ce_avg_non_ignore: cross-entropy averaged over labelled pixels only (ours) instead
-                of all pixels (mmseg's default, the original's).
+            ignore_label, inference, train_pad_size, ce_avg_non_ignore: see
+                :class:`VFMSegmentorBase`.
         """
-        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std)
+        super().__init__(
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            ignore_label=ignore_label,
+            inference=inference,
+            train_pad_size=train_pad_size,
+            ce_avg_non_ignore=ce_avg_non_ignore,
+        )
         check_head(decode_head, DecodeHead, "decode_head (MODEL.VFM_HEAD.LIGHT_HEAD_NAME)")
         if aux_decoder is not None:
             check_head(aux_decoder, RefinementHead, "aux_decoder (MODEL.VFM_HEAD.REFINE_HEAD_NAME)")
-        inference = inference or InferenceSettings()
-        if inference.mode in REFINING_MODES and aux_decoder is None:
-            raise ConfigError(
-                f"TEST.MODE={inference.mode!r} needs MODEL.VFM_HEAD.TYPE 'ms' or 'ms_masked'"
-            )
+        mode = self.inference_settings.mode
+        if mode in REFINING_MODES and aux_decoder is None:
+            raise ConfigError(f"TEST.MODE={mode!r} needs MODEL.VFM_HEAD.TYPE 'ms' or 'ms_masked'")
         self.backbone = backbone
         self.decode_head = decode_head
         self.aux_decoder = aux_decoder
-        self.ignore_label = ignore_label
         self.size_divisibility = backbone.size_divisibility * decode_head.size_divisibility_factor
         self.sub_crop = sub_crop
         self.sub_crop_grid = sub_crop_grid
-        self.inference_settings = inference
-        self.train_pad_size = train_pad_size
-        self.ce_avg_non_ignore = ce_avg_non_ignore
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> VFMSegmentor:
@@ -140,15 +118,7 @@ class VFMSegmentor(SegmentorBase):
                 f"MODEL.REIN.LINK_TOKEN_TO_QUERY links Rein's tokens to the queries of a "
                 f"Mask2Former head, but MODEL.VFM_HEAD.TYPE is {head.TYPE!r}: set it False"
             )
-        backbone_cls = registered_class(
-            BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.NAME"
-        )
-        if not issubclass(backbone_cls, VFMBackbone):
-            raise ConfigError(
-                f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} is not a VFM backbone "
-                f"(DINOv2, EVA02, CLIPViT, SAMViT)"
-            )
-        backbone = build_backbone(cfg)
+        backbone = build_vfm_backbone(cfg)
         shape = backbone.output_shape()
         aux_decoder = None
         if head.TYPE in ("ms", "ms_masked"):
@@ -175,35 +145,21 @@ class VFMSegmentor(SegmentorBase):
             backbone=backbone,
             decode_head=decode_head,
             aux_decoder=aux_decoder,
-            pixel_mean=cfg.MODEL.PIXEL_MEAN,
-            pixel_std=cfg.MODEL.PIXEL_STD,
-            ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
             sub_crop=head.SUB_CROP,
             sub_crop_grid=head.SUB_CROP_GRID,
-            inference=InferenceSettings.from_config(cfg),
-            train_pad_size=_train_pad_size(cfg),
-            ce_avg_non_ignore=head.CE_AVG_NON_IGNORE,
+            **cls.config_args(cfg),
         )
 
-    def forward(
-        self, batched_inputs: list[dict[str, Any]]
-    ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
-        """Weighted losses (training) or per-image {"sem_seg": (K, height, width)} (eval).
-
-        Args:
-            batched_inputs: dicts with "image" uint8 (3, H, W) RGB; in training "sem_seg"
-                int64 (H, W); optional "height", "width" (output size).
-        """
-        if self.training:
-            images, labels = self._training_batch(batched_inputs)
-            if self.decode_head.has_own_losses:
-                features = self.backbone(images)
-                return self.decode_head.losses(features, labels, **self._head_inputs())
-            if self.aux_decoder is None:
-                logits = _upsample(self.decode_head(self.backbone(images)), labels.shape[-2:])
-                return {"loss_sem_seg": self._ce(logits, labels)}
-            return self._multi_scale_losses(images, labels)
-        return [self._inference_one(x) for x in batched_inputs]
+    def losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The head's own losses, the light head's cross-entropy, or the multi-scale losses
+        (module docstring) of normalised images (B, 3, H, W) and labels (B, H, W)."""
+        if self.decode_head.has_own_losses:
+            features = self.backbone(images)
+            return self.decode_head.losses(features, labels, **self._head_inputs())
+        if self.aux_decoder is None:
+            logits = _upsample(self.decode_head(self.backbone(images)), labels.shape[-2:])
+            return {"loss_sem_seg": self._ce(logits, labels)}
+        return self._multi_scale_losses(images, labels)
 
     # ------------------------------------------------------------------ prediction
     def _padded(self, images: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -244,56 +200,15 @@ class VFMSegmentor(SegmentorBase):
             logits = _upsample(logits, padded.shape[-2:])[..., :h, :w]
         return _upsample(logits, (h, w))
 
-    @torch.no_grad()
-    def _inference_one(self, x: dict[str, Any]) -> dict[str, torch.Tensor]:
-        image = self.normalize(x["image"])[None]
-        h, w = image.shape[-2:]
-        logits = infer_logits(
-            self.inference_settings,
-            image,
-            logits_fn=self.light_logits,
-            refine_fn=self.refined_logits if self.aux_decoder is not None else None,
-        )
-        out_size = output_size(x, h, w)
-        if out_size != tuple(logits.shape[-2:]):
-            logits = _upsample(logits, out_size)
-        return {"sem_seg": logits[0].float().softmax(dim=0)}
+    def prediction_fns(self) -> tuple[LogitsFn, RefineFn | None]:
+        """The light head's logits; the refinement head's with an ``aux_decoder``."""
+        return self.light_logits, self.refined_logits if self.aux_decoder is not None else None
 
     # -------------------------------------------------------------------- training
-    def _training_batch(
-        self, batched_inputs: list[dict[str, Any]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised images (B, 3, Hp, Wp) and labels (B, Hp, Wp), padded so that the half-size
-        crop is still a multiple of the backbone's size divisibility."""
-        for x in batched_inputs:
-            training_label(x)
-        div = self.size_divisibility * (1 if self.aux_decoder is None else 2)
-        images, _ = pad_to_divisible([self.normalize(x["image"]) for x in batched_inputs], div)
-        labels, _ = pad_to_divisible(
-            [x["sem_seg"].to(self.device) for x in batched_inputs], div, self.ignore_label
-        )
-        if self.train_pad_size is not None:
-            height, width = images.shape[-2:]
-            pad = (
-                0,
-                max(self.train_pad_size[1] - width, 0),
-                0,
-                max(self.train_pad_size[0] - height, 0),
-            )
-            images, labels = F.pad(images, pad), F.pad(labels, pad, value=self.ignore_label)
-        return images, labels.long()
-
-    def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of logits (B, K, H, W) against labels (B, H, W): summed over labelled
-        pixels / all pixels (mmseg ``avg_non_ignore=False``), or / labelled ones. Computed in
-        float32 at least (half-precision logits are promoted; float64 ones stay float64)."""
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        if self.ce_avg_non_ignore:
-            return F.cross_entropy(logits, labels, ignore_index=self.ignore_label)
-        per_pixel = F.cross_entropy(
-            logits, labels, ignore_index=self.ignore_label, reduction="none"
-        )
-        return per_pixel.mean()
+    def train_divisibility(self) -> int:
+        """With a refinement head, twice the size divisibility: the half-size crop is still a
+        multiple of it."""
+        return self.size_divisibility * (1 if self.aux_decoder is None else 2)
 
     def sample_sub_crop(self, height: int, width: int) -> tuple[int, int]:
         """(y0, x0) of the batch's sub-crop of side ``sub_crop``: offsets
