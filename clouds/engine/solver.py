@@ -119,10 +119,10 @@ def get_param_groups(
     return list(groups.values())
 
 
-def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-    """AdamW or SGD (``SOLVER.OPTIMIZER``) over the parameter groups of :func:`get_param_groups`."""
+def config_param_groups(cfg: CfgNode, model: nn.Module) -> list[dict]:
+    """:func:`get_param_groups` of ``model`` with the config's SOLVER settings."""
     s = cfg.SOLVER
-    groups = get_param_groups(
+    return get_param_groups(
         model,
         base_lr=s.BASE_LR,
         weight_decay=s.WEIGHT_DECAY,
@@ -132,6 +132,12 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
         embed_by_name=s.WEIGHT_DECAY_EMBED_BY_NAME,
         no_decay_keys=s.NO_DECAY_NAME_KEYS,
     )
+
+
+def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+    """AdamW or SGD (``SOLVER.OPTIMIZER``) over the parameter groups of :func:`get_param_groups`."""
+    s = cfg.SOLVER
+    groups = config_param_groups(cfg, model)
     name = s.OPTIMIZER.upper()
     if name == "ADAMW":
         return torch.optim.AdamW(groups, lr=s.BASE_LR, betas=tuple(s.BETAS))

@@ -17,19 +17,26 @@ the values of the moved files.
 from __future__ import annotations
 
 import json
-import runpy
 from pathlib import Path
 
 import pytest
 import torch
 
 from clouds.config import CfgNode, load_config
-from clouds.engine.solver import get_param_groups
 from clouds.modeling import build_model
 from tests.data.test_vfm_configs import _solver, _test, _train
-from tests.engine._tiny import NUM_CLASSES, SIZE, register_tiny_datasets
+from tests.engine._tiny import NUM_CLASSES, register_tiny_datasets
+from tests.engine._vfm_configs import (
+    REPO,
+    WHOLE_IMAGE_CROPS,
+    adaptation_values,
+    as_overrides,
+    norm_parameter_names,
+    tiny_run_opts,
+    train_and_evaluate,
+    weight_decay_by_name,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 ORIGINAL = json.loads((REPO / "tests/fixtures/mask2former_mmdet/original_configs.json").read_text())
 TOP_LEVEL = {
     "configs/rein_dinov2_mask2former_512x512_bs1x4.yaml": "dg_rein_dinov2_mask2former_512x512_bs1x4",
@@ -50,28 +57,15 @@ RESIZING = ("ReinsEVA2", "ReinsSAMViT")
 
 def _model(cfg: CfgNode) -> dict:
     """Our config's model in the fixture's terms."""
-    mf, head, rein, lora = (
-        cfg.MODEL.MASK_FORMER,
-        cfg.MODEL.SEM_SEG_HEAD,
-        cfg.MODEL.REIN,
-        cfg.MODEL.LORA,
-    )
+    mf, head, rein = cfg.MODEL.MASK_FORMER, cfg.MODEL.SEM_SEG_HEAD, cfg.MODEL.REIN
     assert cfg.MODEL.VFM_HEAD.TYPE == "mask2former" and cfg.MODEL.BACKBONE.FREEZE
     assert mf.HIDDEN_DIM == head.CONVS_DIM and not mf.PRE_NORM and mf.DROPOUT == 0.0
     assert head.DEFORMABLE_TRANSFORMER_ENCODER_DROPOUT == 0.0
+    adaptation = adaptation_values(cfg)
+    if adaptation["rein"] is not None:
+        adaptation["rein"]["zero_mlp_delta_f"] = rein.ZERO_MLP_DELTA_F
     return {
-        "lora": {"r": lora.RANK, "alpha": lora.ALPHA, "dropout": lora.DROPOUT}
-        if lora.ENABLED
-        else None,
-        "rein": {
-            "type": rein.TYPE,
-            "token_length": rein.TOKEN_LENGTH,
-            "lora_dim": rein.LORA_DIM,
-            "link_token_to_query": rein.LINK_TOKEN_TO_QUERY,
-            "zero_mlp_delta_f": rein.ZERO_MLP_DELTA_F,
-        }
-        if rein.ENABLED
-        else None,
+        **adaptation,
         "decode_head": {
             "replace_query_feat": cfg.MODEL.VFM_HEAD.REPLACE_QUERY_FEAT,
             "num_queries": rein.TOKEN_LENGTH if rein.ENABLED else mf.NUM_OBJECT_QUERIES,
@@ -146,24 +140,9 @@ def test_weight_decay_as_the_originals_custom_keys() -> None:
     custom key), the initial queries and everything else decay."""
     config = "configs/dg/gta2citys/rein_sam-h_mask2former_512x512_bs1x4.yaml"
     cfg = load_config(str(REPO / config), [str(x) for x in _tiny_model_overrides(config)])
-    solver = cfg.SOLVER
     model = build_model(cfg)
-    groups = get_param_groups(
-        model,
-        base_lr=solver.BASE_LR,
-        weight_decay=solver.WEIGHT_DECAY,
-        weight_decay_norm=solver.WEIGHT_DECAY_NORM,
-        weight_decay_embed=solver.WEIGHT_DECAY_EMBED,
-        backbone_multiplier=solver.BACKBONE_MULTIPLIER,
-        no_decay_keys=solver.NO_DECAY_NAME_KEYS,
-    )
-    decay = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
-    norms = {
-        f"{m}.{p}"
-        for m, module in model.named_modules()
-        if isinstance(module, (torch.nn.GroupNorm, torch.nn.LayerNorm))
-        for p, _ in module.named_parameters(recurse=False)
-    }
+    decay = weight_decay_by_name(model, cfg)
+    norms = norm_parameter_names(model, (torch.nn.GroupNorm, torch.nn.LayerNorm))
     assert decay["decode_head.pixel_decoder.transformer.level_embed"] == 0.05
     assert decay["decode_head.transformer_decoder.query_feat.weight"] == 0.05
     assert decay["decode_head.transformer_decoder.level_embed.weight"] == 0.0
@@ -196,23 +175,12 @@ def _tiny_model_overrides(config: str) -> list[object]:
 
 def _overrides(config: str, output_dir: Path) -> list[str]:
     opts = {
-        "DATASETS.TRAIN": "('tiny_train',)",
-        "DATASETS.TEST": "('tiny_val',)",
-        "DATALOADER.NUM_WORKERS": 0,
-        "DATALOADER.SAMPLER_TRAIN": "TrainingSampler",
-        "INPUT.CROP.SIZE": f"({SIZE[0]}, {SIZE[1]})",
-        "INPUT.VFM_PIPELINE.TRAIN_SCALE": f"({SIZE[1]}, {SIZE[0]})",
-        "INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES": "[]",
-        "INPUT.VFM_PIPELINE.TEST_SCALES": f"[[{SIZE[1]}, {SIZE[0]}]]",
+        **tiny_run_opts(output_dir),
+        **WHOLE_IMAGE_CROPS,
         "TEST.SLIDE.WINDOW": "(32, 64)",  # stride-32 maps of 1x2: GroupNorm(32) of 32 channels
         "TEST.SLIDE.STRIDE": "(32, 32)",
-        "SOLVER.IMS_PER_GPU": 2,
-        "SOLVER.MAX_ITER": 1,
-        "SOLVER.CHECKPOINT_PERIOD": 1,
-        "OUTPUT_DIR": str(output_dir),
     }
-    pairs = [x for kv in opts.items() for x in kv]
-    return [str(x) for x in (*_tiny_model_overrides(config), *pairs)]
+    return [str(x) for x in _tiny_model_overrides(config)] + as_overrides(opts)
 
 
 @pytest.fixture(scope="module")
@@ -222,15 +190,7 @@ def tiny_data(tmp_path_factory) -> None:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: Path(c).stem)
 def test_config_trains_one_step_and_evaluates(config: str, tiny_data, tmp_path: Path) -> None:
-    namespace = runpy.run_path(str(REPO / "train_net.py"))
-    args = namespace["default_argument_parser"]().parse_args(
-        ["--config-file", str(REPO / config), *_overrides(config, tmp_path)]
-    )
-    results = namespace["main"](args)
-    assert 0.0 <= results["tiny_val"]["sem_seg"]["mIoU"] <= 100.0
-    ckpt = torch.load(tmp_path / "model_final.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 1
-    keys = set(ckpt["state_dict"])
+    keys = train_and_evaluate(config, _overrides(config, tmp_path), tmp_path)
     assert "decode_head.transformer_decoder.cls_embed.weight" in keys
     assert any(".lora_" in k for k in keys) == ("lora" in config)
     assert any(k.startswith("backbone.reins.") for k in keys) == ("rein" in config)

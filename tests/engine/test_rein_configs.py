@@ -3,15 +3,13 @@ one step and evaluates through train_net.py on the tiny datasets, with a tiny DI
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.engine._tiny import NUM_CLASSES, SIZE, register_tiny_datasets
+from tests.engine._vfm_configs import as_overrides, tiny_run_opts, train_and_evaluate
 
-REPO = Path(__file__).resolve().parents[2]
 # config -> its own tiny overrides (crops, multi-scale sub-crop, context-head widths)
 CONFIGS = {
     "configs/dg/gta2citys/dg_rein_dinov2_linearhead.yaml": {
@@ -44,31 +42,21 @@ def _overrides(output_dir: Path, extra: dict) -> list[str]:
         "MODEL.REIN.TOKEN_LENGTH": 4,
         "MODEL.REIN.LORA_DIM": 2,
         "MODEL.VFM_HEAD.HIDDEN_DIM": 128,
-        "DATASETS.TRAIN": "('tiny_train',)",
-        "DATASETS.TEST": "('tiny_val',)",
-        "DATALOADER.NUM_WORKERS": 0,
+        **tiny_run_opts(output_dir),
         "DATALOADER.RARE_CLASS_MIN_PIXELS": 0,
         "MODEL.SEM_SEG_HEAD.NUM_CLASSES": NUM_CLASSES,
-        "INPUT.VFM_PIPELINE.TEST_SCALES": f"[[{SIZE[1]}, {SIZE[0]}]]",
         "TEST.SLIDE.WINDOW": f"({SIZE[0]}, {SIZE[0]})",
         "TEST.SLIDE.STRIDE": f"({SIZE[0]}, {SIZE[0]})",
-        "SOLVER.MAX_ITER": 1,
-        "SOLVER.CHECKPOINT_PERIOD": 1,
         "TEST.EVAL_PERIOD": 0,
-        "OUTPUT_DIR": str(output_dir),
         **extra,
     }
-    return [str(x) for kv in opts.items() for x in kv]
+    return as_overrides(opts)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: Path(c).stem)
 def test_rein_config_trains_one_step_and_evaluates(config: str, tmp_path: Path) -> None:
     register_tiny_datasets(str(tmp_path / "data"))
-    namespace = runpy.run_path(str(REPO / "train_net.py"))
-    argv = ["--config-file", str(REPO / config), *_overrides(tmp_path / "run", CONFIGS[config])]
-    results = namespace["main"](namespace["default_argument_parser"]().parse_args(argv))
-    assert 0.0 <= results["tiny_val"]["sem_seg"]["mIoU"] <= 100.0
-    ckpt = torch.load(tmp_path / "run" / "model_final.ckpt", map_location="cpu", weights_only=True)
-    keys = set(ckpt["state_dict"])
+    run = tmp_path / "run"
+    keys = train_and_evaluate(config, _overrides(run, CONFIGS[config]), run)
     assert any(k.startswith("backbone.reins.learnable_tokens_a") for k in keys)
     assert not [k for k in keys if k.startswith("backbone.vit.")], "frozen ViT checkpointed"

@@ -12,16 +12,21 @@ its "system" entry here.
 from __future__ import annotations
 
 import json
-import runpy
 from pathlib import Path
 
 import pytest
-import torch
 
 from clouds.config import CfgNode, load_config
-from tests.engine._tiny import NUM_CLASSES, SIZE, register_tiny_datasets
+from tests.engine._tiny import NUM_CLASSES, register_tiny_datasets
+from tests.engine._vfm_configs import (
+    REPO,
+    WHOLE_IMAGE_CROPS,
+    adaptation_values,
+    as_overrides,
+    tiny_run_opts,
+    train_and_evaluate,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = (
     "configs/dg/gta2citys/dg_fzn_dinov2_Segformer_512x512_bs1x4.yaml",
     "configs/dg/gta2citys/dg_lora_dinov2_SegFormer.yaml",
@@ -61,22 +66,12 @@ def _overrides(output_dir: Path) -> list[str]:
         "MODEL.DAFORMER.ATTENTION_EMBED_DIM": 32,
         "MODEL.HRDA.HR_CROP_SIZE": "(32, 32)",
         "MODEL.SEM_SEG_HEAD.NUM_CLASSES": NUM_CLASSES,
-        "DATASETS.TRAIN": "('tiny_train',)",
-        "DATASETS.TEST": "('tiny_val',)",
-        "DATALOADER.NUM_WORKERS": 0,
-        "DATALOADER.SAMPLER_TRAIN": "TrainingSampler",
-        "INPUT.CROP.SIZE": f"({SIZE[0]}, {SIZE[1]})",
-        "INPUT.VFM_PIPELINE.TRAIN_SCALE": f"({SIZE[1]}, {SIZE[0]})",
-        "INPUT.VFM_PIPELINE.TRAIN_SHORT_EDGES": "[]",
-        "INPUT.VFM_PIPELINE.TEST_SCALES": f"[[{SIZE[1]}, {SIZE[0]}]]",
+        **tiny_run_opts(output_dir),
+        **WHOLE_IMAGE_CROPS,
         "TEST.SLIDE.WINDOW": "(32, 48)",
         "TEST.SLIDE.STRIDE": "(16, 16)",
-        "SOLVER.IMS_PER_GPU": 2,
-        "SOLVER.MAX_ITER": 1,
-        "SOLVER.CHECKPOINT_PERIOD": 1,
-        "OUTPUT_DIR": str(output_dir),
     }
-    return [str(x) for kv in opts.items() for x in kv]
+    return as_overrides(opts)
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +81,7 @@ def tiny_data(tmp_path_factory) -> None:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: Path(c).stem)
 def test_config_trains_one_step_and_evaluates(config: str, tiny_data, tmp_path: Path) -> None:
-    namespace = runpy.run_path(str(REPO / "train_net.py"))
-    args = namespace["default_argument_parser"]().parse_args(
-        ["--config-file", str(REPO / config), *_overrides(tmp_path)]
-    )
-    results = namespace["main"](args)
-    assert 0.0 <= results["tiny_val"]["sem_seg"]["mIoU"] <= 100.0
-    ckpt = torch.load(tmp_path / "model_final.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 1
-    keys = set(ckpt["state_dict"])
+    keys = train_and_evaluate(config, _overrides(tmp_path), tmp_path)
     assert any(k.startswith("decode_head.") for k in keys)
     assert any(".lora_" in k for k in keys) == ("lora" in config)
     assert any("learnable_tokens" in k for k in keys) == ("rein" in config)
@@ -110,21 +97,11 @@ def _system(cfg: CfgNode, original: dict) -> dict:
     """Our config's values in the fixture's terms."""
     meta, adaptation = cfg.MODEL.META_ARCHITECTURE, _adaptation(cfg)
     backbone = "ReinsDinoVisionTransformer" if adaptation == "rein" else "DinoVisionTransformer"
-    lora, rein, head = cfg.MODEL.LORA, cfg.MODEL.REIN, cfg.MODEL.VFM_HEAD
+    head = cfg.MODEL.VFM_HEAD
     ours = {
         "segmentor": SEGMENTORS[meta, adaptation],
         "backbone": BACKBONES.get((meta, adaptation), backbone),
-        "lora": {"r": lora.RANK, "alpha": lora.ALPHA, "dropout": lora.DROPOUT}
-        if adaptation == "lora"
-        else None,
-        "rein": {
-            "type": rein.TYPE,
-            "token_length": rein.TOKEN_LENGTH,
-            "lora_dim": rein.LORA_DIM,
-            "link_token_to_query": rein.LINK_TOKEN_TO_QUERY,
-        }
-        if adaptation == "rein"
-        else None,
+        **adaptation_values(cfg),
         "no_decay_keys": original["no_decay_keys"],  # checked below for the Rein configs
     }
     if meta == "VFMSegmentor":

@@ -53,7 +53,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     first, second = tmp_path_factory.mktemp("qs_a"), tmp_path_factory.mktemp("qs_b")
     _run(first)
     shutil.copytree(first / "datasets", second / "datasets")
-    _run(second, ("datasets", "generate", "warmup", "joint_sam"))
+    _run(second, ("warmup", "joint_sam"))
     return first, second
 
 

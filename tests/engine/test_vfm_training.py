@@ -87,30 +87,15 @@ def test_weight_decay_as_the_originals_optimizer_constructor() -> None:
     no other key matching a LoRA / head tensor): norm layers (GN, BN, LN) get 0, every other
     trainable tensor 0.05, the mask token included. configs/dg/Base-DG-VFM.yaml's solver keys."""
     from clouds.config import load_config
-    from clouds.engine.solver import get_param_groups
     from clouds.modeling import build_model
+    from tests.engine._vfm_configs import norm_parameter_names, weight_decay_by_name
     from tests.modeling.vfm_test_utils import tiny_vfm_cfg
 
-    solver = load_config(
-        str(Path(__file__).resolve().parents[2] / "configs/dg/Base-DG-VFM.yaml")
-    ).SOLVER
+    base = load_config(str(REPO / "configs/dg/Base-DG-VFM.yaml"))
     model = build_model(tiny_vfm_cfg("DINOv2"))
-    groups = get_param_groups(
-        model,
-        base_lr=solver.BASE_LR,
-        weight_decay=solver.WEIGHT_DECAY,
-        weight_decay_norm=solver.WEIGHT_DECAY_NORM,
-        weight_decay_embed=solver.WEIGHT_DECAY_EMBED,
-        backbone_multiplier=solver.BACKBONE_MULTIPLIER,
-        embed_by_name=solver.WEIGHT_DECAY_EMBED_BY_NAME,
-    )
-    decay = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
-    norms = {
-        f"{m}.{p}"
-        for m, module in model.named_modules()
-        if isinstance(module, (torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.LayerNorm))
-        for p, _ in module.named_parameters(recurse=False)
-    }
+    decay = weight_decay_by_name(model, base)
+    norm_types = (torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.LayerNorm)
+    norms = norm_parameter_names(model, norm_types)
     assert decay["aux_decoder.transformer_decoder.mask_token"] == 0.05
     assert decay["decode_head.output_upscaling.1.weight"] == 0.0
     assert all(decay[n] == (0.0 if n in norms else 0.05) for n in decay), decay

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,13 @@ from clouds.config import CfgNode, load_config
 from clouds.engine.solver import build_optimizer
 from clouds.modeling import build_model
 from clouds.modeling.checkpoint.mmengine import map_original_state_dict
+from clouds.modeling.inference import InferenceSettings, LogitsFn, RefineFn, infer_logits
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "dgvfm_train"
 DIGEST_SIZE = 64  # tensors larger than this are compared on a seeded sample of their entries
+# a gradient the architecture makes zero (a bias right before a normalisation): rounding only
+STRUCTURAL_ZERO = 1e-12
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,46 @@ def relative_difference(ours: dict[str, torch.Tensor], theirs: dict[str, torch.T
     return worst
 
 
+def check_digests(
+    ours: Mapping[str, torch.Tensor],
+    theirs: Mapping[str, dict[str, torch.Tensor]],
+    what: str,
+    tolerance: float,
+) -> None:
+    """Each tensor of ours within ``tolerance`` (:func:`relative_difference`) of the fixture's
+    digest of the same key, the same keys on both sides; a gradient that is zero in the fixture
+    (below STRUCTURAL_ZERO) must be zero here too."""
+    assert set(ours) == set(theirs), f"{what}: {sorted(set(ours) ^ set(theirs))}"
+    for key, expected in theirs.items():
+        scale = float(expected.get("norm", expected["values"]).double().norm())
+        if what == "gradient" and scale < STRUCTURAL_ZERO:
+            assert float(ours[key].norm()) < STRUCTURAL_ZERO, key
+            continue
+        difference = relative_difference(digest(key, ours[key]), expected)
+        assert difference < tolerance, f"{what} of {key}: {difference:.2e}"
+
+
+def check_prediction(
+    settings: InferenceSettings,
+    expected: dict,
+    tolerance: float,
+    *,
+    logits_fn: LogitsFn,
+    refine_fn: RefineFn | None = None,
+) -> None:
+    """The logits of the fixture's seeded image (``expected["image_seed"]``, ``["size"]``)
+    by the test-time strategy ``settings`` equal the original's: their norm and every 8th
+    pixel (``["logits_norm"]``, ``["logits_sub8"]``) within ``tolerance`` relative."""
+    generator = torch.Generator().manual_seed(int(expected["image_seed"]))
+    image = torch.randn((1, 3, *expected["size"]), generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        logits = infer_logits(settings, image, logits_fn=logits_fn, refine_fn=refine_fn)
+    assert abs(float(logits.norm()) / expected["logits_norm"] - 1) < tolerance
+    sub = logits[..., ::8, ::8].float()
+    difference = (sub - expected["logits_sub8"]).norm() / expected["logits_sub8"].norm()
+    assert float(difference) < tolerance
+
+
 def seed_all(seed: int) -> None:
     """The generators the original's step draws from, seeded as mmengine's set_random_seed."""
     random.seed(seed)
@@ -138,9 +182,9 @@ def seed_all(seed: int) -> None:
 
 @dataclass
 class StepResult:
-    losses: dict[str, float]
-    grads: dict[str, torch.Tensor]  # original key -> gradient
-    updates: dict[str, torch.Tensor]  # original key -> weight after the step minus before
+    losses: dict[str, float]  # every loss term and "total"
+    grads: dict[str, torch.Tensor]  # original key (or ours) -> gradient
+    updates: dict[str, torch.Tensor]  # original key (or ours) -> weight after the step minus before
 
 
 def fixture_batch(crop: tuple[int, int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -180,25 +224,39 @@ def our_model(
     return model.to(dtype).train(), cfg, to_original
 
 
+def train_step(
+    model: torch.nn.Module,
+    cfg: CfgNode,
+    step_seed: int,
+    to_original: Mapping[str, str] | None = None,
+) -> StepResult:
+    """One training step of ``model`` (train mode) on the fixtures' batch of the config's
+    crop size, after :func:`seed_all` with ``step_seed``, with the AdamW the config builds: loss
+    values, and the gradient and update of every parameter that got a gradient, under the
+    original's keys (``to_original``; None: our names)."""
+    optimizer = build_optimizer(cfg, model)
+    images, labels = fixture_batch(tuple(cfg.INPUT.CROP.SIZE))
+    batch = [{"image": image, "sem_seg": label.long()} for image, label in zip(images, labels)]
+    seed_all(step_seed)
+    losses = model(batch)
+    total = sum(losses.values())
+    total.backward()
+    params = {k: p for k, p in model.named_parameters() if p.grad is not None}
+    key = (lambda k: k) if to_original is None else to_original.__getitem__
+    grads = {key(k): p.grad.detach().clone() for k, p in params.items()}
+    before = {k: p.detach().clone() for k, p in params.items()}
+    optimizer.step()
+    updates = {key(k): p.detach() - before[k] for k, p in params.items()}
+    values = {k: float(v.detach()) for k, v in losses.items()}
+    values["total"] = float(total.detach())
+    return StepResult(values, grads, updates)
+
+
 def our_step(name: str, record: dict, dtype: torch.dtype = torch.float64) -> StepResult:
     """One training step of ours as the fixture's: same state, batch and step seed (float64 as
     the fixtures, so that only real differences exceed rounding)."""
     model, cfg, to_original = our_model(name, record, dtype)
-    optimizer = build_optimizer(cfg, model)
-    images, labels = fixture_batch(tuple(cfg.INPUT.CROP.SIZE))
-    batch = [{"image": image, "sem_seg": label.long()} for image, label in zip(images, labels)]
-    seed_all(int(record["step_seed"]))
-    losses = model(batch)
-    total = sum(losses.values())
-    total.backward()
-    params = {k: p for k, p in model.named_parameters() if p.requires_grad}
-    grads = {to_original[k]: p.grad.detach().clone() for k, p in params.items()}
-    before = {k: p.detach().clone() for k, p in params.items()}
-    optimizer.step()
-    updates = {to_original[k]: p.detach() - before[k] for k, p in params.items()}
-    values = {k: float(v.detach()) for k, v in losses.items()}
-    values["total"] = float(total.detach())
-    return StepResult(values, grads, updates)
+    return train_step(model, cfg, int(record["step_seed"]), to_original)
 
 
 def load_record(name: str) -> dict:

@@ -43,12 +43,14 @@ def test_embedding_is_a_linear_layer_per_pixel() -> None:
     torch.testing.assert_close(head.embed_layers["0"](x), expected)
 
 
-def test_conv_fusion_and_a_bad_fusion() -> None:
+def test_conv_fusion_and_a_bad_fusion_or_norm() -> None:
     head = _head(fusion="conv").eval()
     assert {"fuse_layer.conv.weight", "fuse_layer.bn.weight"} <= set(head.state_dict())
     assert head({"a": torch.randn(1, 8, 4, 4), "b": torch.randn(1, 16, 4, 4)}).shape[1] == 3
-    with pytest.raises(ConfigError, match="'sum' is not one of aspp, conv"):
+    with pytest.raises(ConfigError, match="MODEL.DAFORMER.FUSION 'sum' is not one of aspp, conv"):
         _head(fusion="sum")
+    with pytest.raises(ConfigError, match="MODEL.DAFORMER.NORM 'LN' is not one of GN, BN"):
+        _head(norm="LN")
 
 
 @pytest.mark.parametrize(("classwise", "outputs"), [(True, 5), (False, 1)])

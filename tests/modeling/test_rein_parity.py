@@ -32,18 +32,18 @@ import torch
 from torch import nn
 
 from clouds.config import load_config
-from clouds.engine.solver import build_optimizer, get_param_groups
+from clouds.engine.solver import get_param_groups
 from clouds.modeling import build_model
 from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.checkpoint.mmengine import map_original_state_dict
-from clouds.modeling.inference import infer_logits
 from clouds.modeling.registry import BACKBONE_REGISTRY
 from tests.modeling.dgvfm_train_utils import (
     _tiny,
+    check_prediction,
     digest,
-    fixture_batch,
     original_state,
     seed_all,
+    train_step,
     unpack_digests,
 )
 from tests.modeling.vfm_test_utils import tiny_vfm_cfg
@@ -196,44 +196,28 @@ def test_rein_config_trains_and_predicts_as_the_original(case: str) -> None:
     model.load_state_dict(mapped, strict=False)
     model.double().train()
     assert {k for k, p in model.named_parameters() if p.requires_grad} == set(record["trainable"])
-    optimizer = build_optimizer(cfg, model)
-    images, labels = fixture_batch(tuple(cfg.INPUT.CROP.SIZE))
     if "crop_box" in record:
         seed_all(int(record["step_seed"]))
         y0, x0 = model.sample_sub_crop(*cfg.INPUT.CROP.SIZE)
         size = cfg.MODEL.VFM_HEAD.SUB_CROP
         assert [y0, y0 + size, x0, x0 + size] == record["crop_box"]
-    seed_all(int(record["step_seed"]))
-    losses = model([{"image": i, "sem_seg": t.long()} for i, t in zip(images, labels)])
-    total = sum(losses.values())
+    result = train_step(model, cfg, int(record["step_seed"]))
     names = {"decode.loss_ce": "loss_sem_seg", "decode_lr.loss_ce": "loss_coarse"}
     names["decode_hr.loss_ce"] = "loss_refine"
     for name, value in record["losses"].items():
-        assert abs(float(losses[names[name]].detach()) / value - 1) < TOLERANCE, name
-    assert abs(float(total.detach()) / record["total"] - 1) < TOLERANCE
-    total.backward()
-    params = {k: p for k, p in model.named_parameters() if p.grad is not None}
-    assert set(params) == set(record["with_grad"])
-    before = {k: p.detach().clone() for k, p in params.items()}
-    optimizer.step()
+        assert abs(result.losses[names[name]] / value - 1) < TOLERANCE, name
+    assert abs(result.losses["total"] / record["total"] - 1) < TOLERANCE
+    assert set(result.grads) == set(record["with_grad"])
     grads, updates = unpack_digests(record["grads"]), unpack_digests(record["updates"])
-    for key, param in params.items():
-        assert _close(digest(key, param.grad), grads[key]), key
-        assert _close(digest(key, param.detach() - before[key]), updates[key]), key
+    for key, grad in result.grads.items():
+        assert _close(digest(key, grad), grads[key]), key
+        assert _close(digest(key, result.updates[key]), updates[key]), key
 
     model.eval()
-    expected = record["predict"]
-    generator = torch.Generator().manual_seed(int(expected["image_seed"]))
-    image = torch.randn((1, 3, *expected["size"]), generator=generator, dtype=torch.float64)
-    with torch.no_grad():
-        logits = infer_logits(
-            model.inference_settings,
-            image,
-            logits_fn=model.light_logits,
-            refine_fn=model.refined_logits,
-        )
-    assert abs(float(logits.norm()) / expected["logits_norm"] - 1) < TOLERANCE
-    sub = logits[..., ::8, ::8].float()
-    assert (
-        float((sub - expected["logits_sub8"]).norm() / expected["logits_sub8"].norm()) < TOLERANCE
+    check_prediction(
+        model.inference_settings,
+        record["predict"],
+        TOLERANCE,
+        logits_fn=model.light_logits,
+        refine_fn=model.refined_logits,
     )

@@ -25,24 +25,21 @@ import pytest
 import torch
 
 from clouds.config import CfgNode, load_config
-from clouds.engine.solver import build_optimizer
 from clouds.modeling import build_model
 from clouds.modeling.checkpoint.mmengine import load_mmengine_state, map_original_state_dict
-from clouds.modeling.inference import infer_logits
 from clouds.modeling.meta_arch.hrda_segmentor import random_crop_box
 from tests.modeling.dgvfm_train_utils import (
-    digest,
-    fixture_batch,
+    check_digests,
+    check_prediction,
     original_state,
-    relative_difference,
     seed_all,
+    train_step,
     unpack_digests,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "segformer_hrda"
 TOLERANCE = 1e-4
-STRUCTURAL_ZERO = 1e-12
 LOSS_NAMES = {
     "decode.loss_ce": "loss_sem_seg",
     "decode.loss_seg": "loss_seg",
@@ -95,58 +92,28 @@ def _model(name: str, record: dict, extra: tuple[str, ...] = ()):
     return model.double().train(), cfg, to_original
 
 
-def _check_tensors(ours: dict, theirs: dict, what: str) -> float:
-    assert set(ours) == set(theirs), f"{what}: {sorted(set(ours) ^ set(theirs))}"
-    worst = 0.0
-    for key, expected in theirs.items():
-        scale = float(expected.get("norm", expected["values"]).double().norm())
-        if what == "gradient" and scale < STRUCTURAL_ZERO:
-            assert float(ours[key].norm()) < STRUCTURAL_ZERO, key
-            continue
-        difference = relative_difference(digest(key, ours[key]), expected)
-        assert difference < TOLERANCE, f"{what} of {key}: {difference:.2e}"
-        worst = max(worst, difference)
-    return worst
-
-
 def _predict(model, expected: dict) -> None:
-    generator = torch.Generator().manual_seed(int(expected["image_seed"]))
-    image = torch.randn((1, 3, *expected["size"]), generator=generator, dtype=torch.float64)
     logits_fn = getattr(model, "window_logits", None) or model.light_logits
-    with torch.no_grad():
-        logits = infer_logits(model.inference_settings, image, logits_fn=logits_fn)
-    assert abs(float(logits.norm()) / expected["logits_norm"] - 1) < TOLERANCE
-    sub = logits[..., ::8, ::8].float()
-    difference = (sub - expected["logits_sub8"]).norm() / expected["logits_sub8"].norm()
-    assert float(difference) < TOLERANCE
+    check_prediction(model.inference_settings, expected, TOLERANCE, logits_fn=logits_fn)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_training_step_and_prediction_equal_the_originals(name: str) -> None:
     record = torch.load(FIXTURES / f"{name}.pt", weights_only=True)
     model, cfg, to_original = _model(name, record)
-    optimizer = build_optimizer(cfg, model)
-    images, labels = fixture_batch(tuple(cfg.INPUT.CROP.SIZE))
-    batch = [{"image": image, "sem_seg": label.long()} for image, label in zip(images, labels)]
     if record["crop_boxes"]:
         seed_all(int(record["step_seed"]))
         box = random_crop_box(*cfg.INPUT.CROP.SIZE, cfg.MODEL.HRDA.HR_CROP_SIZE, 8)
         assert [list(box)] == record["crop_boxes"]
-    seed_all(int(record["step_seed"]))
-    losses = model(batch)
-    total = sum(losses.values())
-    total.backward()
-    assert set(losses) == {LOSS_NAMES[k] for k in record["losses"]}
+    result = train_step(model, cfg, int(record["step_seed"]), to_original)
+    assert set(result.losses) - {"total"} == {LOSS_NAMES[k] for k in record["losses"]}
     for original_name, value in record["losses"].items():
-        assert abs(float(losses[LOSS_NAMES[original_name]].detach()) / value - 1) < TOLERANCE
-    assert abs(float(total) / record["total"] - 1) < TOLERANCE
-    params = {k: p for k, p in model.named_parameters() if p.requires_grad}
-    grads = {to_original[k]: p.grad.detach().clone() for k, p in params.items()}
-    before = {k: p.detach().clone() for k, p in params.items()}
-    optimizer.step()
-    updates = {to_original[k]: p.detach() - before[k] for k, p in params.items()}
-    _check_tensors(grads, unpack_digests(record["grads"]), "gradient")
-    _check_tensors(updates, unpack_digests(record["updates"]), "AdamW update")
+        assert abs(result.losses[LOSS_NAMES[original_name]] / value - 1) < TOLERANCE
+    assert abs(result.losses["total"] / record["total"] - 1) < TOLERANCE
+    trainable = {to_original[k] for k, p in model.named_parameters() if p.requires_grad}
+    assert set(result.grads) == trainable
+    check_digests(result.grads, unpack_digests(record["grads"]), "gradient", TOLERANCE)
+    check_digests(result.updates, unpack_digests(record["updates"]), "AdamW update", TOLERANCE)
     model.eval()
     _predict(model, record["predict"])
     if "predict_context_only" in record:  # the Rein HRDA config's test mode

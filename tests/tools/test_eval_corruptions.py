@@ -60,3 +60,13 @@ def test_cells_report_resume_and_reproducibility(
 
     # Another config is another run: refused in the same folder.
     assert _run(out, weights, "MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "254") != 0
+
+
+def test_config_overrides_may_stand_among_the_options() -> None:
+    args = tool("eval_corruptions").parse_args(
+        ["--config-file", "C.yaml", "MODEL.WEIGHTS", "w.ckpt", "--output-dir", "OUT"]
+        + ["--severities", "1", "5", "SEED", "3", "--dataset", "acdc_fog_val"]
+    )
+    assert (args.config_file, args.output_dir, args.severities) == ("C.yaml", "OUT", [1, 5])
+    assert args.dataset == ["acdc_fog_val"]
+    assert args.opts == ["MODEL.WEIGHTS", "w.ckpt", "SEED", "3"]

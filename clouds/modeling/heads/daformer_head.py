@@ -21,7 +21,12 @@ from torch import nn
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.heads.base import DecodeHead, map_args
-from clouds.modeling.heads.conv_norm_act import ConvNormAct, DepthwiseSeparableConv, classifier
+from clouds.modeling.heads.conv_norm_act import (
+    NORMS,
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    classifier,
+)
 from clouds.modeling.heads.vfmnet import select_features
 from clouds.modeling.registry import VFM_HEAD_REGISTRY
 from clouds.modeling.shape_spec import ShapeSpec
@@ -93,7 +98,11 @@ class DAFormerHead(DecodeHead):
         """
         super().__init__()
         if fusion not in FUSIONS:
-            raise ConfigError(f"DAFormer fusion {fusion!r} is not one of {', '.join(FUSIONS)}")
+            raise ConfigError(
+                f"MODEL.DAFORMER.FUSION {fusion!r} is not one of {', '.join(FUSIONS)}"
+            )
+        if norm not in NORMS:
+            raise ConfigError(f"MODEL.DAFORMER.NORM {norm!r} is not one of {', '.join(NORMS)}")
         self.in_features = list(in_features)
         self.embed_layers = nn.ModuleDict(
             {str(i): PixelLinear(c, embed_dim) for i, c in enumerate(in_channels)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -163,9 +164,10 @@ class Reins(nn.Module):
 class LoRAReins(Reins):
     """Tokens as products ``learnable_tokens_a`` (L, M, r) @ ``learnable_tokens_b`` (L, r, C)."""
 
-    def __init__(self, *, lora_dim: int = 16, **kwargs: object) -> None:
-        self.lora_dim = lora_dim
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, lora_dim: int = 16, **kwargs: Any) -> None:
+        """``lora_dim``: the rank r of the token factors; ``kwargs``: those of :class:`Reins`."""
+        self.lora_dim = lora_dim  # read by create_tokens, which Reins.__init__ calls
+        super().__init__(**kwargs)
 
     def create_tokens(self) -> None:
         """Both factors uniform in +-bound(sqrt(C * r))."""
