@@ -73,6 +73,8 @@ def test_every_stage_trains_the_vfm_on_the_clouds_quickstarts_data(two_runs) -> 
         assert (vfm / stage / "model_final.ckpt").is_file(), stage
     control = load_config(str(vfm / "source_only" / "config.yaml"))
     assert tuple(control.DATASETS.TRAIN) == ("gta5",) and not control.MODEL.CLOUDS.SAM.MINIBATCH
+    teacher_only = load_config(str(vfm / "joint_teacher" / "config.yaml")).MODEL.CLOUDS.SAM
+    assert teacher_only.MINIBATCH and not teacher_only.ENABLED
     joint = load_config(str(vfm / "joint_sam" / "config.yaml"))
     assert (
         tuple(joint.DATASETS.TRAIN) == ("gta5", "sd_quickstart") and joint.MODEL.CLOUDS.SAM.ENABLED

@@ -137,6 +137,10 @@ def test_config_errors() -> None:
         )
     with pytest.raises(ConfigError, match="not a VFM backbone"):
         build_model(tiny_vfm_cfg("DINOv2", ["MODEL.BACKBONE.NAME", "CLIP"]))
+    for meta_architecture in ("MultiScaleSegmentor", "HRDASegmentor"):
+        overrides = ["MODEL.META_ARCHITECTURE", meta_architecture, "MODEL.VFM_HEAD.TYPE", "ms"]
+        with pytest.raises(ConfigError, match="not a VFM backbone"):
+            build_model(tiny_vfm_cfg("DINOv2", [*overrides, "MODEL.BACKBONE.NAME", "CLIP"]))
 
 
 def test_training_batches_pad_to_the_crop_size_like_mmseg() -> None:

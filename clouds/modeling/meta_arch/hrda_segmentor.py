@@ -31,12 +31,7 @@ from clouds.config import CfgNode, ConfigError
 from clouds.modeling.backbone.vfm.base import VFMBackbone
 from clouds.modeling.heads.base import DecodeHead
 from clouds.modeling.heads.hrda_head import Box, HRDAHead
-from clouds.modeling.inference import (
-    InferenceSettings,
-    LogitsFn,
-    RefineFn,
-    window_boxes,
-)
+from clouds.modeling.inference import InferenceSettings, LogitsFn, RefineFn, window_boxes
 from clouds.modeling.meta_arch.vfm_base import VFMSegmentorBase, build_vfm_backbone
 from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
 
