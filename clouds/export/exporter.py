@@ -78,6 +78,13 @@ def _clouds_specs(model: CLOUDS, class_names: Sequence[str]) -> list[GraphSpec]:
 
 
 def _vfm_specs(model: VFMSegmentor, class_names: Sequence[str]) -> list[GraphSpec]:
+    if model.decode_head.has_own_losses or type(model) is not VFMSegmentor:
+        raise ConfigError(
+            f"{type(model).__name__} with {type(model.decode_head).__name__} has no ONNX export: "
+            f"the exporter covers VFMSegmentor with a dense decode head (MODEL.VFM_HEAD.TYPE "
+            f"'light', 'ms' or 'ms_masked'); mask-classification heads ('mask_former', "
+            f"'mask2former') and the multi-scale / HRDA segmentors are not exported"
+        )
     example = _example_image(model.size_divisibility)
     specs = [GraphSpec(VFMLightGraph(model), ["image"], "logits", (example,))]
     if model.aux_decoder is not None:

@@ -15,7 +15,7 @@ from clouds.data.conversion import CONVERSIONS
 from clouds.data.datasets import register_all_datasets
 from clouds.data.toy import make_toy_datasets
 from clouds.engine.launch import run
-from tests.export.conftest import CLOUDS_TOY, load_tool
+from tests.export.conftest import CLOUDS_TOY, REPO, load_tool
 
 
 def test_demo_onnxruntime_backend_matches_pytorch(clouds_text_export, tmp_path: Path) -> None:
@@ -78,3 +78,12 @@ def test_eval_onnx_names_a_missing_file(tmp_path: Path, capsys) -> None:
     argv = ["--config-file", CLOUDS_TOY, "--onnx-model", str(tmp_path / "absent.onnx")]
     assert eval_onnx.main([*argv, "OUTPUT_DIR", str(tmp_path / "out")]) == 1
     assert "absent.onnx" in capsys.readouterr().err
+
+
+def test_export_tool_refuses_a_mask_classification_vfm_head(tmp_path: Path, capsys) -> None:
+    """Rein + Mask2Former resizes mask logits before the sigmoid: not exported, said so."""
+    config = str(REPO / "configs/toy/dg_dinov2_mask_former.yaml")
+    argv = ["--config-file", config, "--output", str(tmp_path / "m.onnx")]
+    assert load_tool("tools/export_onnx").main(argv) == 2
+    assert "mask-classification heads" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
