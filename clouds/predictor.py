@@ -11,9 +11,12 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from clouds.config import CfgNode
+from clouds.config import CfgNode, ConfigError
 from clouds.data.catalog import Metadata, MetadataCatalog, dataset_class_names
 from clouds.data.mappers import SemSegTestMapper
+from clouds.data.transforms.geometric import resize_image
+from clouds.data.vfm_pipelines import MAPPER_NAME as VFM_MAPPER_NAME
+from clouds.data.vfm_pipelines import VFMTestMapper
 from clouds.modeling import build_model
 from clouds.modeling.acceleration import AccelerationSettings, apply_acceleration, autocast
 from clouds.modeling.checkpoint import foundation_weights_context, load_model_weights
@@ -32,6 +35,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _test_resizer(cfg: CfgNode, dataset_name: str) -> SemSegTestMapper | VFMTestMapper:
+    """The evaluation mapper whose ``output_size`` gives the model's input size."""
+    if cfg.INPUT.DATASET_MAPPER_NAME != VFM_MAPPER_NAME:
+        return SemSegTestMapper.from_config(cfg)
+    tests = list(cfg.DATASETS.TEST)
+    if not tests:
+        raise ConfigError("The VFM pipeline needs DATASETS.TEST (its test scales follow it)")
+    return VFMTestMapper.from_config(cfg, dataset_name if dataset_name in tests else tests[0])
+
+
 def default_dataset(cfg: CfgNode) -> str:
     """The dataset whose classes are predicted by default: DATASETS.TEST[0], else TRAIN[0]."""
     return (cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)[0]
@@ -40,9 +53,10 @@ def default_dataset(cfg: CfgNode) -> str:
 class Predictor:
     """Single-image inference of the model described by ``cfg``.
 
-    The image is resized so its short side is ``INPUT.MIN_SIZE_TEST`` (long side at most
-    ``INPUT.MAX_SIZE_TEST``), exactly as in evaluation, and the model returns scores at the
-    original size. Classes are those of ``dataset_name`` (default ``DATASETS.TEST[0]``, else
+    The image is resized exactly as in evaluation: short side ``INPUT.MIN_SIZE_TEST`` (long side
+    at most ``INPUT.MAX_SIZE_TEST``), or for the VFM pipeline aspect-kept into the dataset's
+    ``INPUT.VFM_PIPELINE.TEST_SCALES`` entry (the first test set's when the dataset is not a
+    test set); the model returns scores at the original size. Classes are those of ``dataset_name`` (default ``DATASETS.TEST[0]``, else
     ``DATASETS.TRAIN[0]``): an open-vocabulary model predicts whatever class list that
     dataset's metadata holds.
     """
@@ -69,7 +83,7 @@ class Predictor:
         self.model.to(self.device).eval()
         self.acceleration = AccelerationSettings.from_config(cfg)
         apply_acceleration(self.model, self.acceleration)
-        self.resizer = SemSegTestMapper.from_config(cfg)
+        self.resizer = _test_resizer(cfg, self.dataset_name)
         self.input_format = cfg.INPUT.FORMAT
 
     @torch.inference_mode()
@@ -92,9 +106,11 @@ class Predictor:
         height, width = image.shape[:2]
         if self.input_format == "BGR":
             image = image[:, :, ::-1]
-        tensor = torch.from_numpy(image.copy()).permute(2, 0, 1)
         size = self.resizer.output_size(height, width)
-        if size != (height, width):
+        if isinstance(self.resizer, VFMTestMapper):  # OpenCV bilinear, as the VFM test pipeline
+            image = resize_image(np.ascontiguousarray(image), size)
+        tensor = torch.from_numpy(image.copy()).permute(2, 0, 1)
+        if tuple(tensor.shape[-2:]) != size:
             tensor = F.resize(tensor, list(size), antialias=True)
         inputs = {
             **extra_inputs,

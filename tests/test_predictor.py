@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 
 from clouds.config import load_config
 from clouds.data.datasets import register_all_datasets
+from clouds.data.vfm_pipelines import VFMTestMapper
 from clouds.engine.lightning_module import CloudsLightningModule
 from clouds.predictor import Predictor
 
@@ -41,3 +43,20 @@ def test_lightning_module_builds_the_model_with_the_fast_paths() -> None:
     module = CloudsLightningModule.from_config(cfg)
     assert _conv_weight(module.model).is_contiguous(memory_format=torch.channels_last)
     assert module.acceleration.amp_dtype == torch.bfloat16
+
+
+def test_vfm_predictor_resizes_as_the_vfm_test_mapper(tmp_path) -> None:
+    """A VFM config's model sees the image the evaluation sees: aspect kept into the test
+    scale with OpenCV bilinear, not the CLOUDS short-side rule."""
+    register_all_datasets()
+    cfg = load_config("configs/toy/dg_dinov2_light.yaml", ["TEST.MODE", "whole"])
+    predictor = Predictor(cfg)
+    seen = []
+    predictor.model.register_forward_pre_hook(lambda _, args: seen.append(args[0][0]["image"]))
+    image = _image()
+    scores = predictor(image)
+    path = tmp_path / "image.png"
+    Image.fromarray(image).save(path)
+    mapped = VFMTestMapper.from_config(cfg, cfg.DATASETS.TEST[0])({"file_name": str(path)})
+    assert torch.equal(seen[0].cpu(), mapped["image"])
+    assert tuple(scores.shape[-2:]) == image.shape[:2]
