@@ -4,10 +4,12 @@ and a rerun resumes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -22,6 +24,16 @@ from clouds.engine.vfm_quickstart import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _tool() -> ModuleType:
+    """tools/quickstart_vfm.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "quickstart_vfm", REPO / "tools/quickstart_vfm.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(quickstart_dir: Path, stages: tuple[str, ...] | None = None) -> None:
@@ -40,7 +52,12 @@ def _run(quickstart_dir: Path, stages: tuple[str, ...] | None = None) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run_vfm_quickstart(ctx, [s for s in VFM_STAGES if stages is None or s.name in stages])
+        if stages is None:  # the whole experiment through its command line
+            argv = ["--output-dir", str(quickstart_dir), "--num-images", "2"]
+            argv += ["--num-generated", "4", "--seed", "1", *ctx.overrides]
+            assert _tool().main(argv) == 0
+        else:
+            run_vfm_quickstart(ctx, [s for s in VFM_STAGES if s.name in stages])
     finally:
         torch.set_num_threads(threads)
         monkeypatch.undo()
