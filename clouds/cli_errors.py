@@ -11,13 +11,14 @@ so this module imports nothing heavy and a tool can use it before its own heavy 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import traceback
 from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["UserFileError", "run_cli", "user_error_code"]
+__all__ = ["UserFileError", "add_debug_argument", "run_cli", "user_error_code"]
 
 CONFIG_ERROR_CODE = 2
 FILE_ERROR_CODE = 1
@@ -84,6 +85,13 @@ def user_error_code(exc: BaseException) -> int | None:
 
 def _traceback_wanted(debug: bool) -> bool:
     return debug or logging.getLogger("clouds").isEnabledFor(logging.DEBUG)
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--debug`` flag of every tool that ends through :func:`run_cli`."""
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of known mistakes too"
+    )
 
 
 def run_cli(

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clouds.cli_errors import user_error_code
+from clouds.cli_errors import add_debug_argument, user_error_code
 from clouds.config import CfgNode, ConfigError, load_config
 from clouds.engine.preflight import check_weights
 from clouds.utils.weights_source import (
@@ -118,9 +118,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--verbose", action="store_true", help="show the libraries' INFO lines (open_clip, timm)"
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of known mistakes too"
-    )
+    add_debug_argument(parser)
     parser.add_argument(
         "--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides (Mask2Former)"
     )

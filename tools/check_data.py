@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from clouds.cli_errors import run_cli  # noqa: E402
+from clouds.cli_errors import add_debug_argument, run_cli  # noqa: E402
 from clouds.config import load_config  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-only", action="store_true", help="only the evaluation sets (DATASETS.TEST)"
     )
     parser.add_argument("--workers", type=int, default=0, help="decoding threads (0: auto)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of known mistakes")
+    add_debug_argument(parser)
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
     )

@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from clouds.cli_errors import run_cli
+from clouds.cli_errors import add_debug_argument, run_cli
 from clouds.config import load_config
 from clouds.engine.preflight import check_weights
 from clouds.evaluation.corruptions import CORRUPTIONS, SEVERITIES
@@ -73,9 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--severities", nargs="+", type=int, default=list(SEVERITIES), choices=SEVERITIES
     )
     parser.add_argument("--seed", type=int, default=0, help="run seed of the per-image seeds")
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of known mistakes too"
-    )
+    add_debug_argument(parser)
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config overrides")
     own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(own)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clouds.cli_errors import run_cli
+from clouds.cli_errors import add_debug_argument, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -30,9 +30,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the results of an earlier run"
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of known mistakes too"
-    )
+    add_debug_argument(parser)
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
     )

@@ -22,7 +22,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from clouds.cli_errors import run_cli
+from clouds.cli_errors import add_debug_argument, run_cli
 from clouds.config import load_config
 from clouds.engine.preflight import check_weights
 
@@ -39,9 +39,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", default="model.onnx", help="ONNX file to write")
     parser.add_argument("--dataset", help="dataset whose class list the graph predicts")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (18 or newer)")
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of known mistakes too"
-    )
+    add_debug_argument(parser)
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
     )

@@ -21,7 +21,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from clouds.cli_errors import run_cli
+from clouds.cli_errors import add_debug_argument, run_cli
 from clouds.config import load_config
 from clouds.engine.preflight import check_weights
 
@@ -43,9 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         help="test split to predict (repeat; default cityscapes_test and acdc_*_test)",
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of known mistakes too"
-    )
+    add_debug_argument(parser)
     parser.add_argument(
         "opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides"
     )

@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from clouds.cli_errors import UserFileError
+from clouds.cli_errors import UserFileError, add_debug_argument
 from clouds.config import ConfigError, load_config
 from clouds.utils.io import PROJECT_ROOT
 
@@ -102,7 +102,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="accepted as torch.distributed.launch passes it; the rank is read from LOCAL_RANK",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of known mistakes")
+    add_debug_argument(parser)
 
 
 def train_argument_parser() -> argparse.ArgumentParser:
