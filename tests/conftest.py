@@ -19,10 +19,18 @@ def _seed_everything() -> None:
     torch.manual_seed(0)
 
 
+# the project's loggers as the session found them, restored after every test (module- and
+# session-scoped fixtures that run a quickstart or training call setup_logging before any
+# function-scoped fixture could save their state)
+_BASELINE = {
+    name: (log.propagate, log.level, list(log.handlers))
+    for name, log in ((name, logging.getLogger(name)) for name in _LOGGER_NAMES)
+}
+
+
 @pytest.fixture(autouse=True)
 def _restore_loggers() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _LOGGER_NAMES]
-    saved = [(log.propagate, log.level, list(log.handlers)) for log in loggers]
     yield
-    for log, (propagate, level, handlers) in zip(loggers, saved, strict=True):
-        log.propagate, log.level, log.handlers = propagate, level, handlers
+    for name, (propagate, level, handlers) in _BASELINE.items():
+        log = logging.getLogger(name)
+        log.propagate, log.level, log.handlers = propagate, level, list(handlers)
