@@ -81,6 +81,7 @@ def _curves(output_dir: Path, stages: tuple[str, ...]) -> str | None:
             plotted = True
     if not plotted:
         return None
+    axes.set_title("Training loss of each quickstart stage")
     axes.set_xlabel("iteration (each stage from its own start)")
     axes.set_ylabel("training loss")
     axes.legend()
