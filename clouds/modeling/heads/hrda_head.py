@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from clouds.modeling.heads.base import DecodeHead, check_head
+from clouds.modeling.resize import bilinear
 
 __all__ = ["Box", "HRDAHead", "scale_box"]
 
@@ -30,10 +30,6 @@ def scale_box(box: Sequence[int], scale: float) -> Box:
     """Each coordinate of ``box`` divided by ``scale`` and truncated, as the original."""
     y1, y2, x1, x2 = box
     return int(y1 / scale), int(y2 / scale), int(x1 / scale), int(x2 / scale)
-
-
-def _resize(x: torch.Tensor, **kwargs: object) -> torch.Tensor:
-    return F.interpolate(x, mode="bilinear", align_corners=False, **kwargs)
 
 
 class HRDAHead(nn.Module):
@@ -104,7 +100,7 @@ class HRDAHead(nn.Module):
         context = self.head(context_features)
         detail_logits = detail if isinstance(detail, torch.Tensor) else self.head(detail)
         attention = torch.sigmoid(self.scale_attention(context_features))
-        attention = _resize(attention, size=context.shape[-2:])
+        attention = bilinear(attention, size=context.shape[-2:])
         stride = self.feature_stride * next(iter(context_features.values())).shape[-2]
         stride = stride / context.shape[-2]  # output stride s of the context head
         ratio = self.scales[1] / self.scales[0]
@@ -114,8 +110,8 @@ class HRDAHead(nn.Module):
             mask[..., y1:y2, x1:x2] = 1
             attention = attention * mask
         context = (1 - attention) * context
-        up_context = _resize(context, scale_factor=ratio)
-        attention = _resize(attention, scale_factor=ratio)
+        up_context = bilinear(context, scale_factor=ratio)
+        attention = bilinear(attention, scale_factor=ratio)
         if crop_box is not None:
             inserted = torch.zeros_like(up_context)
             y1, y2, x1, x2 = scale_box(crop_box, stride)

@@ -34,6 +34,7 @@ from clouds.modeling.heads.hrda_head import Box, HRDAHead
 from clouds.modeling.inference import InferenceSettings, LogitsFn, RefineFn, window_boxes
 from clouds.modeling.meta_arch.vfm_base import VFMSegmentorBase, build_vfm_backbone
 from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
+from clouds.modeling.resize import bilinear
 
 __all__ = ["HRDASegmentor", "random_crop_box"]
 
@@ -54,10 +55,6 @@ def random_crop_box(height: int, width: int, size: Sequence[int], divisible: int
     y1 = int(np.random.randint(0, max((margin_h + 1) // divisible, 1))) * divisible
     x1 = int(np.random.randint(0, max((margin_w + 1) // divisible, 1))) * divisible
     return y1, y1 + size[0], x1, x1 + size[1]
-
-
-def _resize(x: torch.Tensor, **kwargs: object) -> torch.Tensor:
-    return F.interpolate(x, mode="bilinear", align_corners=False, **kwargs)
 
 
 @META_ARCH_REGISTRY.register()
@@ -165,10 +162,10 @@ class HRDASegmentor(VFMSegmentorBase):
     # -------------------------------------------------------------------- training
     def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of logits (B, K, h, w) resized (bilinear) to labels (B, H, W)."""
-        return super()._ce(_resize(logits, size=labels.shape[-2:]), labels)
+        return super()._ce(bilinear(logits, size=labels.shape[-2:]), labels)
 
     def _scaled(self, images: torch.Tensor, scale: float) -> torch.Tensor:
-        return images if scale == 1 else _resize(images, scale_factor=scale)
+        return images if scale == 1 else bilinear(images, scale_factor=scale)
 
     def losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted HRDA losses of normalised images (B, 3, H, W) and labels (B, H, W)."""
@@ -217,7 +214,7 @@ class HRDASegmentor(VFMSegmentorBase):
             else:
                 detail_input = self.backbone(detail)
             logits = self.decode_head(context_features, detail_input)[0]
-        return _resize(logits, size=images.shape[-2:])
+        return bilinear(logits, size=images.shape[-2:])
 
     def window_logits(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Images (B, 3, h, w) of any size -> logits (B, K, *size): zero-padded to the size
@@ -225,7 +222,7 @@ class HRDASegmentor(VFMSegmentorBase):
         div = self.size_divisibility
         h, w = images.shape[-2:]
         logits = self.encode_decode(F.pad(images, (0, -w % div, 0, -h % div)))[..., :h, :w]
-        return logits if (h, w) == tuple(size) else _resize(logits, size=size)
+        return logits if (h, w) == tuple(size) else bilinear(logits, size=size)
 
     def prediction_fns(self) -> tuple[LogitsFn, RefineFn | None]:
         """Fused logits of windows; no refinement."""

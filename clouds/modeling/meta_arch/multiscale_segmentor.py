@@ -17,23 +17,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from clouds.config import CfgNode, ConfigError
 from clouds.modeling.heads.base import DecodeHead
 from clouds.modeling.inference import InferenceSettings, LogitsFn, RefineFn
-from clouds.modeling.meta_arch.vfm_base import build_vfm_backbone
+from clouds.modeling.meta_arch.vfm_base import build_vfm_backbone, half_size, unpadded_logits
 from clouds.modeling.meta_arch.vfm_segmentor import VFMSegmentor
 from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
+from clouds.modeling.resize import bilinear
 
 __all__ = ["MultiScaleSegmentor"]
 
 _TRAIN_CONTEXT_SCALE = 0.25  # half-size logits of the sub-crop region -> context
 _TEST_CONTEXT_SCALE = 0.125  # full-size logits of a window -> context
-
-
-def _bilinear(x: torch.Tensor, **size_or_scale: Any) -> torch.Tensor:
-    return F.interpolate(x, mode="bilinear", align_corners=False, **size_or_scale)
 
 
 @META_ARCH_REGISTRY.register()
@@ -74,17 +70,15 @@ class MultiScaleSegmentor(VFMSegmentor):
         height, width = images.shape[-2:]
         if height % 2 or width % 2:
             raise ValueError(f"multi-scale training needs even crop sizes, got {height}x{width}")
-        half_images = _bilinear(images, scale_factor=0.5)
-        half_labels = F.interpolate(labels[:, None].float(), scale_factor=0.5, mode="nearest")
-        half_labels = half_labels[:, 0].long()
+        half_images, half_labels = half_size(images, labels)
         half_features = self.backbone(half_images)
         y0, x0 = self.sample_sub_crop(height, width)
         size = self.sub_crop
         sub_features = self.backbone(images[..., y0 : y0 + size, x0 : x0 + size])
-        coarse = _bilinear(self.decode_head(half_features), size=half_labels.shape[-2:])
+        coarse = bilinear(self.decode_head(half_features), size=half_labels.shape[-2:])
         region = coarse.detach()[..., y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2]
-        context = _bilinear(region, scale_factor=_TRAIN_CONTEXT_SCALE)
-        refined = _bilinear(self.decode_head(sub_features, context), size=(size, size))
+        context = bilinear(region, scale_factor=_TRAIN_CONTEXT_SCALE)
+        refined = bilinear(self.decode_head(sub_features, context), size=(size, size))
         return {
             "loss_coarse": self._ce(coarse, half_labels),
             "loss_refine": self._ce(refined, labels[..., y0 : y0 + size, x0 : x0 + size]),
@@ -94,11 +88,9 @@ class MultiScaleSegmentor(VFMSegmentor):
         """Windows (B, 3, H, W) + coarse logits of the same regions (B, K, H, W) -> logits
         (B, K, H, W): the head with the context resized x0.125, resized back bilinearly."""
         padded, h, w = self._padded(images)
-        context = _bilinear(context, scale_factor=_TEST_CONTEXT_SCALE)
+        context = bilinear(context, scale_factor=_TEST_CONTEXT_SCALE)
         logits = self.decode_head(self.backbone(padded), context)
-        if padded.shape[-2:] != (h, w):
-            logits = _bilinear(logits, size=padded.shape[-2:])[..., :h, :w]
-        return _bilinear(logits, size=(h, w))
+        return unpadded_logits(logits, padded.shape[-2:], h, w)
 
     def prediction_fns(self) -> tuple[LogitsFn, RefineFn | None]:
         """The head without context, and with it (refinement)."""

@@ -22,8 +22,26 @@ from clouds.modeling.meta_arch.base import (
 )
 from clouds.modeling.meta_arch.image_list import pad_to_divisible
 from clouds.modeling.registry import BACKBONE_REGISTRY, registered_class
+from clouds.modeling.resize import bilinear
 
-__all__ = ["VFMSegmentorBase", "build_vfm_backbone"]
+__all__ = ["VFMSegmentorBase", "build_vfm_backbone", "half_size", "unpadded_logits"]
+
+
+def half_size(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The coarse branch's input of multi-scale training: images (B, 3, H, W) resized bilinearly
+    and labels (B, H, W) by nearest to half size."""
+    half_labels = F.interpolate(labels[:, None].float(), scale_factor=0.5, mode="nearest")
+    return bilinear(images, scale_factor=0.5), half_labels[:, 0].long()
+
+
+def unpadded_logits(
+    logits: torch.Tensor, padded_size: Sequence[int], h: int, w: int
+) -> torch.Tensor:
+    """Logits (B, K, h', w') of an input zero-padded from (h, w) to ``padded_size`` -> (B, K, h, w):
+    resized to the padded size and the padding cropped first when there is padding."""
+    if tuple(padded_size) != (h, w):
+        logits = bilinear(logits, size=padded_size)[..., :h, :w]
+    return bilinear(logits, size=(h, w))
 
 
 def _train_pad_size(cfg: CfgNode) -> tuple[int, int] | None:

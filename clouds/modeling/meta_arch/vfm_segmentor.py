@@ -38,16 +38,18 @@ from clouds.modeling.heads.base import DecodeHead, RefinementHead, check_head
 from clouds.modeling.heads.mask2former import Mask2FormerHead
 from clouds.modeling.heads.vfm_mask_head import VFMMaskHead
 from clouds.modeling.inference import REFINING_MODES, InferenceSettings, LogitsFn, RefineFn
-from clouds.modeling.meta_arch.vfm_base import VFMSegmentorBase, build_vfm_backbone
+from clouds.modeling.meta_arch.vfm_base import (
+    VFMSegmentorBase,
+    build_vfm_backbone,
+    half_size,
+    unpadded_logits,
+)
 from clouds.modeling.registry import META_ARCH_REGISTRY, VFM_HEAD_REGISTRY, registered_class
+from clouds.modeling.resize import bilinear
 
 __all__ = ["HEAD_TYPES", "VFMSegmentor"]
 
 HEAD_TYPES = ("light", "ms", "ms_masked", "mask_former", "mask2former")
-
-
-def _upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 @META_ARCH_REGISTRY.register()
@@ -157,7 +159,7 @@ class VFMSegmentor(VFMSegmentorBase):
             features = self.backbone(images)
             return self.decode_head.losses(features, labels, **self._head_inputs())
         if self.aux_decoder is None:
-            logits = _upsample(self.decode_head(self.backbone(images)), labels.shape[-2:])
+            logits = bilinear(self.decode_head(self.backbone(images)), size=labels.shape[-2:])
             return {"loss_sem_seg": self._ce(logits, labels)}
         return self._multi_scale_losses(images, labels)
 
@@ -177,7 +179,7 @@ class VFMSegmentor(VFMSegmentorBase):
         if padded.shape[-2:] == (h, w):
             return self.decode_head.logits_at(features, size, **self._head_inputs())
         logits = self.decode_head.logits_at(features, padded.shape[-2:], **self._head_inputs())
-        return _upsample(logits[..., :h, :w], size)
+        return bilinear(logits[..., :h, :w], size=size)
 
     def _head_inputs(self) -> dict[str, torch.Tensor]:
         """Rein's linked queries of this step (after the backbone's forward) for a decode head
@@ -196,9 +198,7 @@ class VFMSegmentor(VFMSegmentorBase):
         logits (B, K, H, W) (stride-16 outputs resized bilinearly)."""
         padded, h, w = self._padded(images)
         logits = self.aux_decoder(self.backbone(padded), context)
-        if padded.shape[-2:] != (h, w):
-            logits = _upsample(logits, padded.shape[-2:])[..., :h, :w]
-        return _upsample(logits, (h, w))
+        return unpadded_logits(logits, padded.shape[-2:], h, w)
 
     def prediction_fns(self) -> tuple[LogitsFn, RefineFn | None]:
         """The light head's logits; the refinement head's with an ``aux_decoder``."""
@@ -234,19 +234,17 @@ class VFMSegmentor(VFMSegmentorBase):
         refinement head with the detached half-size logits of its region. Images
         (B, 3, H, W), labels (B, H, W)."""
         height, width = images.shape[-2:]
-        half_images = F.interpolate(images, scale_factor=0.5, mode="bilinear", align_corners=False)
-        half_labels = F.interpolate(labels[:, None].float(), scale_factor=0.5, mode="nearest")
-        half_labels = half_labels[:, 0].long()
+        half_images, half_labels = half_size(images, labels)
         y0, x0 = self.sample_sub_crop(height, width)
         size = self.sub_crop
         sub_images = images[..., y0 : y0 + size, x0 : x0 + size]
         sub_labels = labels[..., y0 : y0 + size, x0 : x0 + size]
         half_features = self.backbone(half_images)
         sub_features = self.backbone(sub_images)
-        coarse = _upsample(self.decode_head(half_features), half_labels.shape[-2:])
+        coarse = bilinear(self.decode_head(half_features), size=half_labels.shape[-2:])
         context = coarse.detach()[..., y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2]
         refined = self.aux_decoder(sub_features, context, mask=self.aux_decoder.masks_tokens)
         return {
             "loss_coarse": self._ce(coarse, half_labels),
-            "loss_refine": self._ce(_upsample(refined, (size, size)), sub_labels),
+            "loss_refine": self._ce(bilinear(refined, size=(size, size)), sub_labels),
         }
