@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,17 @@ from clouds.utils.io import atomic_path
 if TYPE_CHECKING:
     from clouds.engine.quickstart import QuickstartContext
 
-__all__ = ["stage_table", "target_average", "write_quickstart_report"]
+__all__ = [
+    "PSEUDO_LABEL_HEADER",
+    "markdown_table",
+    "pseudo_label_rows",
+    "stage_table",
+    "target_average",
+    "write_quickstart_report",
+    "write_report_and_summary",
+]
+
+PSEUDO_LABEL_HEADER = ["dataset", "teacher", "SAM", "SAM coverage", "teacher on SAM's pixels"]
 
 _STAGE_TEXT = {
     "warmup": "tiny CLOUDS trained on toy GTA5 only (the source)",
@@ -58,7 +69,8 @@ def _fmt(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table of ``header`` and ``rows`` (cells already formatted)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
 
@@ -106,7 +118,7 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
         "## mIoU per stage (%)",
         "The target average is the mean over the toy target domains "
         f"({', '.join(TARGETS)}); the source gta5 is left out.",
-        _table(header, rows),
+        markdown_table(header, rows),
         "## What each stage is",
         *(f"- **{s}**: {_STAGE_TEXT[s]}." for s in TRAINED_STAGES),
         f"- **generate** (no model of its own): the toy text-to-image generator drew "
@@ -126,11 +138,6 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
     ]
     pseudo = ctx.pseudo_labels
     if pseudo:
-        rows = [
-            [name, *(f"{acc[k]:.1f}" for k in ("teacher", "sam", "sam_coverage",
-                                                "teacher_on_sam_pixels"))]
-            for name, acc in [*pseudo["datasets"].items(), ("**all**", pseudo["all"])]
-        ]  # fmt: skip
         parts += [
             "## Pseudo-labels on the toy targets: teacher vs SAM (pixel accuracy %)",
             "The warm-up model (the teacher joint training starts from) labels each target "
@@ -138,7 +145,7 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
             "(MODEL.CLOUDS.SAM.UNCOVERED says whether pixels no mask covers are ignored or "
             "keep the teacher's label). Accuracy counts the pixels a map labels; 'teacher on "
             "SAM's pixels' is the teacher's accuracy on the pixels the refined map keeps.",
-            _table(["dataset", "teacher", "SAM", "SAM coverage", "teacher on SAM's pixels"], rows),
+            markdown_table(PSEUDO_LABEL_HEADER, pseudo_label_rows(pseudo)),
             "image | ground truth | teacher | SAM-refined:",
             *(
                 " ".join(
@@ -162,15 +169,34 @@ def write_quickstart_report(ctx: QuickstartContext) -> Path:
         "## Per-stage evaluation reports",
         *(f"- {s}: [eval/{s}/report.md](eval/{s}/report.md)" for s in ctx.results),
     ]
-    report = out / "report.md"
+    return write_report_and_summary(ctx, parts)
+
+
+def pseudo_label_rows(pseudo: dict) -> list[list[str]]:
+    """Rows of :data:`PSEUDO_LABEL_HEADER`: each toy target's and all targets' pseudo-label
+    accuracies (%) of a quickstart's pseudo-label stage."""
+    keys = ("teacher", "sam", "sam_coverage", "teacher_on_sam_pixels")
+    return [
+        [name, *(f"{acc[k]:.1f}" for k in keys)]
+        for name, acc in [*pseudo["datasets"].items(), ("**all**", pseudo["all"])]
+    ]
+
+
+def write_report_and_summary(ctx: QuickstartContext, parts: Sequence[str]) -> Path:
+    """Write ``parts`` as ``ctx.output_dir/report.md`` and the stages' scores and pseudo-label
+    accuracies as ``quickstart_summary.json`` (both atomically); returns the report's path."""
+    from clouds.engine.quickstart import TARGETS
+
+    ctx.output_dir.mkdir(parents=True, exist_ok=True)
+    report = ctx.output_dir / "report.md"
     with atomic_path(report) as tmp:
         Path(tmp).write_text("\n\n".join(parts) + "\n")
     summary = {
         "seed": ctx.seed,
         "target_average": {s: target_average(m, TARGETS) for s, m in ctx.results.items()},
         "miou": {s: {k: v.get("mIoU") for k, v in m.items()} for s, m in ctx.results.items()},
-        "pseudo_labels": pseudo,
+        "pseudo_labels": ctx.pseudo_labels,
     }
-    with atomic_path(out / "quickstart_summary.json") as tmp:
+    with atomic_path(ctx.output_dir / "quickstart_summary.json") as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=1) + "\n")
     return report

@@ -16,7 +16,6 @@ Every stage resumes as the CLOUDS ones do.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +37,13 @@ from clouds.engine.quickstart import (
     stage_source_only,
     stage_warmup,
 )
-from clouds.engine.quickstart_report import stage_table, target_average
-from clouds.utils.io import atomic_path
+from clouds.engine.quickstart_report import (
+    PSEUDO_LABEL_HEADER,
+    markdown_table,
+    pseudo_label_rows,
+    stage_table,
+    write_report_and_summary,
+)
 
 __all__ = [
     "VFM_FOLDER",
@@ -91,11 +95,6 @@ class VfmQuickstartContext(QuickstartContext):
         return cls(output_dir=Path(quickstart_dir) / VFM_FOLDER, **kwargs)
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
-
-
 def _fmt(value: float | None) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.2f}"
 
@@ -116,7 +115,7 @@ def vfm_results_table(summaries: Sequence[dict[str, Any]]) -> str:
             ]
         )
     header = ["seed", "warm-up", "source only", "joint (teacher only)", "joint + SAM"]
-    return _markdown_table([*header, "pseudo-labels: teacher", "SAM"], rows)
+    return markdown_table([*header, "pseudo-labels: teacher", "SAM"], rows)
 
 
 def stage_vfm_report(ctx: QuickstartContext) -> None:
@@ -130,35 +129,17 @@ def stage_vfm_report(ctx: QuickstartContext) -> None:
         f"joint config {ctx.joint_config}.",
         "## mIoU per stage (%)",
         f"The target average is the mean over {', '.join(TARGETS)}; the source gta5 is left out.",
-        _markdown_table(header, rows),
+        markdown_table(header, rows),
         "## What each stage is",
         *(f"- **{s}**: {_STAGE_TEXT[s]}." for s in TRAINED_STAGES if s in ctx.results),
     ]
     pseudo = ctx.pseudo_labels
     if pseudo:
-        keys = ("teacher", "sam", "sam_coverage", "teacher_on_sam_pixels")
-        accuracy_rows = [
-            [name, *(f"{acc[k]:.1f}" for k in keys)]
-            for name, acc in [*pseudo["datasets"].items(), ("**all**", pseudo["all"])]
-        ]
         parts += [
             "## Pseudo-labels on the toy targets: warm-up teacher vs SAM (pixel accuracy %)",
-            _markdown_table(
-                ["dataset", "teacher", "SAM", "SAM coverage", "teacher on SAM's pixels"],
-                accuracy_rows,
-            ),
+            markdown_table(PSEUDO_LABEL_HEADER, pseudo_label_rows(pseudo)),
         ]
-    ctx.output_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(ctx.output_dir / "report.md") as tmp:
-        Path(tmp).write_text("\n\n".join(parts) + "\n")
-    summary = {
-        "seed": ctx.seed,
-        "target_average": {s: target_average(m, TARGETS) for s, m in ctx.results.items()},
-        "miou": {s: {k: v.get("mIoU") for k, v in m.items()} for s, m in ctx.results.items()},
-        "pseudo_labels": pseudo,
-    }
-    with atomic_path(ctx.output_dir / "quickstart_summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=1) + "\n")
+    write_report_and_summary(ctx, parts)
 
 
 def _clouds_data_stage(name: str, run: Any) -> Stage:
